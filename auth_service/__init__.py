@@ -1,0 +1,1 @@
+"""Auth service: logins, access and refresh tokens, signing keys and JWKS."""

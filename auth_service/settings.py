@@ -1,0 +1,12 @@
+"""Settings of the auth service (documented in config/auth_service.properties)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from libs import config
+
+
+class Settings(config.ServiceSettings):
+    service_name: ClassVar[str] = "auth_service"
+    default_http_port: ClassVar[int] = 8002

@@ -1,0 +1,1 @@
+"""Executor service: consumes dispatched jobs and runs them through the strategy registry."""

@@ -1,0 +1,12 @@
+"""Settings of the executor service (documented in config/executor_service.properties)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from libs import config
+
+
+class Settings(config.KafkaSettings):
+    service_name: ClassVar[str] = "executor_service"
+    default_http_port: ClassVar[int] = 8004

@@ -1,0 +1,1 @@
+"""Job service: the jobs API (create, read, change and observe jobs)."""

@@ -1,0 +1,182 @@
+"""Kafka producers, consumers, topics and the message envelope every service agrees on.
+
+Producers are idempotent with `acks="all"` (aiokafka's defaults are neither), so a retried send
+cannot duplicate or lose a message the broker acknowledged. Consumers commit offsets by hand,
+after the outcome of a message is stored, and start from the earliest offset of a new group.
+Clients are built from settings by the service's lifespan and started there; aiokafka's errors
+are translated here into `KafkaUnavailable` and `MalformedMessage`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from libs import kafka_protocol, log
+from libs.config import KafkaSettings
+
+ENVELOPE_VERSION = 1
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+
+
+class KafkaUnavailable(Exception):
+    """The broker could not be reached or refused a request."""
+
+
+class MalformedMessage(Exception):
+    """A consumed message is not an envelope this version understands."""
+
+
+class Envelope(BaseModel):
+    """Version 1 of the wrapper around every message on every topic.
+
+    `type` names the message (`job.dispatch`, ...) and `version` its payload's schema version;
+    payload models change only by adding optional fields, so a reader ignores what it does not
+    know. `id` is unique per message, so a consumer can recognise a redelivery.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    envelope: Literal[1] = ENVELOPE_VERSION
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str = Field(min_length=1, max_length=200)
+    version: int = Field(default=1, ge=1)
+    produced_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: str = Field(min_length=1, max_length=200)
+    payload: dict[str, Any]
+
+
+def encode(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def decode(raw: bytes | None) -> Envelope:
+    """Parse a message value; `MalformedMessage` says why it is not a usable envelope."""
+    if raw is None:
+        raise MalformedMessage("empty message")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage("not JSON") from exc
+    if not isinstance(document, dict):
+        raise MalformedMessage("not a JSON object")
+    if document.get("envelope") != ENVELOPE_VERSION:
+        raise MalformedMessage(f"unsupported envelope version {document.get('envelope')!r}")
+    try:
+        return Envelope.model_validate(document)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+        raise MalformedMessage(f"invalid envelope fields: {fields}") from exc
+
+
+def _connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": f"{settings.service_name}-{settings.node_id}",
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
+def create_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+    """An idempotent, `acks="all"` producer; the caller starts and stops it."""
+    kafka_protocol.install()
+    return AIOKafkaProducer(
+        **_connection_options(settings),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,  # a few ms of batching: scheduler batches publish many messages at once
+    )
+
+
+def create_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> AIOKafkaConsumer:
+    """A group member that commits offsets only when told to, reading new groups from the start."""
+    return AIOKafkaConsumer(
+        *topics,
+        **_connection_options(settings),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Start a client, translating connection failures; a failed start leaves nothing open."""
+    try:
+        await client.start()
+    except (KafkaError, OSError) as exc:
+        await client.stop()
+        raise KafkaUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope, key: str) -> None:
+    """Send one envelope and wait until the broker has acknowledged it."""
+    try:
+        await producer.send_and_wait(topic, encode(envelope), key=key.encode())
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}") from exc
+
+
+async def ping(producer: AIOKafkaProducer) -> None:
+    """Raise `KafkaUnavailable` unless a broker answers a metadata request."""
+    try:
+        await producer.client.fetch_all_metadata()
+    except (KafkaError, OSError) as exc:
+        raise KafkaUnavailable(type(exc).__name__) from exc
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the dispatch and dead-letter topics unless they exist.
+
+    An existing dispatch topic with fewer partitions than configured is kept (partitions are
+    never changed behind an operator's back) and reported in the log.
+    """
+    wanted = {
+        settings.kafka_dispatch_topic: settings.kafka_dispatch_partitions,
+        settings.kafka_dead_letter_topic: 1,
+    }
+    admin = AIOKafkaAdminClient(**_connection_options(settings))
+    try:
+        await admin.start()
+        replicas = settings.kafka_replication_factor
+        response = await admin.create_topics(
+            [NewTopic(name, count, replicas) for name, count in wanted.items()]
+        )
+        for topic, code, message in response.topic_errors:
+            if code == TOPIC_ALREADY_EXISTS:
+                continue
+            if code != 0:
+                raise KafkaUnavailable(f"cannot create topic {topic}: {message or code}")
+            log.get().info("topic_created", topic=topic, partitions=wanted[topic])
+        for description in await admin.describe_topics(list(wanted)):
+            present = len(description["partitions"])
+            if present < wanted[description["topic"]]:
+                log.get().warning(
+                    "topic_has_fewer_partitions",
+                    topic=description["topic"],
+                    partitions=present,
+                    configured=wanted[description["topic"]],
+                )
+    except (KafkaError, OSError) as exc:
+        raise KafkaUnavailable(f"cannot create topics: {type(exc).__name__}") from exc
+    finally:
+        await admin.close()

@@ -1,0 +1,56 @@
+"""Resources a service builds in its lifespan, each with the readiness check it contributes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from libs import db, kafka
+from libs.config import KafkaSettings, ServiceSettings
+from libs.web import Check
+
+Resource = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Check]]]
+
+
+@asynccontextmanager
+async def database(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[dict[str, Check]]:
+    """An engine and session factory on `app.state`; disposed when the block ends."""
+    engine = db.create_engine(
+        settings.database_url.get_secret_value(),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+        application_name=f"{settings.service_name}:{settings.node_id}"[:63],
+    )
+    app.state.engine = engine
+    app.state.sessions = db.session_factory(engine)
+    try:
+        yield {"database": partial(db.ping, engine)}
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def kafka_producer(app: FastAPI, settings: KafkaSettings) -> AsyncIterator[dict[str, Check]]:
+    """The service's topics, created if missing, and a started producer on `app.state`."""
+    await kafka.ensure_topics(settings)
+    producer = kafka.create_producer(settings)
+    await kafka.start(producer)
+    app.state.producer = producer
+    try:
+        yield {"kafka": partial(kafka.ping, producer)}
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def all_of(app: FastAPI, *parts: Resource) -> AsyncIterator[dict[str, Check]]:
+    """Enter `parts` in order and leave them in reverse; their checks are merged."""
+    async with AsyncExitStack() as stack:
+        checks: dict[str, Check] = {}
+        for part in parts:
+            checks.update(await stack.enter_async_context(part(app)))
+        yield checks

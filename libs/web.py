@@ -1,0 +1,181 @@
+"""What every service's HTTP side shares: `/healthz`, `/readyz`, `/metrics`, request ids,
+request logs and metrics, and problem-details errors.
+
+A service hands `create_app` a lifespan that builds its resources and yields its readiness
+checks (name -> coroutine that raises when the dependency is unusable). `/readyz` answers 200
+only while every check passes and the service is not shutting down, so a load balancer stops
+sending work before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs import log, problems
+from libs.config import ServiceSettings
+
+Check = Callable[[], Awaitable[None]]
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Check]]]
+
+CHECK_TIMEOUT_S = 2.0
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's request id is kept only if it is short and plain, so it cannot forge log lines.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class Metrics:
+    """One registry per app (not the process-global default), so tests and apps don't mix."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        info = Gauge(
+            "service_info", "Static facts about this process.", ["service", "node_id"],
+            registry=self.registry,
+        )  # fmt: skip
+        info.labels(settings.service_name, settings.node_id).set(1)
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests answered.", ["method", "route", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["method", "route"], registry=self.registry,
+        )  # fmt: skip
+
+
+class RequestContext:
+    """Binds a request id to the logs of a request, logs it and counts it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        log.clear_ids()
+        log.bind_ids(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"].append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(elapsed)
+            if scope["path"] not in OPERATIONAL_PATHS:
+                log.get().info(
+                    "http_request", method=scope["method"], route=route, status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )  # fmt: skip
+            log.clear_ids()
+
+
+async def _run_checks(checks: dict[str, Check]) -> dict[str, str]:
+    async def one(check: Check) -> str:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await check()
+        except TimeoutError:
+            return "timeout"
+        except Exception as exc:
+            return f"failed: {type(exc).__name__}"
+        return "ok"
+
+    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def _operational_routes() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request, response: Response) -> dict[str, Any]:
+        state = request.app.state
+        if state.draining or not state.started:
+            response.status_code = 503
+            return {"status": "draining" if state.draining else "starting", "checks": {}}
+        results = await _run_checks(state.checks)
+        ready = all(value == "ok" for value in results.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "not_ready", "checks": results}
+
+    @router.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        registry = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    lifespan: ServiceLifespan,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """A FastAPI app with the operational endpoints, error rendering and request context."""
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app) as checks:
+            app.state.checks = checks
+            app.state.started = True
+            log.get().info("service_started", port=settings.port)
+            try:
+                yield
+            finally:
+                app.state.draining = True
+                log.get().info("service_stopping")
+
+    app = FastAPI(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.metrics = Metrics(settings)
+    app.state.checks = {}
+    app.state.started = False
+    app.state.draining = False
+    problems.install(app)
+    app.include_router(_operational_routes())
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    return app
+

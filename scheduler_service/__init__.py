@@ -1,0 +1,1 @@
+"""Scheduler service: finds due jobs, claims them under row locks and publishes them."""

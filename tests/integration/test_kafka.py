@@ -1,0 +1,99 @@
+"""The Kafka helpers on a real broker: topics, an idempotent producer, a manual-commit consumer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from libs import config, kafka
+
+DEADLINE_S = 30
+
+
+class BrokerSettings(config.KafkaSettings):
+    service_name = "test_service"
+
+
+def settings_for(bootstrap: str, name: str, partitions: int = 3) -> BrokerSettings:
+    return BrokerSettings(
+        database_url="postgresql://unused@127.0.0.1/unused",
+        kafka_bootstrap_servers=bootstrap,
+        kafka_dispatch_topic=f"{name}.dispatch",
+        kafka_dead_letter_topic=f"{name}.dead-letter",
+        kafka_dispatch_partitions=partitions,
+    )
+
+
+async def test_ensure_topics_creates_both_topics_once(kafka_bootstrap_servers, unique_name):
+    settings = settings_for(kafka_bootstrap_servers, unique_name, partitions=4)
+
+    await kafka.ensure_topics(settings)
+    await kafka.ensure_topics(settings)  # a second start finds them and changes nothing
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = {
+            d["topic"]: len(d["partitions"])
+            for d in await admin.describe_topics(
+                [settings.kafka_dispatch_topic, settings.kafka_dead_letter_topic]
+            )
+        }
+    finally:
+        await admin.close()
+    assert described == {settings.kafka_dispatch_topic: 4, settings.kafka_dead_letter_topic: 1}
+
+
+async def test_envelope_round_trip_through_the_broker(kafka_bootstrap_servers, unique_name):
+    settings = settings_for(kafka_bootstrap_servers, unique_name)
+    await kafka.ensure_topics(settings)
+    producer = kafka.create_producer(settings)
+    await kafka.start(producer)
+    sent = [
+        kafka.Envelope(type="job.dispatch", producer="test", payload={"job_id": f"job-{i}", "n": i})
+        for i in range(5)
+    ]
+    try:
+        for envelope in sent:
+            await kafka.publish(producer, settings.kafka_dispatch_topic, envelope, key="job-1")
+        await kafka.ping(producer)
+    finally:
+        await producer.stop()
+
+    consumer = kafka.create_consumer(
+        settings, settings.kafka_dispatch_topic, group_id=f"{unique_name}-group"
+    )
+    await kafka.start(consumer)
+    try:
+        received = []
+        async with asyncio.timeout(DEADLINE_S):
+            while len(received) < len(sent):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    received.extend(records)
+        await consumer.commit()
+        partition = TopicPartition(settings.kafka_dispatch_topic, received[0].partition)
+        committed = await consumer.committed(partition)
+    finally:
+        await consumer.stop()
+
+    # One key, one partition, order kept; every envelope arrives whole, exactly once.
+    assert {r.partition for r in received} == {received[0].partition}
+    assert [kafka.decode(r.value) for r in received] == sent
+    assert all(r.key == b"job-1" for r in received)
+    assert committed == received[-1].offset + 1
+
+
+async def test_unreachable_broker_is_named(unique_name):
+    settings = settings_for("127.0.0.1:1", unique_name).model_copy(
+        update={"kafka_request_timeout_ms": 1000}
+    )
+    producer = kafka.create_producer(settings)
+    try:
+        await kafka.start(producer)
+    except kafka.KafkaUnavailable as exc:
+        assert "cannot connect to Kafka" in str(exc)
+    else:
+        raise AssertionError("a producer started without a broker")

@@ -1,0 +1,13 @@
+"""`python -m user_service`: run one process of the user service."""
+
+from libs import serve
+from user_service import api
+from user_service.settings import Settings
+
+
+def main() -> None:
+    serve.run(Settings, api.create_app)
+
+
+if __name__ == "__main__":
+    main()

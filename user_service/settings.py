@@ -1,0 +1,12 @@
+"""Settings of the user service (documented in config/user_service.properties)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from libs import config
+
+
+class Settings(config.ServiceSettings):
+    service_name: ClassVar[str] = "user_service"
+    default_http_port: ClassVar[int] = 8001
