@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: up test venv migrate lint bench clean
+.PHONY: up test venv lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,6 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
-
-migrate: $(STAMP)
-	$(VENV)/bin/schedctl migrate
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -78,6 +78,14 @@ def normalise_key(key: str) -> str:
 
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|u|.|$)", re.DOTALL)
+# The properties format's whitespace (Java's): not Python's wider `str.isspace`, so a value may
+# start with, say, a no-break space.
+_WHITESPACE = " \t\f"
+# Only these end a line; `str.splitlines` would also split at \x0b, \x0c, \x1c-\x1e, \x85,
+# \u2028 and \u2029, which may stand in a value, and would shift every later line number.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# The key ends at the first `=` or `:` not escaped by a backslash (itself possibly escaped).
+_KEY = re.compile(r"((?:\\.|[^\\=:])*)[=:]", re.DOTALL)
 
 
 def _unescape(raw: str, where: str) -> str:
@@ -89,7 +97,11 @@ def _unescape(raw: str, where: str) -> str:
             raise ConfigError(f"{where}: malformed \\u escape, expected four hex digits")
         return _ESCAPES.get(code, code)
 
-    return _ESCAPE.sub(replace, raw)
+    text = _ESCAPE.sub(replace, raw)
+    try:  # `\ud83d\ude00` is one character written as its UTF-16 surrogate pair, as in Java
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: malformed \\u escape, unpaired surrogate") from None
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -97,11 +109,11 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     result: list[tuple[int, str]] = []
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.lstrip() if pending else raw
+    for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
+        line = raw.lstrip(_WHITESPACE) if pending else raw
         if not pending:
             start = number
-            stripped = line.strip()
+            stripped = line.lstrip(_WHITESPACE)
             if not stripped or stripped[0] in "#!":
                 continue
         trailing = len(line) - len(line.rstrip("\\"))
@@ -116,24 +128,24 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return result
 
 
-_SEPARATOR = re.compile(r"(?<!\\)[=:]")
-
-
 def parse_properties(text: str, path: Path) -> dict[str, Entry]:
     """Parse Java-style properties: `key=value` or `key: value`, `#`/`!` comments, `\\` escapes
-    and continuation lines. A line with no separator or an empty key is a `ConfigError`."""
+    and continuation lines. A line with no separator or an empty key is a `ConfigError`.
+
+    As in Java, whitespace around the key and before the value is dropped, but whitespace at the
+    end of the value is part of it."""
     entries: dict[str, Entry] = {}
     for number, line in _logical_lines(text):
         where = f"{path}:{number}"
-        match = _SEPARATOR.search(line)
+        match = _KEY.match(line)
         if match is None:
             raise ConfigError(f"{where}: malformed line, expected 'key=value'")
-        key = _unescape(line[: match.start()].strip(), where)
+        key = _unescape(match.group(1).strip(_WHITESPACE), where)
         if not key:
             raise ConfigError(f"{where}: malformed line, the key is empty")
         if "\x00" in line:
             raise ConfigError(f"{where}: malformed line, NUL byte")
-        value = _unescape(line[match.end() :].strip(), where)
+        value = _unescape(line[match.end() :].lstrip(_WHITESPACE), where)
         entries[normalise_key(key)] = Entry(value=value, path=path, line=number)
     return entries
 
@@ -175,7 +187,8 @@ def read_properties(
     merged: dict[str, Entry] = {}
     for item in files:
         try:
-            text = item.path.read_text(encoding="utf-8")
+            # utf-8-sig: a byte-order mark some editors write must not become part of a key
+            text = item.path.read_text(encoding="utf-8-sig")
         except FileNotFoundError as exc:
             if item.optional:
                 continue
@@ -261,9 +274,13 @@ class ServiceSettings(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def _provenance(field: str, entries: Mapping[str, Entry]) -> str:
-    if any(name.lower() == field for name in os.environ):
-        return f"environment variable {field.upper()}"
+def _provenance(field: str, entries: Mapping[str, Entry], overrides: Mapping[str, Any]) -> str:
+    """Where the value of `field` came from, highest source first (as pydantic-settings reads)."""
+    if field in overrides:
+        return "argument to load()"
+    for name in os.environ:
+        if name.lower() == field:
+            return f"environment variable {name}"
     if field in entries:
         return entries[field].where
     return "default"
@@ -289,7 +306,7 @@ def load(settings_cls: type[S], **overrides: Any) -> S:
                     f"properties file or the environment variable {field.upper()})"
                 )
             else:
-                where = _provenance(field, entries)
+                where = _provenance(field, entries, overrides)
                 problems.append(f"invalid setting '{field}' ({where}): {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
     finally:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 PR_SET_PDEATHSIG = 1
@@ -87,10 +87,19 @@ def spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
-        user=user,
         start_new_session=True,
+        **_identity(user),
         preexec_fn=lambda: _die_with_parent(death_signal),
     )
+
+
+def _identity(user: str | None) -> dict[str, Any]:
+    """Run as `user` with its own group and no others: keeping root's groups would put the
+    child in root's group class, locked out of folders that only `other` may traverse."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout_s: float) -> int | None:
@@ -201,8 +210,8 @@ class EmbeddedPostgres:
                 "--locale=C",
             ],
             capture_output=True,
-            user=self.user,
             check=False,
+            **_identity(self.user),
         )
         if result.returncode != 0:
             detail = result.stderr.decode(errors="replace").strip().splitlines()[-1:]

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from libs import migrate
 from schedctl import embedded
 
 
@@ -87,8 +88,6 @@ async def _drop_database(server_url: str, name: str) -> None:
 async def template_database(postgres_server_url: str) -> AsyncIterator[str]:
     """A database migrated to head once per session, cloned for each test."""
     name = await _create_database(postgres_server_url)
-    from libs import migrate
-
     await asyncio.to_thread(migrate.upgrade, _database_url(postgres_server_url, name))
     try:
         yield name

@@ -1,0 +1,161 @@
+"""The platform's enumerations and the two state machines (jobs and executions).
+
+The values are what the database stores (CHECK constraints list them) and what the API shows.
+Lifecycle states are upper case, as SQL reads them (`status = 'SCHEDULED'`); identity values
+(roles, signing-key states) are lower case, as tokens and JWKS carry them.
+
+The transition tables are data so that repositories can build guarded updates from them:
+
+    UPDATE jobs SET status = :target ... WHERE id = :id AND status = ANY(:sources) RETURNING ...
+
+with `sources = states.job_sources(JobStatus.PAUSED)`. Zero rows back is an answer (the job was
+not in a state that allows the move), never silently ignored. Staying in a state (for example a
+SCHEDULED job whose `next_run_at` moves) is an update, not a transition, and is not in the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class ExecutionStatus(StrEnum):
+    DISPATCHED = "DISPATCHED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    LOST = "LOST"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+class SigningKeyStatus(StrEnum):
+    # The one key that signs new tokens (a partial unique index keeps it at most one).
+    ACTIVE = "active"
+    # No longer signs, still published in the JWKS until every token it signed has expired.
+    PREVIOUS = "previous"
+    # Neither signs nor is published; kept for the record.
+    RETIRED = "retired"
+
+
+_J = JobStatus
+JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    _J.SCHEDULED: frozenset(
+        {
+            # A scheduler claims the due occurrence.
+            _J.RUNNING,
+            # Requests through the API.
+            _J.PAUSED,
+            _J.CANCELLED,
+            # The misfire policy may skip an occurrence that is late beyond its grace without
+            # running it; when the schedule has no further occurrence the job ends there:
+            # COMPLETED when skipping is what the policy asks for, FAILED when it asks to fail.
+            # An update whose new schedule has no future occurrence also completes the job.
+            _J.COMPLETED,
+            _J.FAILED,
+        }
+    ),
+    _J.RUNNING: frozenset(
+        {
+            # Recurring job with a next occurrence, a retry at its backoff time, a dispatch
+            # handed back because publishing failed, or lease recovery of a lost occurrence.
+            _J.SCHEDULED,
+            # The last occurrence ended: succeeded, or failed for good (permanent or exhausted).
+            _J.COMPLETED,
+            _J.FAILED,
+            # Pause and cancel are honoured while an occurrence runs: a user stopping a runaway
+            # job must not have to wait for it. The running occurrence is not interrupted; its
+            # outcome is still recorded on its execution row, but the executor's job update is
+            # guarded on `status = 'RUNNING' AND lease_version = :token`, so it finds zero rows
+            # and the job keeps the state the user asked for (no rescheduling, no retry).
+            _J.PAUSED,
+            _J.CANCELLED,
+        }
+    ),
+    _J.PAUSED: frozenset(
+        {
+            # Resume with a freshly computed `next_run_at`.
+            _J.SCHEDULED,
+            # Resume of a job whose schedule has no occurrence left (its end passed meanwhile).
+            _J.COMPLETED,
+            _J.CANCELLED,
+        }
+    ),
+    # Terminal: a finished or cancelled job is never revived (run-now, resume and update are
+    # refused); create a new job instead. This keeps history and dead letters unambiguous.
+    _J.COMPLETED: frozenset(),
+    _J.FAILED: frozenset(),
+    _J.CANCELLED: frozenset(),
+}
+
+_E = ExecutionStatus
+EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    _E.DISPATCHED: frozenset(
+        {
+            # The executor's claim (`... WHERE status = 'DISPATCHED'`); a duplicate delivery
+            # finds zero rows and is skipped.
+            _E.RUNNING,
+            # Never started: lost in the broker or by a crashed executor (lease recovery), or
+            # handed back because publishing failed.
+            _E.LOST,
+        }
+    ),
+    _E.RUNNING: frozenset(
+        {
+            _E.SUCCEEDED,
+            _E.FAILED,
+            _E.TIMED_OUT,
+            # The executor running it died or stalled past its lease (lease recovery).
+            _E.LOST,
+        }
+    ),
+    # Terminal: an execution row is the record of one attempt; a retry is a new row with the
+    # next `attempt` (the unique key is `(job_id, scheduled_for, attempt)`).
+    _E.SUCCEEDED: frozenset(),
+    _E.FAILED: frozenset(),
+    _E.TIMED_OUT: frozenset(),
+    _E.LOST: frozenset(),
+}
+
+JOB_TERMINAL: frozenset[JobStatus] = frozenset(s for s, t in JOB_TRANSITIONS.items() if not t)
+EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
+    s for s, t in EXECUTION_TRANSITIONS.items() if not t
+)
+
+
+def can_transition(
+    current: JobStatus | ExecutionStatus, target: JobStatus | ExecutionStatus
+) -> bool:
+    """Whether a job (or an execution) may move from `current` to `target`.
+
+    Both must belong to the same enumeration: they are not compared as plain strings, because the
+    two machines share names (RUNNING, FAILED) with different rules. Raises `TypeError` otherwise.
+    """
+    if isinstance(current, JobStatus) and isinstance(target, JobStatus):
+        return target in JOB_TRANSITIONS[current]
+    if isinstance(current, ExecutionStatus) and isinstance(target, ExecutionStatus):
+        return target in EXECUTION_TRANSITIONS[current]
+    raise TypeError(f"not two states of one machine: {current!r} -> {target!r}")
+
+
+def job_sources(target: JobStatus) -> frozenset[JobStatus]:
+    """The job states from which `target` may be reached (for `status = ANY(:sources)`)."""
+    return frozenset(s for s, allowed in JOB_TRANSITIONS.items() if target in allowed)
+
+
+def execution_sources(target: ExecutionStatus) -> frozenset[ExecutionStatus]:
+    """The execution states from which `target` may be reached."""
+    return frozenset(s for s, allowed in EXECUTION_TRANSITIONS.items() if target in allowed)

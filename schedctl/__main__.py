@@ -1,0 +1,3 @@
+from schedctl.cli import app
+
+app()

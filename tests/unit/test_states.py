@@ -1,0 +1,113 @@
+"""Every pair of states, against the transitions the design allows (written out here on purpose,
+not derived from `libs.states`, so a change to the table must be made twice and seen)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from libs import states
+from libs.states import ExecutionStatus as E
+from libs.states import JobStatus as J
+
+ALLOWED_JOB_MOVES = {
+    (J.SCHEDULED, J.RUNNING),
+    (J.SCHEDULED, J.PAUSED),
+    (J.SCHEDULED, J.CANCELLED),
+    (J.SCHEDULED, J.COMPLETED),
+    (J.SCHEDULED, J.FAILED),
+    (J.RUNNING, J.SCHEDULED),
+    (J.RUNNING, J.COMPLETED),
+    (J.RUNNING, J.FAILED),
+    (J.RUNNING, J.PAUSED),
+    (J.RUNNING, J.CANCELLED),
+    (J.PAUSED, J.SCHEDULED),
+    (J.PAUSED, J.COMPLETED),
+    (J.PAUSED, J.CANCELLED),
+}
+
+ALLOWED_EXECUTION_MOVES = {
+    (E.DISPATCHED, E.RUNNING),
+    (E.DISPATCHED, E.LOST),
+    (E.RUNNING, E.SUCCEEDED),
+    (E.RUNNING, E.FAILED),
+    (E.RUNNING, E.TIMED_OUT),
+    (E.RUNNING, E.LOST),
+}
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    list(itertools.product(J, J)),
+    ids=lambda s: str(s),
+)
+def test_job_transition(current: J, target: J) -> None:
+    assert states.can_transition(current, target) is ((current, target) in ALLOWED_JOB_MOVES)
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    list(itertools.product(E, E)),
+    ids=lambda s: str(s),
+)
+def test_execution_transition(current: E, target: E) -> None:
+    expected = (current, target) in ALLOWED_EXECUTION_MOVES
+    assert states.can_transition(current, target) is expected
+
+
+def test_tables_cover_every_state() -> None:
+    assert set(states.JOB_TRANSITIONS) == set(J)
+    assert set(states.EXECUTION_TRANSITIONS) == set(E)
+
+
+def test_terminal_states() -> None:
+    assert {J.COMPLETED, J.FAILED, J.CANCELLED} == states.JOB_TERMINAL
+    assert {E.SUCCEEDED, E.FAILED, E.TIMED_OUT, E.LOST} == states.EXECUTION_TERMINAL
+
+
+@pytest.mark.parametrize("target", list(J), ids=str)
+def test_job_sources_are_the_inverse_of_the_table(target: J) -> None:
+    assert states.job_sources(target) == {s for s, t in ALLOWED_JOB_MOVES if t == target}
+
+
+@pytest.mark.parametrize("target", list(E), ids=str)
+def test_execution_sources_are_the_inverse_of_the_table(target: E) -> None:
+    expected = {s for s, t in ALLOWED_EXECUTION_MOVES if t == target}
+    assert states.execution_sources(target) == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        # Same names, different machines: equal as strings, still refused.
+        (J.RUNNING, E.SUCCEEDED),
+        (E.RUNNING, J.COMPLETED),
+        ("RUNNING", J.COMPLETED),
+    ],
+)
+def test_states_of_different_machines_are_refused(current: object, target: object) -> None:
+    with pytest.raises(TypeError):
+        states.can_transition(current, target)  # type: ignore[arg-type]
+
+
+def test_stored_values() -> None:
+    # The database CHECK constraints and the API depend on these exact strings.
+    assert [s.value for s in J] == [
+        "SCHEDULED",
+        "RUNNING",
+        "PAUSED",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    ]
+    assert [s.value for s in E] == [
+        "DISPATCHED",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "TIMED_OUT",
+        "LOST",
+    ]
+    assert [s.value for s in states.Role] == ["user", "admin"]
+    assert [s.value for s in states.SigningKeyStatus] == ["active", "previous", "retired"]
