@@ -1,0 +1,165 @@
+"""`schedctl up` as a user runs it: every part starts and answers, and Ctrl-C or SIGTERM stops
+all of it; a part that cannot start is named and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from schedctl import embedded
+
+START_DEADLINE_S = 90
+STOP_DEADLINE_S = 60
+SERVICES = ("user_service", "auth_service", "job_service", "scheduler_service", "executor_service")
+SETTINGS_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION", "DATABASE_URL",
+                      "KAFKA_BOOTSTRAP_SERVERS", "HTTP_PORT", "HTTP_HOST")  # fmt: skip
+
+
+class Up:
+    """A `schedctl up` process whose output is read line by line as it comes."""
+
+    def __init__(
+        self, data_dir: Path, ports: dict[str, int], extra_env: dict[str, str] | None = None
+    ):
+        env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+        env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
+        env["DATA_DIR"] = str(data_dir)
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "schedctl", "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, deadline_s: float) -> None:
+        deadline = time.monotonic() + deadline_s
+        while not any(text in line for line in self.seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self.proc.poll() is not None and self.lines.empty()):
+                stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""
+                pytest.fail(f"no line {text!r}; output: {self.seen}; stderr: {stderr}")
+            try:
+                self.seen.append(self.lines.get(timeout=min(remaining, 0.5)))
+            except queue.Empty:
+                continue
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(STOP_DEADLINE_S)
+
+
+def still_running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def free_ports() -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for name in ("postgres", "broker", *SERVICES):
+        port = embedded.free_port()
+        while port in ports.values():
+            port = embedded.free_port()
+        ports[name] = port
+    return ports
+
+
+def test_up_runs_every_service_until_a_signal_and_keeps_data_across_restarts(tmp_path):
+    ports = free_ports()
+
+    first = Up(tmp_path, ports)
+    try:
+        first.wait_for_line("Press Ctrl-C to stop.", START_DEADLINE_S)
+        for service in SERVICES:
+            answer = httpx.get(f"http://127.0.0.1:{ports[service]}/readyz", timeout=5)
+            assert answer.status_code == 200, (service, answer.text)
+            assert answer.json()["status"] == "ready"
+            assert all(v == "ok" for v in answer.json()["checks"].values())
+            assert "http_requests_total" in httpx.get(
+                f"http://127.0.0.1:{ports[service]}/metrics", timeout=5
+            ).text
+        output = "\n".join(first.seen)
+        assert "password: " in output
+        assert f"http://127.0.0.1:{ports['job_service']}" in output
+        started = first.descendants()
+        # PostgreSQL (with its workers), the broker and the five services.
+        assert len(started) >= 7
+    finally:
+        code = first.stop(signal.SIGINT)
+    assert code == 0
+    assert still_running(started) == []
+
+    second = Up(tmp_path, ports)
+    try:
+        second.wait_for_line("Press Ctrl-C to stop.", START_DEADLINE_S)
+        output = "\n".join(second.seen)
+        # The admin created by the first run is still in the database.
+        assert "An admin account exists already" in output
+        assert "password: " not in output
+        started = second.descendants()
+    finally:
+        code = second.stop(signal.SIGTERM)
+    assert code == 0
+    assert still_running(started) == []
+
+
+def test_a_taken_port_is_named_before_anything_starts(tmp_path):
+    ports = free_ports()
+    with embedded.socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["job_service"]))
+        blocker.listen()
+        up = Up(tmp_path, ports)
+        code = up.proc.wait(STOP_DEADLINE_S)
+        stderr = up.proc.stderr.read()
+    assert code == 1
+    assert f"job service (job_service): port {ports['job_service']} is already in use" in stderr
+    assert not (tmp_path / "postgres").exists()
+
+
+def test_a_service_that_fails_to_start_is_named_and_everything_started_is_stopped(tmp_path):
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    # A typo in the executor's own file stops the executor at start.
+    (config_dir / "executor_service.properties").write_text("kafka.dispatch.partitons=3\n")
+    ports = free_ports()
+    up = Up(tmp_path / "data", ports, {"CONFIG_LOCATION": str(config_dir)})
+    seen: list[psutil.Process] = []
+    deadline = time.monotonic() + START_DEADLINE_S
+    while up.proc.poll() is None and time.monotonic() < deadline:
+        seen.extend(p for p in up.descendants() if p.pid not in {s.pid for s in seen})
+        time.sleep(0.05)
+    code = up.proc.wait(STOP_DEADLINE_S)
+    stderr = up.proc.stderr.read()
+    assert code == 1
+    assert "executor (executor_service) exited with code 2 while starting" in stderr
+    assert "unknown setting 'kafka_dispatch_partitons'" in stderr
+    assert seen, "the platform failed before starting anything"
+    assert still_running(seen) == []
