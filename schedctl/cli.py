@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from libs import config, migrate
 from schedctl import platform
@@ -40,13 +43,24 @@ def up() -> None:
     raise typer.Exit(platform.up(_settings()))
 
 
+def _run_migration(step: Callable[[str, str], None], revision: str) -> None:
+    url = _database_url()
+    try:
+        step(url, revision)
+        reached = migrate.current(url)
+    except (OSError, SQLAlchemyError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        print(f"schedctl: migration of {shown} failed: {exc.__class__.__name__}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"database at revision {reached or 'base'}")
+
+
 @app.command("migrate")
 def migrate_up(
     revision: str = typer.Option("head", help="The revision to upgrade to."),
 ) -> None:
     """Apply the schema migrations to the database named by DATABASE_URL."""
-    migrate.upgrade(_database_url(), revision)
-    print(f"database at revision {migrate.current(_database_url())}")
+    _run_migration(migrate.upgrade, revision)
 
 
 @app.command("downgrade")
@@ -54,8 +68,7 @@ def migrate_down(
     revision: str = typer.Argument(help="The revision to go back to, or 'base'."),
 ) -> None:
     """Revert the schema migrations down to REVISION."""
-    migrate.downgrade(_database_url(), revision)
-    print(f"database at revision {migrate.current(_database_url())}")
+    _run_migration(migrate.downgrade, revision)
 
 
 if __name__ == "__main__":
