@@ -28,11 +28,20 @@ class DatabaseUnavailable(Exception):
 
 
 def async_url(url: str) -> str:
-    """Return `url` (libpq style, `postgresql://...`) with the asyncpg driver named in it."""
+    """Return `url` (libpq style, `postgresql://...`) with the asyncpg driver named in it.
+
+    libpq's `sslmode` becomes asyncpg's `ssl`, which takes the same modes (`disable` ...
+    `verify-full`), so a URL that works with psql works here.
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
         raise ValueError("the database URL must name a PostgreSQL database (postgresql://...)")
-    return parsed.set(drivername=ASYNC_DRIVER).render_as_string(hide_password=False)
+    query = dict(parsed.query)
+    if "sslmode" in query:
+        query.setdefault("ssl", query.pop("sslmode"))
+    return (
+        parsed.set(drivername=ASYNC_DRIVER, query=query).render_as_string(hide_password=False)
+    )
 
 
 def create_engine(

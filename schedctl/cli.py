@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from libs import config, migrate
 from schedctl import platform
+from user_service import bootstrap
 
 app = typer.Typer(
     help="Run and operate the scheduling platform.", no_args_is_help=True, add_completion=False
@@ -69,6 +71,27 @@ def migrate_down(
 ) -> None:
     """Revert the schema migrations down to REVISION."""
     _run_migration(migrate.downgrade, revision)
+
+
+@app.command("create-admin")
+def create_admin(
+    email: str = typer.Option(..., help="Email of the admin account."),
+) -> None:
+    """Create the first admin account, unless one exists, and print its generated password once.
+
+    For deployments: `schedctl up` does this by itself on the local platform.
+    """
+    url = _database_url()
+    try:
+        password = asyncio.run(bootstrap.ensure_first_admin(url, email))
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"schedctl: cannot create the admin: {exc.__class__.__name__}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if password is None:
+        print("An admin account exists already; nothing was changed.")
+        return
+    print(f"Admin account created (the password is shown only now):\n  email:    {email}")
+    print(f"  password: {password}")
 
 
 if __name__ == "__main__":

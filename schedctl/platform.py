@@ -47,13 +47,15 @@ class PlatformSettings(config.ServiceSettings):
     kafka_bootstrap_servers: str | None = None
 
     data_dir: Path = Path(".local")
-    postgres_port: int = Field(default=54329, ge=1, le=65535)
-    broker_port: int = Field(default=19092, ge=1, le=65535)
-    job_service_port: int = Field(default=8000, ge=1, le=65535)
-    user_service_port: int = Field(default=8001, ge=1, le=65535)
-    auth_service_port: int = Field(default=8002, ge=1, le=65535)
-    scheduler_service_port: int = Field(default=8003, ge=1, le=65535)
-    executor_service_port: int = Field(default=8004, ge=1, le=65535)
+    # Named so that no orchestrator's service-link variable (`POSTGRES_PORT=tcp://...`,
+    # `JOB_SERVICE_PORT=tcp://...`) can be read as one of them.
+    embedded_postgres_port: int = Field(default=54329, ge=1, le=65535)
+    embedded_broker_port: int = Field(default=19092, ge=1, le=65535)
+    job_service_http_port: int = Field(default=8000, ge=1, le=65535)
+    user_service_http_port: int = Field(default=8001, ge=1, le=65535)
+    auth_service_http_port: int = Field(default=8002, ge=1, le=65535)
+    scheduler_service_http_port: int = Field(default=8003, ge=1, le=65535)
+    executor_service_http_port: int = Field(default=8004, ge=1, le=65535)
     admin_email: str = "admin@example.com"
     ready_timeout_s: float = Field(default=90.0, gt=0)
 
@@ -107,14 +109,14 @@ class Platform:
         print(message, file=self.out, flush=True)
 
     def port_of(self, service: Service) -> int:
-        return getattr(self.settings, f"{service.package}_port")
+        return getattr(self.settings, f"{service.package}_http_port")
 
     def _check_ports(self) -> None:
         wanted = {f"{s.title} ({s.package})": self.port_of(s) for s in SERVICES}
         if self.settings.database_url is None:
-            wanted["embedded PostgreSQL"] = self.settings.postgres_port
+            wanted["embedded PostgreSQL"] = self.settings.embedded_postgres_port
         if self.settings.kafka_bootstrap_servers is None:
-            wanted["embedded Kafka broker"] = self.settings.broker_port
+            wanted["embedded Kafka broker"] = self.settings.embedded_broker_port
         seen: dict[int, str] = {}
         for part, port in wanted.items():
             if port in seen:
@@ -128,7 +130,7 @@ class Platform:
             return self.settings.database_url.get_secret_value()
         server = embedded.EmbeddedPostgres(
             self.data_dir / "postgres",
-            self.settings.postgres_port,
+            self.settings.embedded_postgres_port,
             log_path=self.logs / "postgres.log",
         )
         self.stack.callback(server.stop)
@@ -140,7 +142,7 @@ class Platform:
         if self.settings.kafka_bootstrap_servers is not None:
             return self.settings.kafka_bootstrap_servers
         broker = embedded.EmbeddedBroker(
-            self.settings.broker_port, log_path=self.logs / "broker.log"
+            self.settings.embedded_broker_port, log_path=self.logs / "broker.log"
         )
         self.stack.callback(broker.stop)
         broker.start()

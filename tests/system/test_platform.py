@@ -21,6 +21,11 @@ from schedctl import embedded
 START_DEADLINE_S = 90
 STOP_DEADLINE_S = 60
 SERVICES = ("user_service", "auth_service", "job_service", "scheduler_service", "executor_service")
+PORT_SETTINGS = {
+    "postgres": "EMBEDDED_POSTGRES_PORT",
+    "broker": "EMBEDDED_BROKER_PORT",
+    **{service: f"{service.upper()}_HTTP_PORT" for service in SERVICES},
+}
 SETTINGS_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION", "DATABASE_URL",
                       "KAFKA_BOOTSTRAP_SERVERS", "HTTP_PORT", "HTTP_HOST")  # fmt: skip
 
@@ -32,7 +37,7 @@ class Up:
         self, data_dir: Path, ports: dict[str, int], extra_env: dict[str, str] | None = None
     ):
         env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-        env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
+        env.update({f"{PORT_SETTINGS[name]}": str(port) for name, port in ports.items()})
         env["DATA_DIR"] = str(data_dir)
         env.update(extra_env or {})
         self.proc = subprocess.Popen(

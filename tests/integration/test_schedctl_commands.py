@@ -1,10 +1,13 @@
-"""`schedctl migrate` and `schedctl downgrade` on a real database."""
+"""`schedctl migrate`, `downgrade` and `create-admin` on a real database."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 from typer.testing import CliRunner
 
-from libs import migrate
+from libs import migrate, passwords
 from schedctl import embedded
 from schedctl.cli import app
 
@@ -38,3 +41,33 @@ def test_a_missing_database_url_is_named(monkeypatch):
     result = CliRunner().invoke(app, ["migrate"])
     assert result.exit_code == 2
     assert "missing required setting 'database_url'" in result.output
+
+
+def test_create_admin_once_then_leaves_it(database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["create-admin", "--email", "Ops@Example.com"])
+    second = runner.invoke(app, ["create-admin", "--email", "other@example.com"])
+
+    assert first.exit_code == 0, first.output
+    assert "password: " in first.output
+    assert second.exit_code == 0, second.output
+    assert "exists already" in second.output
+    assert "password: " not in second.output
+    admins = asyncio.run(_admins(database_url))
+    assert [email for email, _ in admins] == ["ops@example.com"]
+    # Stored as an argon2id hash, never as the password printed.
+    password = first.output.split("password: ")[1].split()[0]
+    assert admins[0][1].startswith("$argon2id$")
+    assert password not in admins[0][1]
+    assert passwords.new_hasher().verify(password, admins[0][1])
+
+
+async def _admins(database_url: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT email, password_hash FROM users WHERE role = 'admin'")
+    finally:
+        await conn.close()
+    return [(row["email"], row["password_hash"]) for row in rows]
