@@ -24,9 +24,9 @@ from user_service.settings import Settings as UserSettings
 SERVICE_CLASSES = (UserSettings, AuthSettings, JobSettings, SchedulerSettings, ExecutorSettings)
 DATABASE = "postgresql://app@localhost:5432/app"
 # Made-up secrets, for the tests that they are never shown.
-SECRET_URL = "postgresql://u:S3cretValue@h/db"  # noqa: S105
+SECRET_URL = "postgresql://u:S3cretValue@h/db"
 TOKEN = "T0ken-" + "x" * 40  # long enough for DemoSettings.demo_token
-SHORT_TOKEN = "Sh0rtT0kenValue"  # noqa: S105 (shorter than demo_token's minimum)
+SHORT_TOKEN = "Sh0rtT0kenValue"  # shorter than demo_token's minimum
 
 
 class DemoSettings(config.ServiceSettings):

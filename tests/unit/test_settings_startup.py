@@ -13,7 +13,7 @@ import pytest
 from job_service.settings import Settings as JobSettings
 from libs import serve
 
-SECRET = "S3cretValue"  # noqa: S105 (made up, for the test that it is never shown)
+SECRET = "S3cretValue"  # made up, for the test that it is never shown
 SECRET_URL = f"postgresql://u:{SECRET}@h/db"
 
 
