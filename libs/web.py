@@ -19,7 +19,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -40,6 +39,9 @@ REQUEST_ID_HEADER = "x-request-id"
 # A caller's request id is kept only if it is short and plain, so it cannot forge log lines.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# What `generate_latest` writes: the classic text format 0.0.4, which every scraper reads.
+# Not prometheus_client's CONTENT_TYPE_LATEST, which names version 1.0.0 since 0.22.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
@@ -75,7 +77,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        # fullmatch: `match` with `$` would accept a trailing newline ("abc\n").
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         log.clear_ids()
         log.bind_ids(request_id=request_id)
         status = 500
@@ -140,9 +143,21 @@ def _operational_routes() -> APIRouter:
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:
         registry = request.app.state.metrics.registry
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=METRICS_CONTENT_TYPE)
 
     return router
+
+
+class _ServiceApp(FastAPI):
+    """Puts `RequestContext` outside every middleware, Starlette's error middleware included.
+
+    Added with `add_middleware`, it would sit inside that middleware, which renders the 500 of
+    an unexpected exception: the 500 would go out without the request id header, and the
+    `request_failed` line would be logged after the ids were cleared.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestContext(super().build_middleware_stack(), self.state.metrics)
 
 
 def create_app(
@@ -166,7 +181,7 @@ def create_app(
                 app.state.draining = True
                 log.get().info("service_stopping")
 
-    app = FastAPI(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
+    app = _ServiceApp(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.metrics = Metrics(settings)
     app.state.checks = {}
@@ -176,6 +191,5 @@ def create_app(
     app.include_router(_operational_routes())
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app
 

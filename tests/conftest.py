@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -32,16 +35,34 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# Hypothesis's per-example deadline fails tests on a busy shared machine for no fault of theirs.
+hypothesis.settings.register_profile("scheduler", deadline=None)
+hypothesis.settings.load_profile("scheduler")
+
+
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def servers_dir() -> Iterator[Path]:
+    """Data and logs of the embedded servers. Not under pytest's tmp_path: pytest deletes old
+    numbered folders there, which would pull a data folder from under a concurrent run."""
+    path = Path(tempfile.mkdtemp(prefix="scheduler-tests-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(servers_dir: Path) -> Iterator[str]:
     """The URL of a PostgreSQL server's maintenance database."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return
-    root = tmp_path_factory.mktemp("postgres")
     server = embedded.EmbeddedPostgres(
-        root / "data", embedded.free_port(), log_path=root / "postgres.log", for_tests=True
+        servers_dir / "postgres",
+        embedded.free_port(),
+        log_path=servers_dir / "postgres.log",
+        for_tests=True,
     )
     server.start()
     try:
@@ -51,13 +72,12 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap_servers(servers_dir: Path) -> Iterator[str]:
     external = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
         return
-    root = tmp_path_factory.mktemp("broker")
-    broker = embedded.EmbeddedBroker(embedded.free_port(), log_path=root / "broker.log")
+    broker = embedded.EmbeddedBroker(embedded.free_port(), log_path=servers_dir / "broker.log")
     broker.start()
     try:
         yield broker.bootstrap_servers
