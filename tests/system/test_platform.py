@@ -168,3 +168,32 @@ def test_a_service_that_fails_to_start_is_named_and_everything_started_is_stoppe
     assert "unknown setting 'kafka_dispatch_partitons'" in stderr
     assert seen, "the platform failed before starting anything"
     assert still_running(seen) == []
+
+
+def test_up_uses_external_postgres_and_kafka_when_configured(
+    tmp_path, empty_database_url, kafka_bootstrap_servers
+):
+    ports = free_ports()
+    up = Up(
+        tmp_path,
+        ports,
+        {"DATABASE_URL": empty_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers},
+    )
+    try:
+        up.wait_for_line("Press Ctrl-C to stop.", START_DEADLINE_S)
+        output = "\n".join(up.seen)
+        for service in SERVICES:
+            answer = httpx.get(f"http://127.0.0.1:{ports[service]}/readyz", timeout=5)
+            assert answer.status_code == 200, (service, answer.text)
+        started = up.descendants()
+        modules = sorted(p.cmdline()[-1] for p in started if "-m" in p.cmdline())
+    finally:
+        code = up.stop(signal.SIGINT)
+    assert code == 0
+    assert f"{kafka_bootstrap_servers}  (external)" in output
+    assert "(external)" in output.split("PostgreSQL", 1)[1].splitlines()[0]
+    # Nothing embedded was started: only the five services ran under schedctl.
+    assert not (tmp_path / "postgres").exists()
+    assert modules == sorted(SERVICES)
+    assert len(started) == len(SERVICES)
+    assert still_running(started) == []
