@@ -9,4 +9,4 @@ from libs import config
 
 class Settings(config.ServiceSettings):
     service_name: ClassVar[str] = "auth_service"
-    default_http_port: ClassVar[int] = 8002
+    http_port: config.Port = 8002

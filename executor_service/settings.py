@@ -9,4 +9,4 @@ from libs import config
 
 class Settings(config.KafkaSettings):
     service_name: ClassVar[str] = "executor_service"
-    default_http_port: ClassVar[int] = 8004
+    http_port: config.Port = 8004

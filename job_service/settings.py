@@ -9,4 +9,4 @@ from libs import config
 
 class Settings(config.ServiceSettings):
     service_name: ClassVar[str] = "job_service"
-    default_http_port: ClassVar[int] = 8000
+    http_port: config.Port = 8000

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
@@ -39,6 +39,7 @@ SHARED_FILES = ("service.properties", "secrets.properties")
 TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 
 S = TypeVar("S", bound="ServiceSettings")
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 # pydantic-settings builds its sources inside the settings class; `load` hands them the
 # entries of the files it read through this variable, for the duration of one construction.
@@ -233,11 +234,10 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
 
     service_name: ClassVar[str] = "service"
-    default_http_port: ClassVar[int] = 8000
 
     node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=200)
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=0, ge=0, le=65535)  # 0: the class's default_http_port
+    http_port: Port = 8000  # each service sets its own default
     environment: Literal["production", "development"] = "production"
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -258,10 +258,6 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _PropertiesSource(settings_cls, _ENTRIES.get()))
-
-    @property
-    def port(self) -> int:
-        return self.http_port or self.default_http_port
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:

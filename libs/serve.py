@@ -39,7 +39,7 @@ def run(settings_cls: type[S], build_app: Callable[[S], FastAPI]) -> None:
         uvicorn.Config(
             build_app(settings),
             host=settings.http_host,
-            port=settings.port,
+            port=settings.http_port,
             log_config=None,  # logging is ours (libs.log)
             access_log=False,  # requests are logged by libs.web with their ids
             lifespan="on",

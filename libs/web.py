@@ -174,7 +174,7 @@ def create_app(
         async with lifespan(app) as checks:
             app.state.checks = checks
             app.state.started = True
-            log.get().info("service_started", port=settings.port)
+            log.get().info("service_started", port=settings.http_port)
             try:
                 yield
             finally:

@@ -31,7 +31,7 @@ SHORT_TOKEN = "Sh0rtT0kenValue"  # shorter than demo_token's minimum
 
 class DemoSettings(config.ServiceSettings):
     service_name: ClassVar[str] = "demo_service"
-    default_http_port: ClassVar[int] = 8099
+    http_port: config.Port = 8099
 
     demo_token: SecretStr = Field(default=SecretStr("d" * 32), min_length=32)
     demo_greeting: str = "hello"
@@ -127,7 +127,7 @@ def test_defaults_apply_when_nothing_sets_a_setting(env_database: None) -> None:
     loaded = config.load(DemoSettings)
 
     assert loaded.database_url.get_secret_value() == DATABASE
-    assert (loaded.http_port, loaded.port) == (0, 8099)
+    assert loaded.http_port == 8099
     assert (loaded.log_level, loaded.environment, loaded.resolved_log_format) == (
         "INFO",
         "production",
@@ -168,7 +168,7 @@ def test_folder_does_not_read_another_services_file(
     write(tmp_path / "other_service.properties", "http.port=1234\nnot a pair\nbogus.key=1\n")
     locate(monkeypatch, tmp_path)
 
-    assert config.load(DemoSettings).http_port == 0
+    assert config.load(DemoSettings).http_port == 8099
 
 
 def test_location_is_a_comma_separated_list_with_spaces(
@@ -674,8 +674,7 @@ def test_example_config_loads_for_every_service_with_defaults(
     loaded = config.load(settings_cls)
 
     # The examples document the defaults: loading them changes nothing but the explicit port.
-    assert loaded.port == settings_cls.default_http_port == loaded.http_port
-    ignored = {"node_id", "http_port"}
+    ignored = {"node_id"}
     assert loaded.model_dump(exclude=ignored) == baseline.model_dump(exclude=ignored)
 
 
