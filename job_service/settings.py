@@ -7,6 +7,6 @@ from typing import ClassVar
 from libs import config
 
 
-class Settings(config.ServiceSettings):
+class Settings(config.ApiSettings):
     service_name: ClassVar[str] = "job_service"
     http_port: config.Port = 8000

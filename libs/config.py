@@ -309,6 +309,20 @@ def load(settings_cls: type[S], **overrides: Any) -> S:
         _ENTRIES.reset(token)
 
 
+class ApiSettings(ServiceSettings):
+    """Settings of a service that serves an API to authenticated clients (and of the auth
+    service, which issues the tokens: issuer, audience and algorithm must agree everywhere)."""
+
+    auth_issuer: str = Field(default="http://127.0.0.1:8002", min_length=1)
+    auth_audience: str = Field(default="scheduler", min_length=1)
+    auth_algorithm: Literal["ES256", "RS256"] = "ES256"
+    auth_jwks_url: str = "http://127.0.0.1:8002/.well-known/jwks.json"
+    auth_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # How often, at most, an unknown `kid` may make this service refetch the JWKS.
+    auth_jwks_refresh_min_interval_s: float = Field(default=10.0, ge=0)
+    auth_jwks_max_age_s: float = Field(default=300.0, gt=0)
+
+
 class KafkaSettings(ServiceSettings):
     """Settings of a service that produces to or consumes from Kafka."""
 

@@ -89,7 +89,6 @@ class User(Base):
         # refuses a row that was not, instead of letting "A@x" and "a@x" both exist.
         CheckConstraint("email = lower(email)", name="email_lower_case"),
         CheckConstraint(_one_of("role", Role), name="role"),
-        CheckConstraint("failed_login_count >= 0", name="failed_login_count_non_negative"),
     )
 
     id: Mapped[UuidPk]
@@ -101,8 +100,6 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     # Tokens issued before this instant are refused after a password change.
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    failed_login_count: Mapped[int] = mapped_column(server_default=text("0"))
-    locked_until: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -314,6 +311,26 @@ class DeadLetter(Base):
     # The payload as it was when the job was given up on (the job may change later).
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[CreatedAt]
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key (`account:<email>` or `address:<ip>`) in a fixed window.
+
+    Keyed by the email as typed (normalised), not by user id, so that an address that does not
+    belong to any account is throttled exactly like one that does: the answer reveals nothing.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures_non_negative"),)
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(server_default=text("0"))
+    window_started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    locked_until: Mapped[datetime | None]
+    # Indexed for the purge of stale rows.
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), onupdate=func.now(), index=True
+    )
 
 
 class Node(Base):

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 
+import httpx
 from fastapi import FastAPI
 
-from libs import db, kafka
-from libs.config import KafkaSettings, ServiceSettings
+from libs import db, kafka, tokens
+from libs.config import ApiSettings, KafkaSettings, ServiceSettings
 from libs.web import Check
+
+JWKS_TIMEOUT_S = 5.0
 
 Resource = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Check]]]
 
@@ -44,6 +47,30 @@ async def kafka_producer(app: FastAPI, settings: KafkaSettings) -> AsyncIterator
         yield {"kafka": partial(kafka.ping, producer)}
     finally:
         await producer.stop()
+
+
+@asynccontextmanager
+async def token_verifier(app: FastAPI, settings: ApiSettings) -> AsyncIterator[dict[str, Check]]:
+    """A verifier of access tokens on `app.state.verifier`, keys fetched from the JWKS URL.
+
+    Contributes no readiness check: a service whose auth service is briefly away still serves
+    requests whose tokens it can verify with the keys it has.
+    """
+    async with httpx.AsyncClient(timeout=JWKS_TIMEOUT_S, follow_redirects=False) as client:
+        keys = tokens.KeyCache(
+            tokens.http_jwks(client, settings.auth_jwks_url),
+            algorithm=settings.auth_algorithm,
+            max_age_s=settings.auth_jwks_max_age_s,
+            refresh_min_interval_s=settings.auth_jwks_refresh_min_interval_s,
+        )
+        app.state.verifier = tokens.Verifier(
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            algorithm=settings.auth_algorithm,
+            keys=keys,
+            leeway_s=settings.auth_leeway_s,
+        )
+        yield {}
 
 
 @asynccontextmanager

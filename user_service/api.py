@@ -14,5 +14,9 @@ def create_app(settings: Settings) -> FastAPI:
     return web.create_app(
         settings,
         title="User service",
-        lifespan=partial(resources.database, settings=settings),
+        lifespan=lambda app: resources.all_of(
+            app,
+            partial(resources.database, settings=settings),
+            partial(resources.token_verifier, settings=settings),
+        ),
     )

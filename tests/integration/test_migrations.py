@@ -29,7 +29,9 @@ APPLICATION_TABLES = {
     "executions",
     "dead_letters",
     "nodes",
+    "login_throttles",
 }
+LATEST_REVISION = "0002"
 
 
 @asynccontextmanager
@@ -179,13 +181,27 @@ async def test_downgrade_to_base_removes_everything_and_upgrade_works_again(
 
 
 async def test_current_reports_none_then_head(empty_database_url: str) -> None:
-    assert migrate.head() == "0001"
+    assert migrate.head() == LATEST_REVISION
     assert await asyncio.to_thread(migrate.current, empty_database_url) is None
     # Reading the revision does not create Alembic's table.
     assert await _tables(empty_database_url) == set()
 
     await asyncio.to_thread(migrate.upgrade, empty_database_url)
-    assert await asyncio.to_thread(migrate.current, empty_database_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_database_url) == LATEST_REVISION
+
+
+async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
+    empty_database_url: str,
+) -> None:
+    revisions = ["0001", "0002"]
+    for revision in revisions:
+        await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)
+        assert await asyncio.to_thread(migrate.current, empty_database_url) == revision
+    for previous in reversed([None, *revisions[:-1]]):
+        await asyncio.to_thread(migrate.downgrade, empty_database_url, previous or "base")
+        assert await asyncio.to_thread(migrate.current, empty_database_url) == previous
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+    assert await asyncio.to_thread(migrate.current, empty_database_url) == LATEST_REVISION
 
 
 def test_the_functions_refuse_to_block_an_event_loop(empty_database_url: str) -> None:
