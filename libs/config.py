@@ -242,6 +242,8 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_s: float = Field(default=20.0, gt=0)
+    # Larger request bodies are refused with 413 before they are read into memory.
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1_024)
 
     database_url: SecretStr
     database_pool_size: int = Field(default=10, ge=1, le=200)

@@ -107,6 +107,53 @@ class RequestContext:
             log.clear_ids()
 
 
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, by their Content-Length or, without
+    one, as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.response(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"the request body exceeds {self.max_bytes} bytes",
+            instance=scope["path"],
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
 async def _run_checks(checks: dict[str, Check]) -> dict[str, str]:
     async def one(check: Check) -> str:
         try:
@@ -157,7 +204,8 @@ class _ServiceApp(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestContext(super().build_middleware_stack(), self.state.metrics)
+        limited = BodyLimit(super().build_middleware_stack(), self.state.max_body_bytes)
+        return RequestContext(limited, self.state.metrics)
 
 
 def create_app(
@@ -183,6 +231,7 @@ def create_app(
 
     app = _ServiceApp(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
     app.state.settings = settings
+    app.state.max_body_bytes = settings.http_max_body_bytes
     app.state.metrics = Metrics(settings)
     app.state.checks = {}
     app.state.started = False
