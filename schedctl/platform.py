@@ -11,8 +11,10 @@ crash, a timeout) is named, with the end of its log, and everything started is s
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -148,7 +150,19 @@ class Platform:
         broker.start()
         return broker.bootstrap_servers
 
+    def _key_encryption_key(self) -> str:
+        """The local platform's key for signing keys at rest: made once, kept in the data
+        folder, readable by its owner only."""
+        path = self.data_dir / "secrets" / "signing-key-encryption-key"
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(base64.b64encode(secrets.token_bytes(32)).decode())
+        return path.read_text().strip()
+
     def _start_service(self, service: Service, database_url: str, bootstrap_servers: str) -> None:
+        auth_url = f"http://127.0.0.1:{self.settings.auth_service_http_port}"
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -157,7 +171,11 @@ class Platform:
             "HTTP_PORT": str(self.port_of(service)),
             "ENVIRONMENT": "development",
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json"),
+            "AUTH_ISSUER": auth_url,
+            "AUTH_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
         }
+        if service.package == "auth_service":  # the only holder of private keys
+            env["SIGNING_KEY_ENCRYPTION_KEY"] = self._key_encryption_key()
         log = (self.logs / f"{service.package}.log").open("ab")
         try:
             proc = embedded.spawn([sys.executable, "-m", service.package], log=log, env=env)
