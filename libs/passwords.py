@@ -43,7 +43,9 @@ class Hasher:
         self._dummy = self._hash.hash("not a password of anyone")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        if self._waiting >= self._max_waiting:
+        # Only a caller that would have to wait counts against `max_waiting`: with
+        # `max_waiting=0` a free slot is still taken, and only a queue is refused.
+        if self._slots.locked() and self._waiting >= self._max_waiting:
             raise HasherBusy
         self._waiting += 1
         try:

@@ -35,9 +35,15 @@ def run(settings_cls: type[S], build_app: Callable[[S], FastAPI]) -> None:
         level=settings.log_level,
     )
     log.get().info("configuration_loaded", settings=settings.describe())
+    try:
+        # A service may refuse a combination of settings that each are valid on their own.
+        app = build_app(settings)
+    except config.ConfigError as exc:
+        print(f"{settings_cls.service_name}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(settings),
+            app,
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,  # logging is ours (libs.log)
