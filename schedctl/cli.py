@@ -10,9 +10,13 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+import auth_service.settings
+from auth_service import errors as auth_errors
+from auth_service import keys as auth_keys
 from libs import config, migrate
 from schedctl import platform
 from user_service import bootstrap
+from user_service import errors as user_errors
 
 app = typer.Typer(
     help="Run and operate the scheduling platform.", no_args_is_help=True, add_completion=False
@@ -87,11 +91,43 @@ def create_admin(
     except (OSError, SQLAlchemyError) as exc:
         print(f"schedctl: cannot create the admin: {exc.__class__.__name__}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except user_errors.EmailUnavailable:
+        print(f"schedctl: {email} belongs to an existing account; choose another", file=sys.stderr)
+        raise typer.Exit(1) from None
     if password is None:
         print("An admin account exists already; nothing was changed.")
         return
     print(f"Admin account created (the password is shown only now):\n  email:    {email}")
     print(f"  password: {password}")
+
+
+@app.command("rotate-signing-key")
+def rotate_signing_key(
+    force: bool = typer.Option(
+        False, "--force", help="Retire the previous key even if tokens it signed may be live."
+    ),
+) -> None:
+    """Make a new signing key active; the active one becomes previous, the previous one retired.
+
+    Reads the auth service's settings (algorithm, encryption key, database). Running copies of
+    the auth service start signing with the new key within `active.key.reload.s`.
+    """
+    try:
+        settings = config.load(auth_service.settings.Settings)
+        rotation = asyncio.run(auth_keys.rotate(settings, force=force))
+    except config.ConfigError as exc:
+        print(f"schedctl: configuration error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except (auth_errors.SigningKeyUnavailable, auth_errors.RotationTooSoon) as exc:
+        print(f"schedctl: cannot rotate the signing key: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"schedctl: cannot rotate the signing key: {exc.__class__.__name__}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"active signing key:   {rotation.active}")
+    print(f"previous signing key: {rotation.previous or '(none)'}")
+    for kid in rotation.retired:
+        print(f"retired signing key:  {kid}")
 
 
 if __name__ == "__main__":

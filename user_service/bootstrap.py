@@ -6,7 +6,7 @@ import secrets
 
 from libs import db, passwords
 from libs.states import Role
-from user_service import repository
+from user_service import emails, repository
 
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 bits
 
@@ -19,13 +19,13 @@ async def ensure_first_admin(database_url: str, email: str) -> str | None:
     engine = db.create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         async with db.unit_of_work(db.session_factory(engine)) as session:
-            await repository.lock_first_admin(session)
+            await repository.lock_admins(session)
             if await repository.admin_exists(session):
                 return None
             password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
             await repository.create_user(
                 session,
-                email=email,
+                email=emails.normalise(email),
                 password_hash=passwords.new_hasher().hash(password),
                 display_name="Administrator",
                 role=Role.ADMIN,

@@ -1,39 +1,252 @@
-"""Every query of the user service."""
+"""Every query of the user service.
+
+State changes are guarded updates (`UPDATE ... WHERE id = :id AND <guard> RETURNING`): None
+back means the guard did not hold, and the caller names the reason. Nothing here commits; the
+request that holds the session does.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select, text
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, exists, func, insert, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from libs import models
 from libs.states import Role
+from user_service import cursors, errors
 
-# Serializes first-admin creation across processes (an arbitrary, fixed advisory-lock key).
-FIRST_ADMIN_LOCK = 0x5C_AD_01
+# Serializes changes to the set of active admins across processes (an arbitrary, fixed
+# advisory-lock key): the first admin's creation, and every demotion, disabling and role check
+# of an acting admin, so two admins cannot remove each other at the same instant.
+ADMINS_LOCK = 0x5C_AD_01
+EMAIL_UNIQUE = "uq_users_email"
+UNIQUE_VIOLATION = "23505"
+
+User = models.User
+ServiceAccount = models.ServiceAccount
+RefreshToken = models.RefreshToken
+# Re-read what an UPDATE ... RETURNING gives back even if the session holds the row already.
+_FRESH = {"populate_existing": True}
 
 
-async def lock_first_admin(session: AsyncSession) -> None:
-    """Hold a transaction-scoped lock so two bootstraps cannot both create an admin."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FIRST_ADMIN_LOCK})
+# --- Users -------------------------------------------------------------------------------------
+
+
+async def lock_admins(session: AsyncSession) -> None:
+    """Hold, until the transaction ends, the lock every change to the set of admins takes."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMINS_LOCK})
 
 
 async def admin_exists(session: AsyncSession) -> bool:
-    return bool(await session.scalar(select(exists().where(models.User.role == Role.ADMIN))))
+    return bool(await session.scalar(select(exists().where(User.role == Role.ADMIN))))
 
 
 async def create_user(
     session: AsyncSession, *, email: str, password_hash: str, display_name: str, role: Role
 ) -> models.User:
-    user = models.User(
-        email=normalise_email(email),
-        password_hash=password_hash,
-        display_name=display_name,
-        role=role,
+    """Insert a user whose `email` is already normalised.
+
+    Raises `errors.EmailUnavailable` when the address is taken: the unique constraint decides,
+    so two concurrent registrations of one address cannot both succeed.
+    """
+    statement = (
+        insert(User)
+        .values(email=email, password_hash=password_hash, display_name=display_name, role=role)
+        .returning(User)
     )
-    session.add(user)
-    await session.flush()
-    return user
+    try:
+        return (await session.scalars(statement)).one()
+    except IntegrityError as exc:
+        if _violated_constraint(exc) == EMAIL_UNIQUE:
+            raise errors.EmailUnavailable from exc
+        raise
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    """The unique constraint `exc` reports, from asyncpg's error under SQLAlchemy's."""
+    if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+        return None
+    return getattr(exc.orig.__cause__, "constraint_name", None)
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> models.User | None:
+    return await session.get(User, user_id, populate_existing=True)
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    after: cursors.Position | None,
+    email_prefix: str | None,
+    limit: int,
+) -> Sequence[models.User]:
+    """Users in `(created_at, id)` order, after `after`, whose email starts with the prefix."""
+    statement = select(User).order_by(User.created_at, User.id).limit(limit)
+    if after is not None:
+        statement = statement.where(tuple_(User.created_at, User.id) > tuple_(*after))
+    if email_prefix:
+        statement = statement.where(User.email.startswith(email_prefix, autoescape=True))
+    return (await session.scalars(statement)).all()
+
+
+async def update_display_name(
+    session: AsyncSession, user_id: uuid.UUID, display_name: str
+) -> models.User | None:
+    """None when the user does not exist or is disabled."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.disabled_at.is_(None))
+        .values(display_name=display_name)
+        .returning(User)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def replace_password(
+    session: AsyncSession, user_id: uuid.UUID, *, old_hash: str, new_hash: str
+) -> models.User | None:
+    """Store `new_hash` if the stored hash is still `old_hash` (the one the caller verified
+    against) and the user is enabled; None otherwise."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash, User.disabled_at.is_(None))
+        .values(password_hash=new_hash, password_changed_at=func.now())
+        .returning(User)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+def _keeps_an_active_admin(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Guard for a change that takes `user_id` out of the active admins: it is not one, or
+    another remains."""
+    other = aliased(User)
+    another_admin = exists().where(
+        other.role == Role.ADMIN, other.disabled_at.is_(None), other.id != user_id
+    )
+    return (User.role != Role.ADMIN) | User.disabled_at.is_not(None) | another_admin
+
+
+async def set_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> models.User | None:
+    """None when the user does not exist, or is the last active admin and `role` is not admin."""
+    statement = update(User).where(User.id == user_id).values(role=role).returning(User)
+    if role != Role.ADMIN:
+        statement = statement.where(_keeps_an_active_admin(user_id))
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def disable_user(session: AsyncSession, user_id: uuid.UUID) -> models.User | None:
+    """Disable the user (keeping the first instant if already disabled). None when the user
+    does not exist or is the last active admin."""
+    statement = (
+        update(User)
+        .where(User.id == user_id, _keeps_an_active_admin(user_id))
+        .values(disabled_at=func.coalesce(User.disabled_at, func.now()))
+        .returning(User)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def enable_user(session: AsyncSession, user_id: uuid.UUID) -> models.User | None:
+    statement = update(User).where(User.id == user_id).values(disabled_at=None).returning(User)
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+# --- Refresh tokens ----------------------------------------------------------------------------
+
+
+async def revoke_user_refresh_tokens(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Revoke every live refresh token of the user; how many were."""
+    return await _revoke(session, RefreshToken.user_id == user_id)
+
+
+async def revoke_service_account_refresh_tokens(
+    session: AsyncSession, account_id: uuid.UUID
+) -> int:
+    return await _revoke(session, RefreshToken.service_account_id == account_id)
+
+
+async def _revoke(session: AsyncSession, whose: ColumnElement[bool]) -> int:
+    statement = (
+        update(RefreshToken)
+        .where(whose, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(RefreshToken.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len((await session.scalars(statement)).all())
+
+
+# --- Service accounts --------------------------------------------------------------------------
+
+
+async def create_service_account(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    name: str,
+    secret_hash: str,
+    scopes: list[str],
+    created_by: uuid.UUID | None,
+) -> models.ServiceAccount:
+    statement = (
+        insert(ServiceAccount)
+        .values(
+            client_id=client_id,
+            name=name,
+            secret_hash=secret_hash,
+            scopes=scopes,
+            created_by=created_by,
+        )
+        .returning(ServiceAccount)
+    )
+    return (await session.scalars(statement)).one()
+
+
+async def get_service_account(
+    session: AsyncSession, account_id: uuid.UUID
+) -> models.ServiceAccount | None:
+    return await session.get(ServiceAccount, account_id, populate_existing=True)
+
+
+async def list_service_accounts(
+    session: AsyncSession, *, after: cursors.Position | None, limit: int
+) -> Sequence[models.ServiceAccount]:
+    statement = (
+        select(ServiceAccount).order_by(ServiceAccount.created_at, ServiceAccount.id).limit(limit)
+    )
+    if after is not None:
+        statement = statement.where(
+            tuple_(ServiceAccount.created_at, ServiceAccount.id) > tuple_(*after)
+        )
+    return (await session.scalars(statement)).all()
+
+
+async def replace_service_account_secret(
+    session: AsyncSession, account_id: uuid.UUID, secret_hash: str
+) -> models.ServiceAccount | None:
+    """Store the new secret's digest; the old secret stops matching at once."""
+    statement = (
+        update(ServiceAccount)
+        .where(ServiceAccount.id == account_id)
+        .values(secret_hash=secret_hash, secret_rotated_at=func.now())
+        .returning(ServiceAccount)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def set_service_account_disabled(
+    session: AsyncSession, account_id: uuid.UUID, *, disabled: bool
+) -> models.ServiceAccount | None:
+    """Disable (keeping the first instant if already disabled) or enable; None if absent."""
+    disabled_at = func.coalesce(ServiceAccount.disabled_at, func.now()) if disabled else None
+    statement = (
+        update(ServiceAccount)
+        .where(ServiceAccount.id == account_id)
+        .values(disabled_at=disabled_at)
+        .returning(ServiceAccount)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)

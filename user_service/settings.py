@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from libs import config
 
 
 class Settings(config.ApiSettings):
     service_name: ClassVar[str] = "user_service"
     http_port: config.Port = 8001
+
+    # Password hashes (argon2id, 19 MiB each) computed at once by this process; registrations
+    # and password changes beyond these wait for a slot.
+    max_concurrent_hashes: int = Field(default=2, ge=1, le=64)
+    # Requests allowed to wait for a hashing slot; beyond these, 503 with Retry-After at once.
+    max_waiting_hashes: int = Field(default=64, ge=1, le=10_000)

@@ -71,3 +71,24 @@ async def _admins(database_url: str) -> list[tuple[str, str]]:
     finally:
         await conn.close()
     return [(row["email"], row["password_hash"]) for row in rows]
+
+
+def test_create_admin_refuses_an_email_of_an_existing_user(database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    asyncio.run(_insert_user(database_url, "taken@example.com"))
+
+    result = CliRunner().invoke(app, ["create-admin", "--email", "taken@example.com"])
+
+    assert result.exit_code == 1
+    assert "belongs to an existing account" in result.output
+    assert asyncio.run(_admins(database_url)) == []
+
+
+async def _insert_user(database_url: str, email: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO users (email, password_hash, role) VALUES ($1, 'x', 'user')", email
+        )
+    finally:
+        await conn.close()
