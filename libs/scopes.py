@@ -35,7 +35,8 @@ def parse(scope: str | None) -> frozenset[str] | None:
     if scope is None or not scope.strip():
         return None
     tokens = scope.split(" ")
-    if any(not _SCOPE_TOKEN.match(token) for token in tokens):
+    # fullmatch: `match` with `$` would accept a trailing newline ("jobs:read\n").
+    if any(not _SCOPE_TOKEN.fullmatch(token) for token in tokens):
         raise InvalidScope("the scope must be scope names separated by single spaces")
     unknown = sorted(set(tokens) - ALL)
     if unknown:

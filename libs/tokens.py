@@ -80,31 +80,40 @@ class KeyCache:
         self._refresh_min_interval_s = refresh_min_interval_s
         self._clock = clock
         self._keys: dict[str, PyJWK] = {}
-        self._fetched_at: float | None = None
+        self._fetched_at: float | None = None  # of the last successful fetch
+        self._attempted_at: float | None = None  # of the last fetch, failed or not
         self._lock = asyncio.Lock()
 
     async def get(self, kid: str) -> PyJWK | None:
-        now = self._clock()
-        stale = self._fetched_at is None or now - self._fetched_at > self._max_age_s
-        if kid not in self._keys or stale:
-            await self._refresh(force=stale)
+        """The key named `kid`, or None; fetches the JWKS first if it lacks `kid` or is stale."""
+        if kid not in self._keys or self._stale(self._clock()):
+            await self._refresh(kid)
         return self._keys.get(kid)
 
-    async def _refresh(self, *, force: bool) -> None:
+    def _stale(self, now: float) -> bool:
+        return self._fetched_at is None or now - self._fetched_at > self._max_age_s
+
+    async def _refresh(self, kid: str) -> None:
         async with self._lock:
             now = self._clock()
+            # Decided under the lock, so that callers queued behind a fetch use its result
+            # instead of each fetching again (a burst on a cold or stale cache is one fetch),
+            # and a failed fetch is not retried sooner than a successful one would be.
+            if kid in self._keys and not self._stale(now):
+                return
             if (
-                not force
-                and self._fetched_at is not None
-                and now - self._fetched_at < self._refresh_min_interval_s
+                self._attempted_at is not None
+                and now - self._attempted_at < self._refresh_min_interval_s
             ):
                 return
+            self._attempted_at = now
             try:
                 document = await self._fetch()
+                if not isinstance(document, Mapping):
+                    raise ValueError("the JWKS document is not a JSON object")
                 keys = PyJWKSet.from_dict(dict(document)).keys
             except (httpx.HTTPError, ValueError, jwt.PyJWKSetError, jwt.PyJWKError):
                 # Keep the keys we have; a fetch is tried again after the minimum interval.
-                self._fetched_at = now if self._fetched_at is None else self._fetched_at
                 return
             self._keys = {
                 key.key_id: key
@@ -136,13 +145,16 @@ class Verifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal `token` speaks for, or `InvalidToken` saying why not."""
+        if not token.isascii():  # PyJWT would raise UnicodeEncodeError on a lone surrogate
+            raise InvalidToken("the token is not a JWT")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise InvalidToken("the token is not a JWT") from exc
         if header.get("alg") != self.algorithm:
             raise InvalidToken("the token's algorithm is not accepted")
-        if header.get("typ", "").lower() not in (ACCESS_TOKEN_TYPE, "application/at+jwt"):
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYPE, "application/at+jwt"):
             raise InvalidToken("the token is not an access token")
         if "crit" in header:
             raise InvalidToken("the token requires an extension this server does not support")

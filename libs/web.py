@@ -124,6 +124,7 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         received = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -134,10 +135,16 @@ class BodyLimit:
                     raise _BodyTooLarge
             return message
 
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, tracked_send)
         except _BodyTooLarge:
-            await self._refuse(scope, receive, send)
+            if not started:  # else the response is cut short, as nothing else can be sent
+                await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.response(
@@ -150,8 +157,13 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Raised from `receive` through the app up to `BodyLimit`.
+
+    Not an `Exception`, so that nothing in between takes it for an error of its own: FastAPI
+    turns an `Exception` raised while it reads a body into a 400, and Starlette's error
+    middleware sends a 500 for it, either before `BodyLimit` could send its 413.
+    """
 
 
 async def _run_checks(checks: dict[str, Check]) -> dict[str, str]:
@@ -241,4 +253,3 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
-
