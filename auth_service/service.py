@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import errors, keys, repository, schemas, throttle
 from auth_service.settings import Settings
-from libs import db, log, models, opaque, passwords, scopes, tokens
+from libs import db, emails, log, models, opaque, passwords, scopes, tokens
 from libs.web import Check
 
 JTI_BYTES = 16
@@ -115,12 +115,6 @@ def _mint(
     )
 
 
-def normalise_email(email: str) -> str:
-    """As the user service stores emails (`users.email` is lower case), so that a login finds
-    the account whatever case it is typed in."""
-    return email.strip().lower()
-
-
 def _requested(scope: str | None) -> frozenset[str] | None:
     try:
         return scopes.parse(scope)
@@ -155,7 +149,7 @@ async def password_login(
     identity: Identity, request: schemas.PasswordGrant, address: str | None
 ) -> Issued:
     requested = _requested(request.scope)
-    email = normalise_email(request.username)
+    email = emails.normalise(request.username)
     login_keys = throttle.LoginKeys.of(email, address)
     async with db.unit_of_work(identity.sessions) as session:
         retry_after = await throttle.retry_after_s(session, login_keys)

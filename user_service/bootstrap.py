@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from libs import db, passwords
+from libs import db, emails, passwords
 from libs.states import Role
-from user_service import emails, repository
+from user_service import repository
 
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 bits
 

@@ -13,10 +13,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from libs import models, scopes
+from libs import emails, models, scopes
 from libs.schemas import StrictModel
 from libs.states import Role
-from user_service import emails, password_policy
+from user_service import password_policy
 
 DISPLAY_NAME_MAX = 100
 SERVICE_ACCOUNT_NAME_MAX = 100

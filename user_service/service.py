@@ -12,10 +12,10 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import log, models, opaque, passwords
+from libs import emails, log, models, opaque, passwords
 from libs.states import Role
 from libs.tokens import Principal
-from user_service import cursors, emails, errors, password_policy, repository
+from user_service import cursors, errors, password_policy, repository
 
 CLIENT_ID_PREFIX = "sa_"
 CLIENT_ID_BYTES = 16  # 22 URL-safe characters after the prefix

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from user_service import emails, password_policy
+from libs import emails
+from user_service import password_policy
 from user_service.password_policy import Violation
 
 EMAIL = "ann.lee@example.com"

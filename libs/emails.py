@@ -1,4 +1,4 @@
-"""Email addresses as the user service stores them: trimmed, lower-cased, plausibly formed.
+"""Email addresses as the platform stores them: trimmed, lower-cased, plausibly formed.
 
 The check is syntactic and deliberately simple (one '@', a non-empty local part, a domain with
 a dot): whether an address can receive mail is only known by sending to it, and the RFC 5322
