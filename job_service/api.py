@@ -1,18 +1,419 @@
-"""HTTP routes of the job service: the jobs API (create, read, change and observe jobs)."""
+"""HTTP routes of the job service: the jobs API (create, read, change and observe jobs).
+
+Each route opens the request's unit of work and commits it at its end; refusals raise before
+the commit, so a refused request changes nothing. Scopes: reading needs `jobs:read`; creating
+and changing jobs `jobs:write`; running a job now and replaying a dead letter `jobs:run`.
+A principal sees only its own jobs (another's answer 404, as if absent) unless it holds
+`users:admin`, which sees every owner's. The conventions the routes share (scopes, ETag and
+If-Match, Idempotency-Key, documented problems) are in `job_service.http`.
+"""
 
 from __future__ import annotations
 
+import re
+import uuid
 from functools import partial
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Path, Query, Response
 
+from job_service import errors, history, repository, schedules, schemas, service
+from job_service import http as h
 from job_service.settings import Settings
-from libs import resources, web
+from libs import db, job_types, models, problems, resources, web
+from libs.states import JobStatus
+
+# --- Jobs ----------------------------------------------------------------------------------------
+
+jobs_router = APIRouter(tags=["jobs"])
+
+
+def _job(response: Response, job: models.Job) -> schemas.Job:
+    """The job as answered, its version in `ETag`."""
+    response.headers["ETag"] = h.etag(job.version)
+    return schemas.Job.of(job)
+
+
+@jobs_router.post(
+    "/v1/jobs",
+    status_code=201,
+    summary="Create a job",
+    responses=h.responses(
+        h.with_etag(201, "The job (also the answer to a retry with the same Idempotency-Key)."),
+        h.WITH_BODY,
+        {409: h.problem("The job created with this Idempotency-Key has been deleted.")},
+    ),
+)
+async def create_job(
+    body: schemas.JobCreate,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    idempotency_key: h.IdempotencyKey = None,
+) -> schemas.Job:
+    """Create a job: its first run is computed from the schedule with the database's clock.
+    A schedule that would never fire is refused."""
+    async with db.unit_of_work(sessions) as session:
+        job, replayed = await service.create_job(
+            session, principal, body, idempotency_key=idempotency_key
+        )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if replayed:
+        response.headers[h.REPLAYED_HEADER] = "true"
+    return _job(response, job)
+
+
+@jobs_router.post(
+    "/v1/jobs:batch",
+    summary="Create many jobs",
+    responses=h.responses(h.WITH_BODY),
+)
+async def create_jobs(
+    body: schemas.JobBatchCreate, principal: h.Writer, sessions: h.Sessions
+) -> schemas.JobBatchResult:
+    """Create up to 1000 jobs in one transaction. Each item is validated on its own: the
+    answer has one result per item, in order (201 with the job, or 422 with the problem), and
+    the valid items are created even when others are refused."""
+    async with db.unit_of_work(sessions) as session:
+        outcomes = await service.create_jobs(session, principal, body.jobs)
+    results = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, errors.InvalidRequest):
+            document = problems.body(
+                outcome.status, outcome.slug, outcome.title, outcome.detail, None,
+                **outcome.extensions,
+            )  # fmt: skip
+            results.append(
+                schemas.BatchItemResult(
+                    index=index, status=outcome.status, problem=schemas.Problem(**document)
+                )
+            )
+        else:
+            results.append(
+                schemas.BatchItemResult(index=index, status=201, job=schemas.Job.of(outcome))
+            )
+    created = sum(1 for r in results if r.job is not None)
+    return schemas.JobBatchResult(created=created, failed=len(results) - created, results=results)
+
+
+_LABEL = re.compile(r"^([a-z0-9][a-z0-9._/-]{0,62}):([^\x00-\x1f\x7f]{0,200})$")
+
+
+def _labels(values: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values:
+        match = _LABEL.fullmatch(value)
+        if match is None:
+            raise errors.InvalidRequest.field(
+                "query.label", "must be key:value, with a label key and a value", "label"
+            )
+        key, text = match.groups()
+        if labels.get(key, text) != text:  # two values for one key: nothing can match
+            raise errors.InvalidRequest.field(
+                "query.label", f"the label {key} is given two values", "label"
+            )
+        labels[key] = text
+    return labels
+
+
+@jobs_router.get("/v1/jobs", summary="List jobs", responses=h.responses())
+async def list_jobs(
+    principal: h.Reader,
+    sessions: h.Sessions,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="Only jobs in these states (repeatable).")
+    ] = None,
+    type: Annotated[
+        str | None, Query(max_length=schemas.TYPE_NAME_MAX, description="Only jobs of this type.")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        Query(
+            max_length=schemas.LABELS_MAX,
+            description="`key:value`: only jobs with this label (repeatable: all of them).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            max_length=schemas.NAME_MAX,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Only jobs whose name starts with this.",
+        ),
+    ] = None,
+    sort: Annotated[
+        repository.JobOrder,
+        Query(
+            description="`createdAt`: oldest first; `nextRunAt`: soonest first, jobs without a "
+            "next run last."
+        ),
+    ] = "createdAt",
+    limit: h.Limit = h.DEFAULT_PAGE,
+    cursor: h.Cursor = None,
+) -> schemas.JobPage:
+    """The caller's jobs (an admin's: everyone's), deleted ones excluded, a page at a time."""
+    where = repository.JobFilter(
+        statuses=status or (),
+        type=type,
+        labels=_labels(label or []),
+        name_prefix=name or None,
+    )
+    async with db.unit_of_work(sessions) as session:
+        rows, next_cursor = await service.list_jobs(
+            session, principal, where, order=sort, cursor=cursor, limit=limit
+        )
+    return schemas.JobPage(items=[schemas.Job.of(j) for j in rows], next_cursor=next_cursor)
+
+
+_MOVES = h.responses(
+    h.with_etag(200, "The job after the change."), h.NOT_FOUND, h.CONFLICT, h.STALE
+)
+
+
+# Declared before `/v1/jobs/{jobId}`, whose `{jobId}` would also match `<id>:pause`.
+@jobs_router.post("/v1/jobs/{jobId}:pause", summary="Pause a job", responses=_MOVES)
+async def pause_job(
+    job_id: h.JobId,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    if_match: h.IfMatch,
+) -> schemas.Job:
+    """SCHEDULED or RUNNING -> PAUSED. A running occurrence is not interrupted; nothing runs
+    after it until the job is resumed."""
+    async with db.unit_of_work(sessions) as session:
+        job = await service.pause_job(session, principal, job_id, versions=if_match.versions)
+    return _job(response, job)
+
+
+@jobs_router.post("/v1/jobs/{jobId}:resume", summary="Resume a job", responses=_MOVES)
+async def resume_job(
+    job_id: h.JobId,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    if_match: h.IfMatch,
+) -> schemas.Job:
+    """PAUSED -> SCHEDULED. An occurrence missed while paused is handled by the job's misfire
+    policy: `run_once` and `run_all` make the job due now, `skip` moves it to the next regular
+    occurrence (within the grace period it is due now whatever the policy). A schedule with no
+    occurrence left completes the job instead."""
+    async with db.unit_of_work(sessions) as session:
+        job = await service.resume_job(session, principal, job_id, versions=if_match.versions)
+    return _job(response, job)
+
+
+@jobs_router.post("/v1/jobs/{jobId}:cancel", summary="Cancel a job", responses=_MOVES)
+async def cancel_job(
+    job_id: h.JobId,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    if_match: h.IfMatch,
+) -> schemas.Job:
+    """-> CANCELLED, for good: the job never runs again (a running occurrence finishes)."""
+    async with db.unit_of_work(sessions) as session:
+        job = await service.cancel_job(session, principal, job_id, versions=if_match.versions)
+    return _job(response, job)
+
+
+@jobs_router.post("/v1/jobs/{jobId}:run", summary="Run a job now", responses=_MOVES)
+async def run_job_now(
+    job_id: h.JobId,
+    principal: h.Runner,
+    sessions: h.Sessions,
+    response: Response,
+    if_match: h.IfMatch,
+) -> schemas.Job:
+    """One extra occurrence of a SCHEDULED job, due now. The schedule is unchanged: the next
+    regular occurrence follows from it after this one."""
+    async with db.unit_of_work(sessions) as session:
+        job = await service.run_job_now(session, principal, job_id, versions=if_match.versions)
+    return _job(response, job)
+
+
+@jobs_router.get(
+    "/v1/jobs/{jobId}",
+    summary="Read a job",
+    responses=h.responses(h.with_etag(200, "The job."), h.NOT_FOUND),
+)
+async def read_job(
+    job_id: h.JobId, principal: h.Reader, sessions: h.Sessions, response: Response
+) -> schemas.Job:
+    async with db.unit_of_work(sessions) as session:
+        job = await service.get_job(session, principal, job_id)
+    return _job(response, job)
+
+
+@jobs_router.patch(
+    "/v1/jobs/{jobId}",
+    summary="Change a job",
+    responses=h.responses(
+        h.with_etag(200, "The job after the change."),
+        h.NOT_FOUND,
+        h.CONFLICT,
+        h.STALE,
+        h.WITH_BODY,
+        {428: h.problem("If-Match is missing.")},
+    ),
+)
+async def update_job(
+    job_id: h.JobId,
+    body: schemas.JobPatch,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    if_match: h.IfMatch,
+) -> schemas.Job:
+    """Change some of the job's fields (version + 1). `If-Match` is required, so that a change
+    made by someone else since the job was read is never overwritten unseen."""
+    versions = if_match.required()
+    async with db.unit_of_work(sessions) as session:
+        job = await service.update_job(session, principal, job_id, body, versions=versions)
+    return _job(response, job)
+
+
+@jobs_router.delete(
+    "/v1/jobs/{jobId}",
+    status_code=204,
+    summary="Delete a job",
+    responses=h.responses(h.NOT_FOUND, h.STALE),
+)
+async def delete_job(
+    job_id: h.JobId, principal: h.Writer, sessions: h.Sessions, if_match: h.IfMatch
+) -> None:
+    """Cancel the job (unless it has finished) and remove it from every listing. Its
+    executions stay readable by id (GET /v1/executions/{executionId})."""
+    async with db.unit_of_work(sessions) as session:
+        await service.delete_job(session, principal, job_id, versions=if_match.versions)
+
+
+# --- Executions and dead letters ---------------------------------------------------------------
+
+history_router = APIRouter(tags=["executions and dead letters"])
+
+
+@history_router.get(
+    "/v1/jobs/{jobId}/executions",
+    summary="List a job's executions",
+    responses=h.responses(h.NOT_FOUND),
+)
+async def list_executions(
+    job_id: h.JobId,
+    principal: h.Reader,
+    sessions: h.Sessions,
+    limit: h.Limit = h.DEFAULT_PAGE,
+    cursor: h.Cursor = None,
+) -> schemas.ExecutionPage:
+    """Every attempt of every occurrence of the job, newest first."""
+    async with db.unit_of_work(sessions) as session:
+        rows, next_cursor = await history.list_executions(
+            session, principal, job_id, cursor=cursor, limit=limit
+        )
+    items = [schemas.Execution.of(e) for e in rows]
+    return schemas.ExecutionPage(items=items, next_cursor=next_cursor)
+
+
+@history_router.get(
+    "/v1/executions/{executionId}",
+    summary="Read an execution",
+    responses=h.responses({404: h.problem("No such execution (or not the caller's).")}),
+)
+async def read_execution(
+    execution_id: Annotated[uuid.UUID, Path(alias="executionId")],
+    principal: h.Reader,
+    sessions: h.Sessions,
+) -> schemas.Execution:
+    """One attempt of one occurrence; readable even after its job was deleted."""
+    async with db.unit_of_work(sessions) as session:
+        execution = await history.get_execution(session, principal, execution_id)
+    return schemas.Execution.of(execution)
+
+
+@history_router.get("/v1/dead-letters", summary="List dead letters", responses=h.responses())
+async def list_dead_letters(
+    principal: h.Reader,
+    sessions: h.Sessions,
+    job_id: Annotated[
+        uuid.UUID | None, Query(alias="jobId", description="Only this job's dead letters.")
+    ] = None,
+    limit: h.Limit = h.DEFAULT_PAGE,
+    cursor: h.Cursor = None,
+) -> schemas.DeadLetterPage:
+    """Occurrences given up on (retries exhausted or a permanent failure), newest first."""
+    async with db.unit_of_work(sessions) as session:
+        rows, next_cursor = await history.list_dead_letters(
+            session, principal, job_id=job_id, cursor=cursor, limit=limit
+        )
+    items = [schemas.DeadLetter.of(d) for d in rows]
+    return schemas.DeadLetterPage(items=items, next_cursor=next_cursor)
+
+
+@history_router.post(
+    "/v1/dead-letters/{deadLetterId}:replay",
+    summary="Replay a dead letter",
+    responses=h.responses(
+        {404: h.problem("No such dead letter (or not the caller's).")},
+        {409: h.problem("Replayed already, or the job's state does not allow it.")},
+    ),
+)
+async def replay_dead_letter(
+    dead_letter_id: Annotated[uuid.UUID, Path(alias="deadLetterId")],
+    principal: h.Runner,
+    sessions: h.Sessions,
+) -> schemas.DeadLetterReplay:
+    """Make the dead letter's job due now, with attempts counted from 1 again: a FAILED job is
+    SCHEDULED again, a SCHEDULED one runs now. It runs with its current payload. A dead letter
+    is replayed at most once."""
+    async with db.unit_of_work(sessions) as session:
+        letter, job = await history.replay_dead_letter(session, principal, dead_letter_id)
+    return schemas.DeadLetterReplay(
+        dead_letter=schemas.DeadLetter.of(letter), job=schemas.Job.of(job)
+    )
+
+
+# --- Schedules and job types ---------------------------------------------------------------------
+
+tools_router = APIRouter(tags=["schedules and job types"])
+
+
+@tools_router.post(
+    "/v1/schedules:preview",
+    summary="Preview a schedule",
+    responses=h.responses(h.WITH_BODY),
+)
+async def preview_schedule(
+    body: schemas.SchedulePreviewRequest, principal: h.Reader, sessions: h.Sessions
+) -> schemas.SchedulePreview:
+    """The next fire times of a schedule from now (the database's clock), in UTC; no job is
+    created."""
+    async with db.unit_of_work(sessions) as session:
+        fire_times = await schedules.preview(session, body.schedule, body.count)
+    return schemas.SchedulePreview(fire_times=fire_times)
+
+
+@tools_router.get("/v1/job-types", summary="List job types", responses=h.responses())
+async def list_job_types(principal: h.Reader) -> schemas.JobTypeList:
+    """The types a job may have, each with the JSON Schema of its payload."""
+    return schemas.JobTypeList(
+        items=[
+            schemas.JobType(name=name, payload_schema=job_types.json_schema(name))
+            for name in job_types.known()
+        ]
+    )
+
+
+# --- The app ------------------------------------------------------------------------------------
 
 
 def create_app(settings: Settings) -> FastAPI:
     return web.create_app(
         settings,
         title="Job service",
-        lifespan=partial(resources.database, settings=settings),
+        lifespan=lambda app: resources.all_of(
+            app,
+            partial(resources.database, settings=settings),
+            partial(resources.token_verifier, settings=settings),
+        ),
+        routers=[jobs_router, history_router, tools_router],
     )

@@ -52,6 +52,9 @@ NAMING_CONVENTION = {
 
 # The schedule kinds a job may have (`jobs.schedule_kind`); the schedule spec itself is JSONB.
 SCHEDULE_KINDS = ("once", "cron", "fixed_rate", "fixed_delay", "calendar")
+# The values of `libs.misfire.MisfirePolicy` (`jobs.misfire_policy`), written out so that the
+# schema does not depend on the schedule math.
+MISFIRE_POLICIES = ("run_once", "skip", "run_all")
 
 
 def _one_of(column: str, values: Any) -> str:
@@ -185,6 +188,8 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", JobStatus), name="status"),
         CheckConstraint(_one_of("schedule_kind", SCHEDULE_KINDS), name="schedule_kind"),
+        # The scheduler and the job service both read it back as a `MisfirePolicy`.
+        CheckConstraint(_one_of("misfire_policy", MISFIRE_POLICIES), name="misfire_policy"),
         # A SCHEDULED job without a next run would never be picked up; one with no occurrence
         # left is COMPLETED instead.
         CheckConstraint(
@@ -215,8 +220,36 @@ class Job(Base):
             "lease_expires_at",
             postgresql_where=text(f"status = '{JobStatus.RUNNING}'"),
         ),
-        # A user's jobs, newest first (the list endpoint).
-        Index(None, "owner_id", "created_at"),
+        # Labels are a flat object of strings; the API's `label=key:value` filter is JSONB
+        # containment (`labels @> ...`), which the GIN index below serves.
+        CheckConstraint("jsonb_typeof(labels) = 'object'", name="labels_object"),
+        # The list endpoint: one owner's live jobs in keyset order, by creation or by next run.
+        # `id` is in the key because a batch creates many jobs with one `created_at` (the
+        # transaction's clock): without it a page boundary inside a batch needs a sort.
+        # Partial: deleted jobs are never listed.
+        Index(
+            "ix_jobs_owner_id_created_at_id",
+            "owner_id",
+            "created_at",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_jobs_owner_id_next_run_at_id",
+            "owner_id",
+            "next_run_at",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        # jsonb_path_ops: smaller and faster than the default operator class, and containment
+        # is the only operator the API uses on labels.
+        Index(
+            "ix_jobs_labels",
+            "labels",
+            postgresql_using="gin",
+            postgresql_ops={"labels": "jsonb_path_ops"},
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[UuidPk]
@@ -224,11 +257,16 @@ class Job(Base):
     # either; a subject's jobs are removed by the service that removes the subject.
     owner_id: Mapped[uuid.UUID]
     name: Mapped[str]
-    # The strategy that runs it (registry key), and its payload, validated against the type.
+    description: Mapped[str | None]
+    # Flat string -> string pairs the owner tags jobs with, for filtering.
+    labels: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # The strategy that runs it (registry key), and its payload, validated against the type:
+    # stored in the canonical form `libs.job_types.validate_payload` returns (camelCase keys,
+    # defaults filled in), which is also the form the API shows.
     type: Mapped[str]
     payload: Mapped[dict[str, Any]]
-    # The schedule spec as the API received it (kind, expression or interval, time zone, start,
-    # end, maximum runs); `schedule_kind` repeats its kind for queries and the CHECK.
+    # The normalised schedule (`libs.schedule`, defaults such as anchors filled in, field names
+    # as in that module); `schedule_kind` repeats its kind for queries and the CHECK.
     schedule: Mapped[dict[str, Any]]
     schedule_kind: Mapped[str]
     # IANA zone, used only to compute fire times; every stored time is UTC.
@@ -254,6 +292,33 @@ class Job(Base):
     version: Mapped[int] = mapped_column(server_default=text("1"))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
+    # Set by DELETE: the job is cancelled and leaves every listing, but the row stays so that
+    # its executions and dead letters remain readable.
+    deleted_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a client sent with a job creation, and what it created.
+
+    A retry with the same key and the same request gets the same job; with another request, a
+    refusal. The primary key makes concurrent retries safe: the second insert waits for the
+    first transaction and then conflicts.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (CheckConstraint("char_length(key) BETWEEN 1 AND 200", name="key_length"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    # SHA-256 of the request's canonical JSON, hex.
+    request_hash: Mapped[str]
+    # Deferred to commit: the key is inserted before its job, so that a concurrent duplicate
+    # waits on the key and never inserts a job of its own. Indexed for the cascade.
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
+        index=True,
+    )
+    created_at: Mapped[CreatedAt]
 
 
 class Execution(Base):
@@ -293,7 +358,9 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
-        Index(None, "owner_id", "created_at"),
+        # An owner's dead letters, newest first; `id` in the key because an executor writes
+        # a batch of outcomes, dead letters included, with one `created_at`.
+        Index(None, "owner_id", "created_at", "id"),
     )
 
     id: Mapped[UuidPk]
@@ -311,6 +378,8 @@ class DeadLetter(Base):
     # The payload as it was when the job was given up on (the job may change later).
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[CreatedAt]
+    # Set once, when the owner replays it through the API (the job is made due again).
+    replayed_at: Mapped[datetime | None]
 
 
 class LoginThrottle(Base):

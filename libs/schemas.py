@@ -57,3 +57,22 @@ class StrictModel(BaseModel):
     @classmethod
     def _clean(cls, value: Any) -> Any:
         return check_value(value)
+
+
+def camel(name: str) -> str:
+    """The JSON name of a field: camelCase, with the unit suffix `_s` spelled out
+    (`timeout_s` -> `timeoutSeconds`, `next_run_at` -> `nextRunAt`).
+
+    The public APIs write every key this way; models opt in with `CAMEL_CASE`.
+    """
+    if name.endswith("_s"):
+        name = name[:-2] + "_seconds"
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+# Model configuration of a camelCase API model: keys are written in camelCase, and read in
+# camelCase or as the Python field name (clients written against either still work).
+CAMEL_CASE = ConfigDict(
+    alias_generator=camel, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+)

@@ -94,10 +94,12 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
             _J.CANCELLED,
         }
     ),
+    # A failed job is revived only by the explicit replay of one of its dead letters through
+    # the API (due at once, attempts counted from 1 again); nothing moves it on its own.
+    _J.FAILED: frozenset({_J.SCHEDULED}),
     # Terminal: a finished or cancelled job is never revived (run-now, resume and update are
     # refused); create a new job instead. This keeps history and dead letters unambiguous.
     _J.COMPLETED: frozenset(),
-    _J.FAILED: frozenset(),
     _J.CANCELLED: frozenset(),
 }
 
@@ -130,7 +132,9 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     _E.LOST: frozenset(),
 }
 
-JOB_TERMINAL: frozenset[JobStatus] = frozenset(s for s, t in JOB_TRANSITIONS.items() if not t)
+# Finished: no scheduler or executor moves a job out of these. FAILED is among them although a
+# dead-letter replay may revive it: that is a request, never something the platform does itself.
+JOB_TERMINAL: frozenset[JobStatus] = frozenset({_J.COMPLETED, _J.FAILED, _J.CANCELLED})
 EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
     s for s, t in EXECUTION_TRANSITIONS.items() if not t
 )

@@ -30,8 +30,9 @@ APPLICATION_TABLES = {
     "dead_letters",
     "nodes",
     "login_throttles",
+    "idempotency_keys",
 }
-LATEST_REVISION = "0002"
+LATEST_REVISION = "0003"
 
 
 @asynccontextmanager
@@ -82,6 +83,19 @@ async def test_upgrade_creates_every_table_and_the_hot_path_indexes(
     assert indexes["ix_signing_keys_one_active"] == (
         "CREATE UNIQUE INDEX ix_signing_keys_one_active ON public.signing_keys"
         " USING btree (status) WHERE (status = 'active'::text)"
+    )
+    # The jobs list: keyset order over live jobs, and label containment.
+    assert indexes["ix_jobs_owner_id_created_at_id"] == (
+        "CREATE INDEX ix_jobs_owner_id_created_at_id ON public.jobs"
+        " USING btree (owner_id, created_at, id) WHERE (deleted_at IS NULL)"
+    )
+    assert indexes["ix_jobs_owner_id_next_run_at_id"] == (
+        "CREATE INDEX ix_jobs_owner_id_next_run_at_id ON public.jobs"
+        " USING btree (owner_id, next_run_at, id) WHERE (deleted_at IS NULL)"
+    )
+    assert indexes["ix_jobs_labels"] == (
+        "CREATE INDEX ix_jobs_labels ON public.jobs USING gin (labels jsonb_path_ops)"
+        " WHERE (deleted_at IS NULL)"
     )
 
 
@@ -193,7 +207,7 @@ async def test_current_reports_none_then_head(empty_database_url: str) -> None:
 async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
     empty_database_url: str,
 ) -> None:
-    revisions = ["0001", "0002"]
+    revisions = ["0001", "0002", "0003"]
     for revision in revisions:
         await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)
         assert await asyncio.to_thread(migrate.current, empty_database_url) == revision

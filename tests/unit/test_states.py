@@ -25,6 +25,7 @@ ALLOWED_JOB_MOVES = {
     (J.PAUSED, J.SCHEDULED),
     (J.PAUSED, J.COMPLETED),
     (J.PAUSED, J.CANCELLED),
+    (J.FAILED, J.SCHEDULED),  # dead-letter replay through the API
 }
 
 ALLOWED_EXECUTION_MOVES = {

@@ -1,0 +1,564 @@
+"""Request bodies (strict: `libs.schemas.StrictModel`) and responses of the job service.
+
+Every key is camelCase (`nextRunAt`, `timeoutSeconds`: `libs.schemas.camel`); request bodies
+also accept the Python field names (`next_run_at`). A job's `payload` and `schedule` are
+checked by the service (against the job's type, and by `libs.schedule` with the database's
+clock), so that their errors name the field and come with the others; the OpenAPI document
+still describes them fully.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+)
+
+from job_service import schedules
+from libs import job_types, misfire, models, schemas
+from libs.states import ExecutionStatus, JobStatus
+
+NAME_MAX = 200
+DESCRIPTION_MAX = 2000
+LABELS_MAX = 32
+LABEL_KEY = r"^[a-z0-9][a-z0-9._/-]{0,62}$"
+LABEL_VALUE_MAX = 200
+BATCH_MAX = 1000
+PREVIEW_MAX = 100
+TYPE_NAME_MAX = 100
+
+_API = schemas.CAMEL_CASE
+_EXAMPLE_TIME = "2030-01-01T09:00:00Z"
+_EXAMPLE_ID = "0b7f3c52-52f4-4a8e-9a57-4e1c6f4b8a10"
+_EXAMPLE_OWNER = "5d0c2e6a-7a55-4d3c-8f0e-2f7c9d1b6e21"
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return _API | ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+def _printable(value: str) -> str:
+    """A name shown to people: trimmed, not blank, no control characters (no forged lines)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_printable)]
+Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY)]
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=LABELS_MAX)]
+TypeName = Annotated[str, Field(min_length=1, max_length=TYPE_NAME_MAX)]
+# Checked against the job's type by the service; documented as any of the built-in payloads.
+PayloadInput = Annotated[
+    dict[str, Any],
+    PlainValidator(
+        _json_object,
+        json_schema_input_type=job_types.HttpPayload
+        | job_types.KafkaPayload
+        | job_types.LogPayload,
+    ),
+]
+# Checked by `job_service.schedules` (with the database's clock); documented as the schedule.
+ScheduleInput = Annotated[
+    dict[str, Any], PlainValidator(_json_object, json_schema_input_type=schedules.ApiSchedule)
+]
+GraceSeconds = Annotated[int, Field(ge=0, le=86400)]
+TimeoutSeconds = Annotated[int, Field(ge=1, le=86400)]
+
+_SCHEDULE_EXAMPLE = {"kind": "cron", "expression": "0 2 * * *", "timezone": "Europe/London"}
+_PAYLOAD_EXAMPLE = {"url": "https://example.com/hooks/nightly-report", "method": "POST"}
+
+
+class RetryPolicy(schemas.StrictModel):
+    """Attempts of one occurrence: retry `n` (from 1) waits up to
+    `initialBackoffSeconds * multiplier ** (n - 1)`, at most `maxBackoffSeconds` (with jitter);
+    after `maxAttempts` attempts the occurrence has failed for good (dead letter)."""
+
+    model_config = _examples(
+        {"maxAttempts": 5, "initialBackoffSeconds": 2, "multiplier": 2, "maxBackoffSeconds": 600}
+    )
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    initial_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = 1.0
+    multiplier: Annotated[float, Field(ge=1, le=10)] = 2.0
+    max_backoff_s: Annotated[float, Field(ge=0.1, le=86400)] = 300.0
+
+    @field_validator("max_backoff_s")
+    @classmethod
+    def _not_below_initial(cls, value: float, info: ValidationInfo) -> float:
+        initial = info.data.get("initial_backoff_s")
+        if initial is not None and value < initial:
+            raise ValueError("must not be less than initialBackoffSeconds")
+        return value
+
+    def stored(self) -> dict[str, Any]:
+        """The form `jobs.retry_policy` holds (field names, as `libs.backoff` reads them)."""
+        return self.model_dump(by_alias=False)
+
+
+# --- Requests ----------------------------------------------------------------------------------
+
+
+class JobCreate(schemas.StrictModel):
+    """A new job. `payload` must match the schema of `type` (see GET /v1/job-types)."""
+
+    model_config = _examples(
+        {
+            "name": "nightly report",
+            "description": "Posts the nightly report to the reporting service.",
+            "labels": {"team": "billing", "env": "prod"},
+            "type": "http",
+            "payload": _PAYLOAD_EXAMPLE,
+            "schedule": _SCHEDULE_EXAMPLE,
+            "retryPolicy": {"maxAttempts": 5},
+            "misfirePolicy": "run_once",
+            "misfireGraceSeconds": 300,
+            "timeoutSeconds": 120,
+        }
+    )
+
+    name: Name
+    description: Description | None = None
+    labels: Labels = Field(default_factory=dict)
+    type: TypeName
+    payload: PayloadInput
+    schedule: ScheduleInput
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    misfire_policy: misfire.MisfirePolicy = misfire.MisfirePolicy.RUN_ONCE
+    misfire_grace_s: GraceSeconds = 60
+    timeout_s: TimeoutSeconds = 300
+
+
+class JobBatchCreate(schemas.StrictModel):
+    """Up to 1000 jobs, each validated on its own: the valid ones are created together."""
+
+    model_config = _examples(
+        {
+            "jobs": [
+                {
+                    "name": "report for tenant 1",
+                    "type": "log",
+                    "payload": {"message": "tenant 1"},
+                    "schedule": _SCHEDULE_EXAMPLE,
+                },
+                {
+                    "name": "report for tenant 2",
+                    "type": "log",
+                    "payload": {"message": "tenant 2"},
+                    "schedule": {"kind": "fixed_rate", "intervalSeconds": 3600},
+                },
+            ]
+        }
+    )
+
+    # Each item is validated as a JobCreate by the service, so that one bad item is reported
+    # with its index instead of refusing the whole batch.
+    jobs: Annotated[
+        list[Annotated[Any, PlainValidator(lambda v: v, json_schema_input_type=JobCreate)]],
+        Field(min_length=1, max_length=BATCH_MAX),
+    ]
+
+    # Replaces StrictModel's check (same name): each item gets it when it is validated, so a
+    # NaN in one item refuses that item, not the batch.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return value
+
+
+class JobPatch(schemas.StrictModel):
+    """The fields to change; the others keep their value. `description: null` removes the
+    description; `labels` replaces all labels. A `payload` is checked against the job's type.
+    A new `schedule` moves the next run of a SCHEDULED or PAUSED job to the new schedule's
+    first occurrence; a RUNNING job takes it from its next occurrence on."""
+
+    model_config = _examples(
+        {"name": "nightly report (v2)", "schedule": {"kind": "cron", "expression": "30 2 * * *"}},
+        {"description": None, "labels": {"team": "billing"}, "timeoutSeconds": 600},
+    )
+
+    name: Name | None = None
+    description: Description | None = None
+    labels: Labels | None = None
+    payload: PayloadInput | None = None
+    schedule: ScheduleInput | None = None
+    retry_policy: RetryPolicy | None = None
+    misfire_policy: misfire.MisfirePolicy | None = None
+    misfire_grace_s: GraceSeconds | None = None
+    timeout_s: TimeoutSeconds | None = None
+
+    @field_validator(
+        "name",
+        "labels",
+        "payload",
+        "schedule",
+        "retry_policy",
+        "misfire_policy",
+        "misfire_grace_s",
+        "timeout_s",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for a value the client sent (defaults are not validated): null is refused
+        # for every field but the description, which it removes.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class SchedulePreviewRequest(schemas.StrictModel):
+    """A schedule to try out: its next fire times from now, without creating a job."""
+
+    model_config = _examples({"schedule": _SCHEDULE_EXAMPLE, "count": 5})
+
+    schedule: ScheduleInput
+    count: Annotated[int, Field(ge=1, le=PREVIEW_MAX)] = 10
+
+
+# --- Responses -----------------------------------------------------------------------------------
+
+_JOB_EXAMPLE: dict[str, Any] = {
+    "id": _EXAMPLE_ID,
+    "ownerId": _EXAMPLE_OWNER,
+    "name": "nightly report",
+    "description": "Posts the nightly report to the reporting service.",
+    "labels": {"team": "billing", "env": "prod"},
+    "type": "http",
+    "payload": {
+        "url": "https://example.com/hooks/nightly-report",
+        "method": "POST",
+        "headers": {},
+        "body": None,
+        "bodyText": None,
+        "timeoutSeconds": 30.0,
+        "expectedStatus": ["2xx"],
+    },
+    "schedule": {
+        "kind": "cron",
+        "expression": "0 2 * * *",
+        "timezone": "Europe/London",
+        "startAt": None,
+        "endAt": None,
+        "maxRuns": None,
+    },
+    "retryPolicy": {
+        "maxAttempts": 5,
+        "initialBackoffSeconds": 1.0,
+        "multiplier": 2.0,
+        "maxBackoffSeconds": 300.0,
+    },
+    "misfirePolicy": "run_once",
+    "misfireGraceSeconds": 300,
+    "timeoutSeconds": 120,
+    "status": "SCHEDULED",
+    "nextRunAt": "2030-01-02T02:00:00Z",
+    "lastRunAt": None,
+    "lastFinishedAt": None,
+    "runCount": 0,
+    "attempt": 1,
+    "version": 1,
+    "createdAt": _EXAMPLE_TIME,
+    "updatedAt": _EXAMPLE_TIME,
+}
+
+_DEAD_LETTER_EXAMPLE: dict[str, Any] = {
+    "id": "3c6e8a1b-2d4f-4e9a-b7c5-1a2b3c4d5e6f",
+    "jobId": _EXAMPLE_ID,
+    "executionId": "9a1d3f5e-8c2b-4d7a-a6e4-3b9c1f2d5e70",
+    "reason": "retries_exhausted",
+    "error": "HTTP 503 from example.com",
+    "attempts": 5,
+    "payload": {"message": "tenant 1", "level": "info"},
+    "createdAt": "2030-01-02T02:10:00Z",
+    "replayedAt": None,
+}
+
+
+class Job(BaseModel):
+    model_config = _examples(_JOB_EXAMPLE)
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    name: str
+    description: str | None
+    labels: dict[str, str]
+    type: str
+    payload: dict[str, Any]
+    schedule: schedules.ApiSchedule
+    retry_policy: RetryPolicy
+    misfire_policy: misfire.MisfirePolicy
+    misfire_grace_s: int
+    timeout_s: int
+    status: JobStatus
+    # When the next occurrence is due; null when there is none (paused without a pending
+    # occurrence, finished, cancelled).
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_finished_at: datetime | None
+    run_count: int
+    # The attempt of the current occurrence (1 for a first try).
+    attempt: int
+    # The job's version, also its ETag: send it back in If-Match to change the job.
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: models.Job) -> Job:
+        return cls(
+            id=job.id,
+            owner_id=job.owner_id,
+            name=job.name,
+            description=job.description,
+            labels=job.labels,
+            type=job.type,
+            payload=job.payload,
+            schedule=schedules.shown(job.schedule),
+            retry_policy=RetryPolicy.model_validate(job.retry_policy),
+            misfire_policy=misfire.MisfirePolicy(job.misfire_policy),
+            misfire_grace_s=job.misfire_grace_s,
+            timeout_s=job.timeout_s,
+            status=JobStatus(job.status),
+            next_run_at=job.next_run_at,
+            last_run_at=job.last_run_at,
+            last_finished_at=job.last_finished_at,
+            run_count=job.run_count,
+            attempt=job.attempt,
+            version=job.version,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+
+class JobPage(BaseModel):
+    model_config = _examples({"items": [_JOB_EXAMPLE], "nextCursor": "WyJjcmVhdGVkQXQiLCIyMDMwIl0"})
+
+    items: list[Job]
+    # Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: str | None
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str
+    message: str
+    code: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`). Validation failures list
+    each field in `errors`; other problems may carry extension members."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://scheduler.dev/problems/job-not-found",
+                    "title": "No such job",
+                    "status": 404,
+                    "instance": "/v1/jobs/0b7f3c52-52f4-4a8e-9a57-4e1c6f4b8a10",
+                }
+            ]
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one item: 201 with the job, or 422 with the problem."""
+
+    model_config = _examples({"index": 0, "status": 201, "job": _JOB_EXAMPLE, "problem": None})
+
+    index: int
+    status: int
+    job: Job | None = None
+    problem: Problem | None = None
+
+
+class JobBatchResult(BaseModel):
+    model_config = _examples(
+        {
+            "created": 1,
+            "failed": 1,
+            "results": [
+                {"index": 0, "status": 201, "job": _JOB_EXAMPLE, "problem": None},
+                {
+                    "index": 1,
+                    "status": 422,
+                    "job": None,
+                    "problem": {
+                        "type": "https://scheduler.dev/problems/validation-failed",
+                        "title": "The request is not valid",
+                        "status": 422,
+                        "detail": "body.jobs.1.name: String should have at least 1 character",
+                        "instance": None,
+                        "errors": [
+                            {
+                                "field": "body.jobs.1.name",
+                                "message": "String should have at least 1 character",
+                                "code": "string_too_short",
+                            }
+                        ],
+                    },
+                },
+            ],
+        }
+    )
+
+    created: int
+    failed: int
+    # One per item, in the order of the request.
+    results: list[BatchItemResult]
+
+
+class Execution(BaseModel):
+    model_config = _examples(
+        {
+            "id": "9a1d3f5e-8c2b-4d7a-a6e4-3b9c1f2d5e70",
+            "jobId": _EXAMPLE_ID,
+            "scheduledFor": "2030-01-02T02:00:00Z",
+            "attempt": 1,
+            "status": "SUCCEEDED",
+            "worker": "executor-1",
+            "dispatchedAt": "2030-01-02T02:00:00.120000Z",
+            "startedAt": "2030-01-02T02:00:00.180000Z",
+            "finishedAt": "2030-01-02T02:00:01.020000Z",
+            "errorKind": None,
+            "error": None,
+            "createdAt": "2030-01-02T02:00:00.120000Z",
+        }
+    )
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    scheduled_for: datetime
+    attempt: int
+    status: ExecutionStatus
+    worker: str | None
+    dispatched_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error_kind: str | None
+    error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: models.Execution) -> Execution:
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            scheduled_for=row.scheduled_for,
+            attempt=row.attempt,
+            status=ExecutionStatus(row.status),
+            worker=row.worker,
+            dispatched_at=row.dispatched_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            error_kind=row.error_kind,
+            error=row.error,
+            created_at=row.created_at,
+        )
+
+
+class ExecutionPage(BaseModel):
+    model_config = _examples({"items": [], "nextCursor": None})
+
+    items: list[Execution]
+    next_cursor: str | None
+
+
+class DeadLetter(BaseModel):
+    model_config = _examples(_DEAD_LETTER_EXAMPLE)
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    execution_id: uuid.UUID | None
+    reason: str
+    error: str | None
+    attempts: int
+    # The payload as it was when the occurrence was given up on.
+    payload: dict[str, Any]
+    created_at: datetime
+    replayed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: models.DeadLetter) -> DeadLetter:
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            execution_id=row.execution_id,
+            reason=row.reason,
+            error=row.error,
+            attempts=row.attempts,
+            payload=row.payload,
+            created_at=row.created_at,
+            replayed_at=row.replayed_at,
+        )
+
+
+class DeadLetterPage(BaseModel):
+    model_config = _examples({"items": [_DEAD_LETTER_EXAMPLE], "nextCursor": None})
+
+    items: list[DeadLetter]
+    next_cursor: str | None
+
+
+class DeadLetterReplay(BaseModel):
+    """The dead letter, now marked replayed, and its job, now due."""
+
+    model_config = _examples({"deadLetter": _DEAD_LETTER_EXAMPLE, "job": _JOB_EXAMPLE})
+
+    dead_letter: DeadLetter
+    job: Job
+
+
+class SchedulePreview(BaseModel):
+    model_config = _examples(
+        {"fireTimes": ["2030-01-02T02:00:00Z", "2030-01-03T02:00:00Z", "2030-01-04T02:00:00Z"]}
+    )
+
+    # Fire times in UTC, earliest first; fewer than asked when the schedule ends sooner.
+    fire_times: list[datetime]
+
+
+class JobType(BaseModel):
+    model_config = _examples({"name": "log", "payloadSchema": {"type": "object"}})
+
+    name: str
+    # JSON Schema of the payload a job of this type takes.
+    payload_schema: dict[str, Any]
+
+
+class JobTypeList(BaseModel):
+    model_config = _examples({"items": [{"name": "log", "payloadSchema": {"type": "object"}}]})
+
+    items: list[JobType]

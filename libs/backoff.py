@@ -1,0 +1,67 @@
+"""Retry delays: exponential backoff with full jitter, capped. Pure functions, no clock.
+
+A job's `retry_policy` (JSONB) holds `max_attempts`, `initial_backoff_s`, `multiplier` and
+`max_backoff_s`; a key that is absent takes its default from `DEFAULTS`, so the empty policy a
+job gets from the database default is usable as it is.
+
+Full jitter ("Exponential Backoff And Jitter", AWS Architecture Blog, 2015): the delay before
+the next attempt is drawn uniformly from [0, min(cap, initial * multiplier ** (attempt - 1))).
+Spreading retries over the whole window is what keeps many jobs failing at once (a target that
+went down) from coming back at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULTS: Mapping[str, float] = {
+    "max_attempts": 3,
+    "initial_backoff_s": 1.0,
+    "multiplier": 2.0,
+    "max_backoff_s": 300.0,
+}
+
+
+def _number(policy: Mapping[str, Any], key: str) -> float:
+    value = policy.get(key)
+    if value is None:
+        return float(DEFAULTS[key])
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"retry policy: {key} must be finite, not {value!r}")
+    return number
+
+
+def max_attempts(policy: Mapping[str, Any]) -> int:
+    """How many attempts an occurrence gets in all (the first try included), at least 1."""
+    return max(1, int(_number(policy, "max_attempts")))
+
+
+def backoff_cap_s(policy: Mapping[str, Any], attempt: int) -> float:
+    """The upper bound of the delay after failed attempt `attempt` (1 for the first try):
+    `initial * multiplier ** (attempt - 1)`, never above `max_backoff_s`, never negative."""
+    if attempt < 1:
+        raise ValueError(f"attempt must be at least 1, not {attempt}")
+    initial = max(0.0, _number(policy, "initial_backoff_s"))
+    multiplier = max(1.0, _number(policy, "multiplier"))
+    cap = max(0.0, _number(policy, "max_backoff_s"))
+    if initial == 0.0 or cap == 0.0:
+        return 0.0
+    # Compared in logarithms: multiplier ** attempt overflows a float long before attempts run out.
+    exponent = attempt - 1
+    if multiplier > 1.0 and math.log(initial) + exponent * math.log(multiplier) >= math.log(cap):
+        return cap
+    return min(cap, initial * multiplier**exponent)
+
+
+def retry_delay_s(policy: Mapping[str, Any], attempt: int, random: float) -> float:
+    """Seconds to wait after failed attempt `attempt` before the next one.
+
+    `random` is a uniform draw from [0, 1) supplied by the caller (`random.random()`), so the
+    function is deterministic and testable; the result lies in [0, backoff_cap_s(...)).
+    """
+    if not 0.0 <= random < 1.0:
+        raise ValueError(f"random must lie in [0, 1), not {random}")
+    return random * backoff_cap_s(policy, attempt)

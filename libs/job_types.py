@@ -1,0 +1,318 @@
+"""The job types: the contract of each built-in type's payload, shared by the job service (which
+validates a payload when a job is created or changed) and the executor (which validates it again
+before running it, and runs it with the strategy registered under the same name).
+
+    payload = job_types.validate_payload("http", {"url": "https://example.com/hook"})
+
+`validate_payload` returns the payload in its canonical form, defaults filled in and keys in
+camelCase: that form is what the job service stores and shows, and what the executor reads.
+Errors name the field from `payload.` on, so an API can put them under the request's field.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from libs import config, schemas
+
+MAX_PAYLOAD_BYTES = 64 * 1024  # of the payload as compact UTF-8 JSON
+MAX_URL_LENGTH = 2048
+MAX_HEADERS = 50
+MAX_HEADER_VALUE_LENGTH = 8192
+MAX_HEADERS_BYTES = 16 * 1024  # names and values of one request's headers together
+MAX_KAFKA_KEY_LENGTH = 1024
+MAX_LOG_MESSAGE_LENGTH = 4096
+
+# RFC 9110 `token`: the characters a header name may have.
+_HEADER_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$"
+# Visible ASCII, space and tab: no CR or LF (no injected header lines), nothing a server could
+# decode in two ways.
+_HEADER_VALUE = r"^[\t\x20-\x7e]*$"
+# Headers the executor sets itself (framing, the target, the Standard Webhooks signature and the
+# idempotency key): a payload that set them would break the request or forge its signature.
+RESERVED_HTTP_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "idempotency-key",
+    }
+)
+
+
+class JobTypeError(ValueError):
+    """A job's type or payload is not acceptable."""
+
+
+class UnknownJobType(JobTypeError):
+    def __init__(self, type_name: str, known: list[str]):
+        super().__init__(f"unknown job type {type_name!r}; known types: {', '.join(known)}")
+        self.type_name = type_name
+        self.known = known
+
+
+class InvalidPayload(JobTypeError):
+    """`errors` holds (field path, message) pairs; every path starts with `payload`."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+
+class _Payload(schemas.StrictModel):
+    model_config = schemas.CAMEL_CASE
+
+
+# --- http --------------------------------------------------------------------------------------
+
+
+def _http_url(value: str) -> str:
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when the port is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        # Credentials in a URL end up in logs; send them in a header instead.
+        raise ValueError("must not contain credentials; send them in a header")
+    if port == 0:
+        raise ValueError("must not name port 0")
+    return value
+
+
+def _http_headers(value: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(name for name in value if name.lower() in RESERVED_HTTP_HEADERS)
+    if reserved:
+        raise ValueError(f"these headers are set by the executor: {', '.join(reserved)}")
+    lowered = [name.lower() for name in value]
+    if len(set(lowered)) != len(lowered):
+        raise ValueError("a header is named twice (names are case-insensitive)")
+    size = sum(len(name) + len(text) for name, text in value.items())
+    if size > MAX_HEADERS_BYTES:
+        raise ValueError(f"the headers take more than {MAX_HEADERS_BYTES} bytes")
+    return value
+
+
+def _status_pattern(value: str) -> str:
+    return value.lower()
+
+
+HeaderName = Annotated[str, Field(pattern=_HEADER_NAME)]
+HeaderValue = Annotated[str, Field(max_length=MAX_HEADER_VALUE_LENGTH, pattern=_HEADER_VALUE)]
+HttpHeaders = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(max_length=MAX_HEADERS),
+    AfterValidator(_http_headers),
+]
+# An exact status ("204") or a class of them ("2xx").
+StatusPattern = Annotated[
+    str, Field(pattern=r"^[1-5]([0-9]{2}|[xX]{2})$"), AfterValidator(_status_pattern)
+]
+
+
+class HttpPayload(_Payload):
+    """An HTTP request to `url`; the occurrence succeeds when the status matches
+    `expectedStatus`. `body` is sent as JSON, `bodyText` as it is; at most one of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks/nightly-report",
+                    "method": "POST",
+                    "headers": {"Authorization": "Bearer example-token"},
+                    "body": {"report": "nightly"},
+                    "timeoutSeconds": 30,
+                    "expectedStatus": ["2xx"],
+                }
+            ]
+        }
+    )
+
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_http_url)]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: HttpHeaders = Field(default_factory=dict)
+    body: JsonValue = None
+    body_text: str | None = None
+    timeout_s: float = Field(default=30, ge=1, le=3600)
+    expected_status: Annotated[list[StatusPattern], Field(min_length=1, max_length=20)] = Field(
+        default_factory=lambda: ["2xx"]
+    )
+
+    @field_validator("body", "body_text")
+    @classmethod
+    def _no_body_with_get(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("method") == "GET":
+            raise ValueError("a GET request has no body")
+        return value
+
+    @field_validator("body_text")
+    @classmethod
+    def _one_body(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("body") is not None:
+            raise ValueError("give either body (JSON) or bodyText, not both")
+        return value
+
+    def accepts(self, status: int) -> bool:
+        """Whether a response with `status` means the occurrence succeeded."""
+        code = str(status)
+        return any(
+            pattern == code or (pattern.endswith("xx") and pattern[0] == code[0])
+            for pattern in self.expected_status
+        )
+
+
+# --- kafka -------------------------------------------------------------------------------------
+
+KafkaHeaders = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=256)],
+        Annotated[str, Field(max_length=MAX_HEADER_VALUE_LENGTH)],
+    ],
+    Field(max_length=MAX_HEADERS),
+]
+
+
+def _topic(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not topic names")
+    return value
+
+
+class KafkaPayload(_Payload):
+    """A message published to `topic`: `value` as JSON, `key` (partitioning) as UTF-8 text."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "topic": "billing.invoices",
+                    "key": "customer-42",
+                    "value": {"invoice": 1001, "action": "send"},
+                    "headers": {"source": "scheduler"},
+                }
+            ]
+        }
+    )
+
+    topic: Annotated[str, Field(pattern=config.TOPIC_NAME), AfterValidator(_topic)]
+    key: Annotated[str, Field(max_length=MAX_KAFKA_KEY_LENGTH)] | None = None
+    value: JsonValue
+    headers: KafkaHeaders = Field(default_factory=dict)
+
+
+# --- log ---------------------------------------------------------------------------------------
+
+
+class LogPayload(_Payload):
+    """A line written to the executor's log (smoke tests, heartbeats)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "nightly smoke test", "level": "info"}]}
+    )
+
+    message: Annotated[str, Field(min_length=1, max_length=MAX_LOG_MESSAGE_LENGTH)]
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+TYPES: Mapping[str, type[BaseModel]] = {
+    "http": HttpPayload,
+    "kafka": KafkaPayload,
+    "log": LogPayload,
+}
+
+
+def known() -> list[str]:
+    """The names of the job types, sorted."""
+    return sorted(TYPES)
+
+
+def _model(type_name: str) -> type[BaseModel]:
+    model = TYPES.get(type_name)
+    if model is None:
+        raise UnknownJobType(type_name, known())
+    return model
+
+
+def _encoded_size(payload: Any) -> int:
+    # surrogatepass: a lone surrogate is counted here and refused by the model, with its field.
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    return ".".join(["payload", *(str(part) for part in location)])
+
+
+def validate_payload(type_name: str, payload: Any) -> dict[str, Any]:
+    """The canonical form of `payload` for `type_name` (defaults filled in, camelCase keys).
+
+    Raises `UnknownJobType` (with the known types) or `InvalidPayload` (with every error).
+    """
+    model = _model(type_name)
+    if not isinstance(payload, dict):
+        raise InvalidPayload([("payload", "must be a JSON object")])
+    try:
+        size = _encoded_size(payload)
+    except (ValueError, RecursionError):  # a cycle cannot come from JSON; nested too deep can
+        raise InvalidPayload([("payload", "is not serialisable as JSON")]) from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload(
+            [("payload", f"takes {size} bytes as JSON, more than {MAX_PAYLOAD_BYTES}")]
+        )
+    try:
+        validated = model.model_validate(payload)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise InvalidPayload([(_path(e["loc"]), e["msg"]) for e in errors]) from None
+    return validated.model_dump(mode="json", by_alias=True)
+
+
+def parse_payload(type_name: str, payload: Any) -> BaseModel:
+    """The payload as its type's model (for the executor); raises like `validate_payload`."""
+    return _model(type_name).model_validate(validate_payload(type_name, payload))
+
+
+def json_schema(type_name: str) -> dict[str, Any]:
+    """The JSON Schema of `type_name`'s payload, as clients write it (camelCase keys)."""
+    return copy.deepcopy(_schema(_model(type_name)))
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a schema takes about a millisecond; the models never change.
+    return model.model_json_schema(by_alias=True)
