@@ -9,10 +9,15 @@ are translated here into `KafkaUnavailable` and `MalformedMessage`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
+import time
 import uuid
+import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -134,6 +139,98 @@ async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope, ke
         await producer.send_and_wait(topic, encode(envelope), key=key.encode())
     except KafkaError as exc:
         raise KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}") from exc
+
+
+async def send_all(
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: Sequence[tuple[str, bytes]],
+    *,
+    timeout_s: float,
+) -> list[float | KafkaUnavailable]:
+    """Send every `(key, encoded envelope)` without waiting in between (the producer batches
+    them), then wait up to `timeout_s` in all for every acknowledgement.
+
+    Never raises for a message that failed: the answer holds, in order, the `time.monotonic()`
+    at which the broker acknowledged each message, or the `KafkaUnavailable` saying why it was
+    not acknowledged, so the caller can hand back exactly what did not go out.
+
+    A key always goes to the same partition (so one key's messages keep their order), chosen
+    by CRC-32 rather than by the Java client's murmur2, which aiokafka computes in pure Python
+    at a cost that dominates a large batch: every producer of such a topic must use this
+    function.
+
+    The deadline is needed because an idempotent aiokafka producer retries a batch for as long
+    as the broker is away, and never fails it: a message past the deadline may still be
+    delivered later, so the caller must make a late copy harmless (the scheduler deletes its
+    execution row).
+    """
+    acked: list[float | KafkaUnavailable | None] = [None] * len(messages)
+    futures: list[tuple[list[int], asyncio.Future[Any]]] = []
+
+    def record(members: list[int], future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            now = time.monotonic()
+            for index in members:
+                acked[index] = now
+
+    async def submit(builder: Any, partition: int, members: list[int]) -> None:
+        try:
+            future = await producer.send_batch(builder, topic, partition=partition)
+        except KafkaError as exc:
+            failure = KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
+            for index in members:
+                acked[index] = failure
+            return
+        future.add_done_callback(partial(record, members))
+        futures.append((members, future))
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            try:
+                partitions = sorted(await producer.partitions_for(topic))
+            except KafkaError as exc:
+                failure = KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
+                return [failure] * len(messages)
+            # Record batches built here, one or more per partition: one future per batch
+            # rather than per message, which is most of a producer's cost per message.
+            by_partition: dict[int, list[int]] = {}
+            keys = [key.encode() for key, _ in messages]
+            for index, key in enumerate(keys):
+                partition = partitions[zlib.crc32(key) % len(partitions)]
+                by_partition.setdefault(partition, []).append(index)
+            for partition, indexes in by_partition.items():
+                builder, members = producer.create_batch(), []
+                for index in indexes:
+                    if builder.append(key=keys[index], value=messages[index][1], timestamp=None):
+                        members.append(index)
+                        continue
+                    await submit(builder, partition, members)  # full: send it, start another
+                    builder, members = producer.create_batch(), [index]
+                    if not builder.append(
+                        key=keys[index], value=messages[index][1], timestamp=None
+                    ):
+                        acked[index] = KafkaUnavailable(f"publish to {topic}: message too large")
+                        members = []
+                if members:
+                    await submit(builder, partition, members)
+            if futures:
+                await asyncio.wait([future for _, future in futures])
+    except TimeoutError:
+        pass  # what is not acknowledged by now counts as not published
+    batch_of = {index: future for members, future in futures for index in members}
+    results: list[float | KafkaUnavailable] = []
+    for index, outcome in enumerate(acked):
+        if outcome is not None:
+            results.append(outcome)
+            continue
+        future = batch_of.get(index)
+        if future is not None and future.done() and not future.cancelled():
+            reason = type(future.exception()).__name__
+        else:
+            reason = f"no acknowledgement within {timeout_s} s"
+        results.append(KafkaUnavailable(f"publish to {topic} failed: {reason}"))
+    return results
 
 
 async def ping(producer: AIOKafkaProducer) -> None:

@@ -4,9 +4,46 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from libs import config
 
 
 class Settings(config.KafkaSettings):
     service_name: ClassVar[str] = "scheduler_service"
     http_port: config.Port = 8003
+
+    # --- Dispatch ---
+    # Due jobs one claim takes (one transaction, one UPDATE, one INSERT); a full batch means a
+    # backlog, and the next batch follows at once.
+    dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Longest sleep between two looks for due jobs when nothing wakes the dispatcher earlier
+    # (a NOTIFY, or the earliest next_run_at). Bounds the lag of a job written by something
+    # that does not notify, and of a missed notification.
+    dispatch_max_sleep_s: float = Field(default=1.0, gt=0, le=300)
+    # Longest wait for the broker to acknowledge a batch; what is not acknowledged by then is
+    # handed back (an idempotent producer retries forever while the broker is away).
+    dispatch_publish_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # How long a dispatch may wait in Kafka for an executor before lease recovery takes it back
+    # (plus the job's own timeout_s and lease_margin_s).
+    dispatch_lease_s: float = Field(default=60.0, gt=0)
+    # Added to every lease, so that a job finishing right at its timeout is not recovered
+    # while its outcome is being written.
+    lease_margin_s: float = Field(default=30.0, ge=0)
+
+    # --- Lease recovery ---
+    recovery_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    # Expired leases one recovery transaction takes; a full batch is followed at once.
+    recovery_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    # --- Nodes ---
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    # A scheduler node whose heartbeat is older than this is removed from the nodes table by
+    # the other schedulers (it was killed without a clean shutdown).
+    node_expiry_s: float = Field(default=300.0, gt=0)
+
+    # --- Errors ---
+    # After a database or broker error a loop waits this long, doubling at each further error
+    # up to error_backoff_max_s, then resumes by itself.
+    error_backoff_initial_s: float = Field(default=0.1, gt=0)
+    error_backoff_max_s: float = Field(default=10.0, gt=0)

@@ -1,0 +1,328 @@
+"""The dispatch loop: claim due jobs, publish them, hand back what did not go out, sleep.
+
+One batch:
+1. one short transaction claims up to `dispatch_batch_size` due jobs (`repository.
+   claim_due_jobs`: due by the database clock, `FOR UPDATE SKIP LOCKED`, set-based), applies the
+   misfire policy to those late beyond their grace, and commits;
+2. one message per execution goes to the dispatch topic (key = job id; idempotent producer,
+   `acks=all`); all are sent, then every acknowledgement is awaited;
+3. what failed to publish is handed back at once, in one transaction, guarded by the fencing
+   token. What cannot be handed back (the database is away too) is found by lease recovery.
+
+Then the loop sleeps until the earliest `next_run_at` (capped), woken early by a NOTIFY; after a
+full batch (a backlog) it does not sleep at all. Errors make it back off and resume by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs import kafka, log, messages
+from libs.states import JobStatus
+from scheduler_service import errors, loop, repository, service
+from scheduler_service.metrics import SchedulerMetrics
+from scheduler_service.settings import Settings
+from scheduler_service.wakeup import Wakeup
+
+# Due jobs were found but none could be claimed: another scheduler holds them for the few
+# milliseconds of its claim. Looking again at once would spin; this is not in any job's lag
+# (the other scheduler is dispatching those jobs).
+CONTENDED_RETRY_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A committed claim, to be published."""
+
+    db_now: datetime  # the database clock at the claim
+    started: float  # time.monotonic() when the claim was sent
+    locked: int  # due jobs the claim took (claimed, skipped by their misfire policy, ...)
+    to_send: list[repository.Claimed]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    locked: int  # due jobs the claim took (claimed, skipped by their misfire policy, ...)
+    published: int
+    handed_back: int
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        metrics: SchedulerMetrics,
+        wakeup: Wakeup,
+    ):
+        self._sessions = sessions
+        self._producer = producer
+        self._settings = settings
+        self._metrics = metrics
+        self._wakeup = wakeup
+        self._lease_s = settings.dispatch_lease_s + settings.lease_margin_s
+        self._stopping = False
+        self.sleeping = asyncio.Event()  # set while idle until due work or a NOTIFY
+
+    def stop(self) -> None:
+        """Claim nothing more; the batch in hand is still published or handed back."""
+        self._stopping = True
+        self._wakeup.ring()
+
+    async def run(self) -> None:
+        """Dispatch until `stop`. Batches are pipelined: while one batch's acknowledgements are
+        awaited, the next is claimed (a backlog drains at the pace of the slower of the two
+        halves, not of their sum)."""
+        backoff = loop.ErrorBackoff(
+            self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
+        )
+        full = self._settings.dispatch_batch_size
+        publishing: asyncio.Task[BatchResult] | None = None
+        while not self._stopping:
+            try:
+                batch = await self.claim_batch()
+                previous, publishing = publishing, self._start_publishing(batch)
+                if previous is not None:
+                    await previous  # raises when it had to hand back
+                if batch.locked >= full:
+                    backoff.reset()
+                    continue  # a backlog: the next batch at once
+                if publishing is not None:
+                    current, publishing = publishing, None
+                    await current
+                self._wakeup.clear()  # before looking, so a NOTIFY after the look is kept
+                delay = await self.seconds_until_next_due()
+                backoff.reset()
+            except Exception as exc:
+                await self._settle(publishing)  # the batch in hand goes out or is handed back
+                publishing = None
+                delay = backoff.next_delay()
+                loop.report_error("dispatch", exc, delay, self._metrics)
+                await self._wakeup.sleep(delay)
+                self._wakeup.clear()  # a NOTIFY does not cut an error backoff short twice
+                continue
+            if delay is None:
+                delay = self._settings.dispatch_max_sleep_s
+            elif delay <= 0:
+                if batch.locked:
+                    continue  # more became due while this batch was published
+                delay = CONTENDED_RETRY_S
+            self.sleeping.set()
+            await self._wakeup.sleep(min(delay, self._settings.dispatch_max_sleep_s))
+            self.sleeping.clear()
+        await self._settle(publishing)
+        log.get().info("dispatcher_stopped")
+
+    def _start_publishing(self, batch: Batch) -> asyncio.Task[BatchResult] | None:
+        if not batch.to_send:
+            return None
+        return asyncio.create_task(self.publish_batch(batch), name="dispatch-publish")
+
+    async def _settle(self, publishing: asyncio.Task[BatchResult] | None) -> None:
+        """Wait for a batch being published; its failure was handed back and logged."""
+        if publishing is None:
+            return
+        try:
+            await publishing
+        except errors.TRANSIENT:
+            pass  # handed back (or left to lease recovery), and logged, by publish_batch
+        except Exception as exc:
+            loop.report_error("dispatch", exc, 0.0, self._metrics)
+
+    async def seconds_until_next_due(self) -> float | None:
+        async with repository.transaction(self._sessions) as session:
+            return await repository.seconds_until_next_due(session)
+
+    async def dispatch_batch(self) -> BatchResult:
+        """Claim, publish and (on failure) hand back one batch. Raises `KafkaUnavailable` after
+        handing back, when any dispatch failed to publish, so the loop backs off."""
+        return await self.publish_batch(await self.claim_batch())
+
+    async def claim_batch(self) -> Batch:
+        """One claim transaction: due jobs locked, misfire policies applied, executions
+        inserted, committed. Returns what is to be published."""
+        started = time.monotonic()
+        async with repository.transaction(self._sessions) as session:
+            claim = await repository.claim_due_jobs(
+                session,
+                batch=self._settings.dispatch_batch_size,
+                lease_s=self._lease_s,
+                node_id=self._settings.node_id,
+            )
+            claimed = claim.claimed
+            if claim.late:
+                claimed = claimed + await self._apply_misfire_policies(session, claim)
+            repeated = [c for c in claimed if c.execution_id is None]
+            if repeated:
+                await self._move_on_from(session, repeated)
+        locked = len(claim.claimed) + len(claim.late)
+        if locked:
+            self._metrics.batch_size.observe(locked)
+        return Batch(
+            db_now=claim.db_now,
+            started=started,
+            locked=locked,
+            to_send=[c for c in claimed if c.execution_id is not None],
+        )
+
+    async def publish_batch(self, batch: Batch) -> BatchResult:
+        """Publish a claimed batch; hand back at once what was not acknowledged, then raise
+        `KafkaUnavailable` so the loop backs off."""
+        if not batch.to_send:
+            return BatchResult(locked=batch.locked, published=0, handed_back=0)
+        failed = await self._publish(batch.to_send, batch.db_now, batch.started)
+        if not failed:
+            return BatchResult(locked=batch.locked, published=len(batch.to_send), handed_back=0)
+        handed_back = await self._hand_back(failed)
+        raise kafka.KafkaUnavailable(
+            f"{len(failed)} of {len(batch.to_send)} dispatches not published; "
+            f"{handed_back} handed back"
+        )
+
+    async def _apply_misfire_policies(
+        self, session: AsyncSession, claim: repository.Claim
+    ) -> list[repository.Claimed]:
+        """Decide each late job's occurrence by its misfire policy: run it (claimed like an
+        on-time one), or move the job on without running it. Returns the claimed ones."""
+        stored = await repository.load_schedules(session, [j.job_id for j in claim.late])
+        runs: list[tuple[uuid.UUID, int, datetime]] = []
+        moves: list[tuple[uuid.UUID, int, datetime | None]] = []
+        broken: list[tuple[uuid.UUID, int]] = []
+        for job in claim.late:
+            try:
+                plan = service.plan_late(job, stored[job.job_id].schedule, now=claim.db_now)
+            except (errors.StoredScheduleInvalid, ValueError) as exc:
+                log.get().error("job_schedule_unreadable", job_id=str(job.job_id), error=str(exc))
+                broken.append((job.job_id, job.lease_version))
+                continue
+            if plan.misfired:
+                self._metrics.misfires.labels(job.misfire_policy).inc()
+                log.get().info(
+                    "occurrence_misfired",
+                    job_id=str(job.job_id),
+                    scheduled_for=job.next_run_at.isoformat(),
+                    policy=job.misfire_policy,
+                    runs=plan.run_at is not None,
+                )
+            if plan.run_at is not None:
+                runs.append((job.job_id, job.lease_version, plan.run_at))
+            else:
+                moves.append((job.job_id, job.lease_version, plan.next_run_at))
+        await repository.skip_occurrences(session, moves)
+        await repository.fail_jobs(session, broken)
+        return await repository.claim_occurrences(
+            session, runs, lease_s=self._lease_s, node_id=self._settings.node_id
+        )
+
+    async def _move_on_from(
+        self, session: AsyncSession, repeated: Sequence[repository.Claimed]
+    ) -> None:
+        """Claimed occurrences that had an execution row already are not dispatched twice:
+        their jobs move on to the following occurrence."""
+        stored = await repository.load_schedules(session, [c.job_id for c in repeated])
+        changes = []
+        for claimed in repeated:
+            log.get().warning(
+                "occurrence_already_dispatched",
+                job_id=str(claimed.job_id),
+                scheduled_for=claimed.scheduled_for.isoformat(),
+                attempt=claimed.attempt,
+            )
+            job = stored[claimed.job_id]
+            try:
+                changes.append(
+                    service.plan_already_dispatched(claimed, job.schedule, run_count=job.run_count)
+                )
+            except errors.StoredScheduleInvalid:
+                changes.append(
+                    repository.Reschedule(
+                        job_id=claimed.job_id,
+                        lease_version=claimed.lease_version,
+                        status=JobStatus.FAILED,
+                        next_run_at=None,
+                        attempt=claimed.attempt,
+                        run_count=job.run_count,
+                    )
+                )
+        await repository.reschedule_running(session, changes)
+
+    async def _publish(
+        self, claimed: Sequence[repository.Claimed], db_now: datetime, started: float
+    ) -> list[repository.Claimed]:
+        """Publish one message per execution; returns those that were not acknowledged."""
+        producer_name = self._settings.node_id
+        batch = [
+            (
+                str(c.job_id),
+                kafka.encode(messages.dispatch_envelope(_message(c), producer=producer_name)),
+            )
+            for c in claimed
+        ]
+        sent_at = time.monotonic()
+        acks = await kafka.send_all(
+            self._producer,
+            self._settings.kafka_dispatch_topic,
+            batch,
+            timeout_s=self._settings.dispatch_publish_timeout_s,
+        )
+        failed: list[repository.Claimed] = []
+        last_ack = sent_at
+        for item, ack in zip(claimed, acks, strict=True):
+            if isinstance(ack, kafka.KafkaUnavailable):
+                failed.append(item)
+                continue
+            last_ack = max(last_ack, ack)
+            # The database's clock at the claim, carried forward by the local monotonic clock:
+            # a node whose wall clock is off does not report a false lag.
+            lag_s = (db_now - item.scheduled_for).total_seconds() + (ack - started)
+            self._metrics.dispatch_lag.observe(max(0.0, lag_s))
+        published = len(claimed) - len(failed)
+        self._metrics.publish_latency.observe(last_ack - sent_at)
+        self._metrics.dispatched.inc(published)
+        log.get().debug("dispatch_published", count=published, failed=len(failed))
+        return failed
+
+    async def _hand_back(self, failed: Sequence[repository.Claimed]) -> int:
+        dispatches = [(c.execution_id, c.lease_version) for c in failed if c.execution_id]
+        try:
+            async with repository.transaction(self._sessions) as session:
+                handed = await repository.hand_back(session, dispatches)
+        except errors.DatabaseError as exc:
+            log.get().error(
+                "hand_back_failed", count=len(dispatches), error=str(exc), recovered_by="lease"
+            )
+            return 0
+        self._metrics.handbacks.inc(len(handed))
+        log.get().warning(
+            "dispatch_handed_back",
+            count=len(handed),
+            fenced_off=len(dispatches) - len(handed),
+        )
+        return len(handed)
+
+
+def _message(claimed: repository.Claimed) -> messages.DispatchMessage:
+    assert claimed.execution_id is not None
+    return messages.DispatchMessage(
+        execution_id=claimed.execution_id,
+        job_id=claimed.job_id,
+        owner_id=claimed.owner_id,
+        lease_version=claimed.lease_version,
+        type=claimed.type,
+        payload=claimed.payload,
+        scheduled_for=claimed.scheduled_for,
+        attempt=claimed.attempt,
+        deadline=claimed.lease_expires_at,
+        timeout_s=claimed.timeout_s,
+        trace_id=messages.new_trace_id(),
+    )

@@ -1,0 +1,94 @@
+"""Lease recovery: RUNNING jobs whose lease expired go back to SCHEDULED under their retry
+policy, and the execution of the expired lease is marked LOST.
+
+A lease expires when its dispatch was never published (the scheduler died between commit and
+publish), was lost by the broker, or its executor died or stalled. Any number of schedulers run
+this loop: `FOR UPDATE SKIP LOCKED` gives each expired job to one of them, and every change is
+guarded by the job's fencing token, so an executor that wakes up late cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs import log
+from scheduler_service import loop, repository, service
+from scheduler_service.metrics import SchedulerMetrics
+from scheduler_service.settings import Settings
+
+
+class Recovery:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        metrics: SchedulerMetrics,
+        random_draw: Callable[[], float] = random.random,
+    ):
+        self._sessions = sessions
+        self._settings = settings
+        self._metrics = metrics
+        self._random = random_draw
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = loop.ErrorBackoff(
+            self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
+        )
+        while not stop.is_set():
+            try:
+                while await self.recover_batch() >= self._settings.recovery_batch_size:
+                    if stop.is_set():
+                        break
+                backoff.reset()
+                delay = self._settings.recovery_interval_s
+            except Exception as exc:
+                delay = backoff.next_delay()
+                loop.report_error("recovery", exc, delay, self._metrics)
+            if await loop.pause(stop, delay):
+                break
+
+    async def recover_batch(self) -> int:
+        """Recover up to `recovery_batch_size` expired leases in one transaction; returns how
+        many were found."""
+        async with repository.transaction(self._sessions) as session:
+            expiry = await repository.recover_expired_leases(
+                session, batch=self._settings.recovery_batch_size
+            )
+            if not expiry.expired:
+                return 0
+            plans = [
+                service.plan_recovery(job, now=expiry.db_now, random=self._random())
+                for job in expiry.expired
+            ]
+            changed = set(await repository.reschedule_running(session, [p.change for p in plans]))
+            gave_up = [
+                job
+                for job, plan in zip(expiry.expired, plans, strict=True)
+                if plan.gave_up and job.job_id in changed
+            ]
+            await repository.insert_dead_letters(
+                session,
+                gave_up,
+                reason=service.LOST_REASON,
+                error="lease expired on the last attempt",
+            )
+        for job, plan in zip(expiry.expired, plans, strict=True):
+            if job.job_id not in changed:
+                continue
+            self._metrics.recoveries.labels(plan.outcome).inc()
+            next_run_at = plan.change.next_run_at
+            log.get().info(
+                "lease_expired",
+                job_id=str(job.job_id),
+                execution_id=str(job.execution_id) if job.execution_id else None,
+                lease_version=job.lease_version,
+                attempt=job.attempt,
+                outcome=plan.outcome,
+                next_run_at=next_run_at.isoformat() if next_run_at else None,
+            )
+        return len(expiry.expired)

@@ -1,0 +1,134 @@
+"""Decisions of the scheduler: what a late occurrence becomes, what an expired lease becomes.
+
+Pure functions of the rows and of the database's `now` passed in; the loops apply the answers
+as guarded updates (`repository`).
+
+One occurrence of a job is in flight at a time: a claim dispatches one execution, and the job
+is RUNNING until its executor (or lease recovery) moves it on. Catching up under `run_all`
+therefore happens one missed occurrence after the other: the executor schedules the following
+occurrence, which is itself late, and the next claim dispatches it. `run_once` must not do the
+same, so a late occurrence that was already due when the job's previous occurrence was claimed
+(`last_run_at`, which every claim sets) belongs to a misfire episode whose one run has happened,
+and is skipped to the next regular occurrence after now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from libs import backoff, misfire, schedule
+from libs.states import JobStatus
+from scheduler_service import errors, repository
+
+LOST_REASON = "lease_expired"
+
+
+def parse_schedule(stored: dict) -> schedule.Schedule:
+    """The job's stored (normalised) schedule; `StoredScheduleInvalid` when unreadable."""
+    try:
+        return schedule.SCHEDULE_ADAPTER.validate_python(stored)
+    except ValidationError as exc:
+        raise errors.StoredScheduleInvalid(f"stored schedule does not validate: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LatePlan:
+    """Run the occurrence at `run_at` (a time it was scheduled for), or else move the job on to
+    `next_run_at` without running anything (None: the schedule has no occurrence left)."""
+
+    run_at: datetime | None
+    next_run_at: datetime | None
+    misfired: bool
+
+
+def plan_late(
+    job: repository.Late, stored_schedule: dict, *, now: datetime, max_catch_up: int = 100
+) -> LatePlan:
+    """What the job's misfire policy makes of its occurrence, late beyond its grace at `now`."""
+    policy = misfire.MisfirePolicy(job.misfire_policy)
+    parsed = parse_schedule(stored_schedule)
+    decision = misfire.decide(
+        policy,
+        parsed,
+        scheduled_for=job.next_run_at,
+        now=now,
+        grace_s=job.misfire_grace_s,
+        runs=job.run_count,
+        max_catch_up=max_catch_up,
+    )
+    if not decision.fire:
+        return LatePlan(run_at=None, next_run_at=decision.next_run_at, misfired=decision.misfired)
+    already_caught_up = (
+        policy is misfire.MisfirePolicy.RUN_ONCE
+        and job.last_run_at is not None
+        and job.next_run_at < job.last_run_at
+    )
+    if already_caught_up:
+        return LatePlan(run_at=None, next_run_at=decision.next_run_at, misfired=True)
+    return LatePlan(run_at=decision.fire[0], next_run_at=None, misfired=decision.misfired)
+
+
+def plan_already_dispatched(
+    claimed: repository.Claimed, stored_schedule: dict, *, run_count: int
+) -> repository.Reschedule:
+    """A claimed occurrence that has an execution row already (the unique key refused a second
+    one): it is not dispatched again, and the job moves on to the occurrence after it."""
+    following = schedule.next_fire(
+        parse_schedule(stored_schedule), after=claimed.scheduled_for, runs=run_count
+    )
+    return repository.Reschedule(
+        job_id=claimed.job_id,
+        lease_version=claimed.lease_version,
+        status=JobStatus.SCHEDULED if following else JobStatus.COMPLETED,
+        next_run_at=following,
+        attempt=1,
+        run_count=run_count,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPlan:
+    change: repository.Reschedule
+    outcome: str  # "retry", "next" or "failed": the metric label and the log's word
+    gave_up: bool  # attempts exhausted: the occurrence gets a dead letter
+
+
+def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> RecoveryPlan:
+    """What a job whose lease expired becomes: a retry of the same occurrence after a backoff
+    while attempts remain; else its next regular occurrence (attempts from 1 again) or, with
+    none left (a `once` job, max_runs, end_at), FAILED. `random` in [0, 1) draws the jitter."""
+    policy = job.retry_policy or {}
+    if job.attempt < backoff.max_attempts(policy):
+        delay = backoff.retry_delay_s(policy, job.attempt, random)
+        change = repository.Reschedule(
+            job_id=job.job_id,
+            lease_version=job.lease_version,
+            status=JobStatus.SCHEDULED,
+            next_run_at=now + timedelta(seconds=delay),
+            attempt=job.attempt + 1,
+            run_count=job.run_count,
+        )
+        return RecoveryPlan(change=change, outcome="retry", gave_up=False)
+    # The occurrence is given up on: it counts as made, so max_runs is honoured.
+    runs = job.run_count + 1
+    try:
+        following = schedule.next_fire(
+            parse_schedule(job.schedule),
+            after=job.next_run_at or now,
+            runs=runs,
+            last_finished_at=now,
+        )
+    except errors.StoredScheduleInvalid:
+        following = None
+    change = repository.Reschedule(
+        job_id=job.job_id,
+        lease_version=job.lease_version,
+        status=JobStatus.SCHEDULED if following else JobStatus.FAILED,
+        next_run_at=following,
+        attempt=1 if following else job.attempt,
+        run_count=runs,
+    )
+    return RecoveryPlan(change=change, outcome="next" if following else "failed", gave_up=True)

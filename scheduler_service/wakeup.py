@@ -1,0 +1,119 @@
+"""Waking the dispatcher early: PostgreSQL `LISTEN` on the due channel.
+
+The job service sends `NOTIFY scheduler_jobs_due` when it writes a `next_run_at`; a dispatcher
+sleeping until a later time wakes at once. Notifications are only a hint (a missed one costs at
+most the dispatcher's capped sleep), so the listener keeps one dedicated connection, checks it
+every few seconds, and reconnects with a backoff when it is lost, waking the dispatcher after
+each reconnection in case something was missed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from libs import channels, log
+from scheduler_service import loop
+
+CHECK_TIMEOUT_S = 5.0
+
+
+class Wakeup:
+    """An alarm the dispatcher sleeps on: rung by a notification or a stop request."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        """Forget earlier rings; call before looking for due work, so that a ring after the
+        look is not lost."""
+        self._event.clear()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when woken early."""
+        if self._event.is_set():
+            return True
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The service's libpq-style URL as asyncpg's `connect` reads it (`sslmode` included)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class DueListener:
+    """Rings `wakeup` on every notification on `channel`, until `stop` is set."""
+
+    def __init__(
+        self,
+        database_url: str,
+        wakeup: Wakeup,
+        *,
+        check_interval_s: float,
+        backoff: loop.ErrorBackoff,
+        application_name: str,
+        channel: str = channels.JOBS_DUE,
+    ):
+        self._dsn = asyncpg_dsn(database_url)
+        self._wakeup = wakeup
+        self._check_interval_s = check_interval_s
+        self._backoff = backoff
+        self._application_name = application_name[:63]
+        self.channel = channel
+        self.listening = asyncio.Event()  # set while a connection listens (tests wait on it)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._wakeup.ring()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+                self._backoff.reset()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.listening.clear()
+                delay = self._backoff.next_delay()
+                log.get().warning(
+                    "due_listener_lost", error_type=type(exc).__name__, retry_in_s=delay
+                )
+                if await loop.pause(stop, delay):
+                    return
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(
+            self._dsn,
+            timeout=CHECK_TIMEOUT_S,
+            server_settings={"application_name": self._application_name},
+        )
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        try:
+            await conn.add_listener(self.channel, self._notified)
+            self.listening.set()
+            self._wakeup.ring()  # anything written while we were not listening is due now
+            log.get().info("due_listener_listening", channel=self.channel)
+            while not stop.is_set():
+                if lost.is_set():
+                    raise ConnectionResetError("the listening connection was closed")
+                if await loop.pause(stop, self._check_interval_s):
+                    return
+                # A half-open connection (a network partition) never reports itself closed.
+                await conn.fetchval("SELECT 1", timeout=CHECK_TIMEOUT_S)
+        finally:
+            self.listening.clear()
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.wait_for(conn.close(), CHECK_TIMEOUT_S)
+            if not conn.is_closed():
+                conn.terminate()

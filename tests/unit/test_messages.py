@@ -1,0 +1,94 @@
+"""The `job.dispatch` message: a lossless round trip through the envelope codec, tolerance of
+fields added later, and refusal of other types, unknown versions and invalid fields."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs import kafka, messages
+
+
+def dispatch(**changes) -> messages.DispatchMessage:
+    scheduled = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
+    fields = {
+        "execution_id": uuid.uuid4(),
+        "job_id": uuid.uuid4(),
+        "owner_id": uuid.uuid4(),
+        "lease_version": 3,
+        "type": "log",
+        "payload": {"message": "x", "nested": [1, 2.5, None]},
+        "scheduled_for": scheduled,
+        "attempt": 2,
+        "deadline": scheduled + timedelta(seconds=120),
+        "timeout_s": 30,
+        "trace_id": messages.new_trace_id(),
+        **changes,
+    }
+    return messages.DispatchMessage(**fields)
+
+
+def round_trip(envelope: kafka.Envelope) -> kafka.Envelope:
+    return kafka.decode(kafka.encode(envelope))
+
+
+def test_a_dispatch_survives_the_envelope_codec_unchanged():
+    message = dispatch()
+    envelope = messages.dispatch_envelope(message, producer="scheduler-1")
+    assert (envelope.type, envelope.version) == ("job.dispatch", 1)
+    assert messages.parse_dispatch(round_trip(envelope)) == message
+
+
+def test_fields_added_by_a_newer_writer_are_ignored():
+    message = dispatch()
+    envelope = messages.dispatch_envelope(message, producer="scheduler-1")
+    document = json.loads(kafka.encode(envelope))
+    document["payload"]["priority"] = "high"
+    assert messages.parse_dispatch(kafka.decode(json.dumps(document).encode())) == message
+
+
+def test_another_message_type_is_refused():
+    envelope = kafka.Envelope(type="job.outcome", producer="p", payload={})
+    with pytest.raises(messages.UnsupportedMessage, match="not a dispatch"):
+        messages.parse_dispatch(envelope)
+
+
+def test_an_unknown_version_is_refused():
+    envelope = messages.dispatch_envelope(dispatch(), producer="p").model_copy(
+        update={"version": 2}
+    )
+    with pytest.raises(
+        messages.UnsupportedMessage, match=re.escape("unsupported job.dispatch version 2")
+    ):
+        messages.parse_dispatch(round_trip(envelope))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"attempt": 0}, "attempt"),
+        ({"lease_version": -1}, "lease_version"),
+        ({"scheduled_for": "2026-11-22T16:00:00"}, "scheduled_for"),  # no UTC offset
+        ({"execution_id": "not-a-uuid"}, "execution_id"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
+)
+def test_invalid_fields_are_named(change, field):
+    payload = dispatch().model_dump(mode="json") | change
+    envelope = kafka.Envelope(type="job.dispatch", version=1, producer="p", payload=payload)
+    with pytest.raises(
+        kafka.MalformedMessage, match=re.escape(f"invalid job.dispatch fields: {field}")
+    ):
+        messages.parse_dispatch(envelope)
+
+
+def test_a_missing_field_is_named():
+    payload = dispatch().model_dump(mode="json")
+    del payload["deadline"]
+    envelope = kafka.Envelope(type="job.dispatch", version=1, producer="p", payload=payload)
+    with pytest.raises(kafka.MalformedMessage, match="deadline"):
+        messages.parse_dispatch(envelope)
