@@ -15,7 +15,7 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
 from job_service import errors, history, repository, schedules, schemas, service
 from job_service import http as h
@@ -403,6 +403,35 @@ async def list_job_types(principal: h.Reader) -> schemas.JobTypeList:
     )
 
 
+nodes_router = APIRouter(tags=["nodes"])
+
+
+@nodes_router.get("/v1/nodes", summary="List scheduler and executor nodes", responses=h.responses())
+async def list_nodes(
+    principal: h.Admin, request: Request, sessions: h.Sessions
+) -> schemas.NodeList:
+    """Every scheduler and executor process with a heartbeat row, and whether it is up (heard
+    from within `node.down.after.s`, by the database's clock). Admins only."""
+    down_after_s = request.app.state.settings.node_down_after_s
+    async with db.unit_of_work(sessions) as session:
+        rows = await repository.list_nodes(session, down_after_s)
+    return schemas.NodeList(
+        items=[
+            schemas.Node(
+                node_id=node.node_id,
+                service=node.service,
+                hostname=node.hostname,
+                pid=node.pid,
+                version=node.version,
+                started_at=node.started_at,
+                last_heartbeat_at=node.last_heartbeat_at,
+                up=up,
+            )
+            for node, up in rows
+        ]
+    )
+
+
 # --- The app ------------------------------------------------------------------------------------
 
 
@@ -415,5 +444,5 @@ def create_app(settings: Settings) -> FastAPI:
             partial(resources.database, settings=settings),
             partial(resources.token_verifier, settings=settings),
         ),
-        routers=[jobs_router, history_router, tools_router],
+        routers=[jobs_router, history_router, tools_router, nodes_router],
     )

@@ -61,6 +61,7 @@ Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 Reader = Annotated[Principal, Depends(_principal(scopes.JOBS_READ))]
 Writer = Annotated[Principal, Depends(_principal(scopes.JOBS_WRITE))]
 Runner = Annotated[Principal, Depends(_principal(scopes.JOBS_RUN))]
+Admin = Annotated[Principal, Depends(_principal(scopes.USERS_ADMIN))]
 
 # --- Parameters ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -443,3 +443,13 @@ async def mark_replayed(
     if owner is not None:
         statement = statement.where(DeadLetter.owner_id == owner)
     return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def list_nodes(session: AsyncSession, down_after_s: float) -> list[tuple[models.Node, bool]]:
+    """Every node with a heartbeat row, and whether it is up: heard from within `down_after_s`
+    by the database's clock."""
+    up = models.Node.last_heartbeat_at > func.now() - timedelta(seconds=down_after_s)
+    rows = await session.execute(
+        select(models.Node, up.label("up")).order_by(models.Node.service, models.Node.node_id)
+    )
+    return [(node, bool(is_up)) for node, is_up in rows.all()]

@@ -562,3 +562,36 @@ class JobTypeList(BaseModel):
     model_config = _examples({"items": [{"name": "log", "payloadSchema": {"type": "object"}}]})
 
     items: list[JobType]
+
+
+class Node(BaseModel):
+    """A scheduler or executor process, from its heartbeats."""
+
+    model_config = _examples(
+        {
+            "nodeId": "sched-1-4242-a1b2c3",
+            "service": "scheduler_service",
+            "hostname": "sched-1",
+            "pid": 4242,
+            "version": "0.1.0",
+            "startedAt": "2026-11-22T09:00:00Z",
+            "lastHeartbeatAt": "2026-11-22T09:15:02Z",
+            "up": True,
+        }
+    )
+
+    node_id: str
+    service: str
+    hostname: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_heartbeat_at: datetime
+    # False when no heartbeat arrived for longer than the service's `node.down.after.s`.
+    up: bool
+
+
+class NodeList(BaseModel):
+    model_config = _examples({"items": []})
+
+    items: list[Node]

@@ -17,3 +17,6 @@ class Settings(config.ApiSettings):
     # Larger than the platform's default (1 MiB): a batch of 1000 jobs with ordinary payloads
     # (about 1 KiB each as JSON) must fit in one request.
     http_max_body_bytes: int = Field(default=TWO_MIB, ge=1_024)
+    # A scheduler or executor not heard from for longer than this is shown as down (its
+    # heartbeat period is a few seconds).
+    node_down_after_s: float = Field(default=30.0, gt=0)

@@ -39,6 +39,7 @@ OPERATIONS = {
     ("post", "/v1/dead-letters/{deadLetterId}:replay"): "jobs:run",
     ("post", "/v1/schedules:preview"): "jobs:read",
     ("get", "/v1/job-types"): "jobs:read",
+    ("get", "/v1/nodes"): "users:admin",
 }
 EXAMPLES_PER_OPERATION = 30  # per pass: about 1200 requests, well under a minute
 
@@ -75,7 +76,7 @@ async def test_every_route_is_documented_with_its_scope(document):
     assert set(operations) == set(OPERATIONS)
     served = {
         (method.lower(), route.path)
-        for router in (api.jobs_router, api.history_router, api.tools_router)
+        for router in (api.jobs_router, api.history_router, api.tools_router, api.nodes_router)
         for route in router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods
@@ -218,7 +219,9 @@ async def test_generated_requests_get_documented_answers_and_never_a_5xx(
     app = api.create_app(Settings(database_url=database_url, **token_issuer.settings()))
     schema = schemathesis.openapi.from_dict(app.openapi())
     owner = uuid.uuid4()
-    headers = {"authorization": f"Bearer {token_issuer.mint(str(owner), ALL_JOB_SCOPES)}"}
+    # users:admin too, so that the admin-only operations (GET /v1/nodes) are exercised.
+    every_scope = (*ALL_JOB_SCOPES, "users:admin")
+    headers = {"authorization": f"Bearer {token_issuer.mint(str(owner), every_scope)}"}
 
     async with serve_app(app) as base_url:
         # One real job per operation on a job, so that generated requests reach past 404.
