@@ -37,6 +37,7 @@ BURST_JOBS = 20_000
 STEADY_RATE = 500  # due jobs per second
 STEADY_S = 20
 FUTURE_JOBS = 1_000_000
+WORKER_READY_DEADLINE_S = 60
 SETTLE_S = 3.0  # the steady stream starts this long after the dispatchers
 
 
@@ -62,7 +63,9 @@ def _settings(database_url: str, bootstrap: str, topic: str, worker: int) -> Set
     )
 
 
-async def _dispatch_until_stopped(settings: Settings, start: Any, stop: Any) -> dict:
+async def _dispatch_until_stopped(
+    settings: Settings, ready: Any, start: Any, stop: Any
+) -> dict:
     app = FastAPI()
     app.state.metrics = web.Metrics(settings)
     async with resources.all_of(
@@ -73,6 +76,7 @@ async def _dispatch_until_stopped(settings: Settings, start: Any, stop: Any) -> 
         scheduler = api.build_scheduler(app, settings)
         metrics = scheduler.dispatcher._metrics
         metrics.dispatch_lag = LagRecorder()
+        ready.put(settings.node_id)  # engine, producer and topics are up
         await asyncio.to_thread(start.wait)
         began = time.time()
         running = asyncio.create_task(scheduler.dispatcher.run())
@@ -90,9 +94,9 @@ async def _dispatch_until_stopped(settings: Settings, start: Any, stop: Any) -> 
         }
 
 
-def _worker(settings: Settings, start: Any, stop: Any, results: Any) -> None:
+def _worker(settings: Settings, ready: Any, start: Any, stop: Any, results: Any) -> None:
     log.configure(service="bench", node_id=settings.node_id, log_format="console", level="WARNING")
-    results.put(asyncio.run(_dispatch_until_stopped(settings, start, stop)))
+    results.put(asyncio.run(_dispatch_until_stopped(settings, ready, start, stop)))
 
 
 def _dsn(url: str) -> str:
@@ -159,18 +163,20 @@ async def _count_dispatched(conn: asyncpg.Connection) -> int:
 def _run(database_url: str, bootstrap: str, dispatchers: int, until: int, conn_url: str) -> list:
     """Start `dispatchers` processes, let them go, wait for `until` executions, stop them."""
     ctx = mp.get_context("spawn")
-    start, stop, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    ready, start, stop, results = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Queue()
     topic = f"bench-{uuid.uuid4().hex[:8]}.dispatch"
     procs = [
         ctx.Process(
             target=_worker,
-            args=(_settings(database_url, bootstrap, topic, i), start, stop, results),
+            args=(_settings(database_url, bootstrap, topic, i), ready, start, stop, results),
         )
         for i in range(dispatchers)
     ]
     for proc in procs:
         proc.start()
-    time.sleep(3)  # engines, producers and topics up before the clock starts
+    # The clock starts when every dispatcher says its engine, producer and topics are up.
+    for _ in procs:
+        ready.get(timeout=WORKER_READY_DEADLINE_S)
     start.set()
 
     async def wait_all() -> None:
