@@ -14,7 +14,11 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -249,23 +253,82 @@ class LogPayload(_Payload):
 
 # --- the registry ------------------------------------------------------------------------------
 
-TYPES: Mapping[str, type[BaseModel]] = {
-    "http": HttpPayload,
-    "kafka": KafkaPayload,
-    "log": LogPayload,
-}
+# Python entry-point group through which other distributions add job types (see
+# docs/plugins.md). Each entry point names a `JobType`; the job service then accepts the type
+# and the executor runs it, neither changed.
+ENTRY_POINT_GROUP = "scheduling_platform.job_types"
+
+
+@dataclass(frozen=True, slots=True)
+class JobType:
+    """A job type: its name, the model of its payload, and the strategy that runs it.
+
+    `strategy` builds the executor's strategy from the executor's resources; it is either a
+    callable or the import path of one (`"package.module:factory"`), imported only by the
+    executor, so that the job service never imports what only running a job needs.
+    """
+
+    name: str
+    payload_model: type[BaseModel]
+    strategy: Callable[..., Any] | str
+
+
+BUILT_IN: tuple[JobType, ...] = (
+    JobType("http", HttpPayload, "executor_service.strategies.http:create"),
+    JobType("kafka", KafkaPayload, "executor_service.strategies.kafka:create"),
+    JobType("log", LogPayload, "executor_service.strategies.log:create"),
+)
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+
+
+def _plugins() -> list[JobType]:
+    found: list[JobType] = []
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        job_type = entry_point.load()
+        if not isinstance(job_type, JobType):
+            raise TypeError(
+                f"entry point {entry_point.name!r} ({entry_point.value}) is not a JobType"
+            )
+        found.append(job_type)
+    return found
+
+
+@functools.cache
+def registry() -> Mapping[str, JobType]:
+    """Every job type by name: the built-in ones, then those of installed plugins.
+
+    Read once per process. A plugin that fails to load, reuses a name or has an unusable name
+    stops the service at start, naming the entry point, rather than leaving jobs of its type
+    unrunnable later.
+    """
+    types: dict[str, JobType] = {}
+    for job_type in (*BUILT_IN, *_plugins()):
+        if not _TYPE_NAME.fullmatch(job_type.name):
+            raise ValueError(f"job type name {job_type.name!r} must match {_TYPE_NAME.pattern}")
+        if job_type.name in types:
+            raise ValueError(f"job type {job_type.name!r} is registered twice")
+        if not (isinstance(job_type.payload_model, type) and
+                issubclass(job_type.payload_model, BaseModel)):  # fmt: skip
+            raise TypeError(f"job type {job_type.name!r}: payload_model is not a pydantic model")
+        types[job_type.name] = job_type
+    return MappingProxyType(types)
+
+
+def get(type_name: str) -> JobType:
+    """The job type named `type_name`; raises `UnknownJobType` with the known names."""
+    job_type = registry().get(type_name)
+    if job_type is None:
+        raise UnknownJobType(type_name, known())
+    return job_type
 
 
 def known() -> list[str]:
     """The names of the job types, sorted."""
-    return sorted(TYPES)
+    return sorted(registry())
 
 
 def _model(type_name: str) -> type[BaseModel]:
-    model = TYPES.get(type_name)
-    if model is None:
-        raise UnknownJobType(type_name, known())
-    return model
+    return get(type_name).payload_model
 
 
 def _encoded_size(payload: Any) -> int:

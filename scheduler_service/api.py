@@ -18,8 +18,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from libs import log, resources, web
-from scheduler_service import loop
+from libs import log, loops, resources, web
 from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.heartbeat import Heartbeat
 from scheduler_service.metrics import SchedulerMetrics
@@ -69,7 +68,7 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
     metrics = SchedulerMetrics(app.state.metrics.registry)
     wakeup = Wakeup()
     sessions = app.state.sessions
-    backoff = loop.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+    backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
     return Scheduler(
         dispatcher=Dispatcher(
             sessions=sessions,

@@ -25,7 +25,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import kafka, log, messages
+from libs import kafka, log, loops, messages
 from libs.states import JobStatus
 from scheduler_service import errors, loop, repository, service
 from scheduler_service.metrics import SchedulerMetrics
@@ -83,7 +83,7 @@ class Dispatcher:
         """Dispatch until `stop`. Batches are pipelined: while one batch's acknowledgements are
         awaited, the next is claimed (a backlog drains at the pace of the slower of the two
         halves, not of their sum)."""
-        backoff = loop.ErrorBackoff(
+        backoff = loops.ErrorBackoff(
             self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
         )
         full = self._settings.dispatch_batch_size

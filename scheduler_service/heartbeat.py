@@ -5,38 +5,22 @@ stale. The same tick refreshes the due-backlog gauge."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-from datetime import UTC, datetime
-from importlib import metadata
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import log
+from libs import log, loops, nodes
 from scheduler_service import errors, loop, repository
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
 
-DISTRIBUTION = "scheduling-platform"
 BACKLOG_COUNT_CAP = 1_000_000  # due jobs counted exactly; beyond, the gauge shows this
 
 
-def package_version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def this_node(settings: Settings, *, started_at: datetime | None = None) -> repository.NodeInfo:
-    return repository.NodeInfo(
-        node_id=settings.node_id,
-        service=settings.service_name,
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        version=package_version(),
-        started_at=started_at or datetime.now(UTC),
-        metadata={"dispatch_topic": settings.kafka_dispatch_topic},
+def this_node(settings: Settings) -> nodes.NodeInfo:
+    return nodes.this_node(
+        settings.service_name,
+        settings.node_id,
+        {"dispatch_topic": settings.kafka_dispatch_topic},
     )
 
 
@@ -54,7 +38,7 @@ class Heartbeat:
         self.node = this_node(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = loop.ErrorBackoff(
+        backoff = loops.ErrorBackoff(
             self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
         )
         while not stop.is_set():
@@ -65,14 +49,14 @@ class Heartbeat:
             except Exception as exc:
                 delay = min(backoff.next_delay(), self._settings.heartbeat_interval_s)
                 loop.report_error("heartbeat", exc, delay, self._metrics)
-            if await loop.pause(stop, delay):
+            if await loops.pause(stop, delay):
                 break
 
     async def beat(self) -> None:
         """Refresh this node's row, purge stale ones, and count the due backlog."""
         async with repository.transaction(self._sessions) as session:
-            await repository.write_heartbeat(session, self.node)
-            purged = await repository.purge_stale_nodes(
+            await nodes.write_heartbeat(session, self.node)
+            purged = await nodes.purge_stale_nodes(
                 session,
                 service=self._settings.service_name,
                 older_than_s=self._settings.node_expiry_s,
@@ -86,6 +70,6 @@ class Heartbeat:
         """Delete this node's row (clean shutdown); a failure is logged, the row then expires."""
         try:
             async with repository.transaction(self._sessions) as session:
-                await repository.delete_node(session, self.node.node_id)
+                await nodes.delete_node(session, self.node.node_id)
         except errors.TRANSIENT as exc:
             log.get().warning("node_row_not_removed", error=str(exc)[:500])

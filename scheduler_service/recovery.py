@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import log
+from libs import log, loops
 from scheduler_service import loop, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
@@ -36,7 +36,7 @@ class Recovery:
         self._random = random_draw
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = loop.ErrorBackoff(
+        backoff = loops.ErrorBackoff(
             self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
         )
         while not stop.is_set():
@@ -49,7 +49,7 @@ class Recovery:
             except Exception as exc:
                 delay = backoff.next_delay()
                 loop.report_error("recovery", exc, delay, self._metrics)
-            if await loop.pause(stop, delay):
+            if await loops.pause(stop, delay):
                 break
 
     async def recover_batch(self) -> int:

@@ -16,8 +16,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from libs import channels, log
-from scheduler_service import loop
+from libs import channels, log, loops
 
 CHECK_TIMEOUT_S = 5.0
 
@@ -62,7 +61,7 @@ class DueListener:
         wakeup: Wakeup,
         *,
         check_interval_s: float,
-        backoff: loop.ErrorBackoff,
+        backoff: loops.ErrorBackoff,
         application_name: str,
         channel: str = channels.JOBS_DUE,
     ):
@@ -88,7 +87,7 @@ class DueListener:
                 log.get().warning(
                     "due_listener_lost", error_type=type(exc).__name__, retry_in_s=delay
                 )
-                if await loop.pause(stop, delay):
+                if await loops.pause(stop, delay):
                     return
 
     async def _listen(self, stop: asyncio.Event) -> None:
@@ -107,7 +106,7 @@ class DueListener:
             while not stop.is_set():
                 if lost.is_set():
                     raise ConnectionResetError("the listening connection was closed")
-                if await loop.pause(stop, self._check_interval_s):
+                if await loops.pause(stop, self._check_interval_s):
                     return
                 # A half-open connection (a network partition) never reports itself closed.
                 await conn.fetchval("SELECT 1", timeout=CHECK_TIMEOUT_S)

@@ -21,8 +21,8 @@ from test_scheduler_support import (
     sql,
 )
 
-from libs import channels
-from scheduler_service import api, heartbeat
+from libs import channels, nodes
+from scheduler_service import api
 
 
 async def node_rows(sessions) -> list:
@@ -42,7 +42,7 @@ async def test_the_service_dispatches_keeps_a_heartbeat_and_leaves_cleanly(
             [node] = await eventually(lambda: node_rows(observer.sessions), what="node row")
             assert (node.node_id, node.service) == (settings.node_id, "scheduler_service")
             assert (node.hostname, node.pid) == (socket.gethostname(), os.getpid())
-            assert node.version == heartbeat.package_version()
+            assert node.version == nodes.package_version()
             assert node.metadata == {"dispatch_topic": settings.kafka_dispatch_topic}
 
             async def beat_again() -> bool:

@@ -29,7 +29,7 @@ def fields_of(type_name: str, payload: object) -> list[str]:
 
 def test_the_built_in_types():
     assert job_types.known() == ["http", "kafka", "log"]
-    assert set(job_types.TYPES) == {"http", "kafka", "log"}
+    assert set(job_types.registry()) == {"http", "kafka", "log"}
 
 
 def test_an_unknown_type_names_the_known_ones():
