@@ -2,11 +2,75 @@
 
 from __future__ import annotations
 
+import ipaddress
+from functools import cached_property
 from typing import ClassVar
 
+from pydantic import Field, field_validator
+
 from libs import config
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(config.KafkaSettings):
     service_name: ClassVar[str] = "executor_service"
     http_port: config.Port = 8004
+
+    # --- Consuming ---
+    # The consumer group every executor joins: the dispatch topic's partitions are shared
+    # among its members.
+    consumer_group: str = Field(default="executors", min_length=1, max_length=200)
+    # Occurrences one process runs at once; beyond it, fetching pauses (the poll loop keeps
+    # polling, so the group does not rebalance).
+    max_in_flight: int = Field(default=1000, ge=1, le=100_000)
+    # Messages one fetch returns at most (also the largest claim transaction).
+    fetch_max_records: int = Field(default=500, ge=1, le=10_000)
+
+    # --- Outcomes ---
+    # Outcomes are written in batches: at most this many per transaction...
+    outcome_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # ...after waiting at most this long for more to join the batch.
+    outcome_flush_interval_s: float = Field(default=0.005, ge=0, le=10)
+    # Added to the job's timeout when the claim extends the job's lease, so that an
+    # occurrence finishing right at its timeout is not recovered while its outcome is written.
+    lease_margin_s: float = Field(default=30.0, ge=0)
+
+    # --- The http job type ---
+    # Non-public networks (CIDRs, comma-separated) that http jobs may reach all the same:
+    # loopback, private, link-local, multicast and reserved addresses are refused otherwise,
+    # after name resolution. Empty by default: jobs reach public addresses only.
+    http_allowed_networks: str = ""
+    # Bytes of a response body read at most; the rest is not read (the status decides).
+    http_max_response_bytes: int = Field(default=65_536, ge=0, le=64 * 1024 * 1024)
+    # Connections kept open to targets, across all jobs of this process.
+    http_max_connections: int = Field(default=200, ge=1, le=10_000)
+    http_user_agent: str = Field(default="scheduling-platform-executor", min_length=1)
+
+    # --- Nodes ---
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    node_expiry_s: float = Field(default=300.0, gt=0)
+
+    # --- Errors ---
+    error_backoff_initial_s: float = Field(default=0.1, gt=0)
+    error_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("http_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{part.strip()!r} is not a network (CIDR): {exc}") from None
+        return value
+
+    @cached_property
+    def allowed_networks(self) -> tuple[IpNetwork, ...]:
+        """`http_allowed_networks` parsed."""
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.http_allowed_networks.split(",")
+            if part.strip()
+        )

@@ -2,7 +2,8 @@
 
 Each route opens the request's unit of work and commits it at its end; refusals raise before
 the commit, so a refused request changes nothing. Scopes: reading needs `jobs:read`; creating
-and changing jobs `jobs:write`; running a job now and replaying a dead letter `jobs:run`.
+and changing jobs, and reading or rotating one's webhook signing secret (a credential),
+`jobs:write`; running a job now and replaying a dead letter `jobs:run`.
 A principal sees only its own jobs (another's answer 404, as if absent) unless it holds
 `users:admin`, which sees every owner's. The conventions the routes share (scopes, ETag and
 If-Match, Idempotency-Key, documented problems) are in `job_service.http`.
@@ -15,9 +16,9 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, Path, Query, Request, Response
 
-from job_service import errors, history, repository, schedules, schemas, service
+from job_service import errors, history, repository, schedules, schemas, service, webhooks
 from job_service import http as h
 from job_service.settings import Settings
 from libs import db, job_types, models, problems, resources, web
@@ -432,6 +433,54 @@ async def list_nodes(
     )
 
 
+# --- Webhook signing secret ---------------------------------------------------------------------
+
+webhooks_router = APIRouter(tags=["webhook secret"])
+
+
+@webhooks_router.get(
+    "/v1/webhook-secret",
+    summary="Read your webhook signing secret",
+    responses=h.responses(h.with_no_store(200, "The caller's secret.")),
+)
+async def read_webhook_secret(
+    principal: h.Writer, sessions: h.Sessions, response: Response
+) -> schemas.WebhookSecret:
+    """The secret the executor signs the caller's `http` jobs with (Standard Webhooks), created
+    on first use. Always the caller's own: an admin's token shows the admin's. It is a
+    credential, so reading it needs `jobs:write`."""
+    async with db.unit_of_work(sessions) as session:
+        view = await webhooks.show_secret(session, principal)
+    response.headers.update(h.NO_STORE)
+    return schemas.WebhookSecret.of(view)
+
+
+# Declared with the body's default: an empty body rotates with the default grace period.
+_DEFAULT_ROTATION = schemas.WebhookSecretRotation()
+
+
+@webhooks_router.post(
+    "/v1/webhook-secret:rotate",
+    summary="Rotate your webhook signing secret",
+    responses=h.responses(h.with_no_store(200, "The caller's new secret."), h.WITH_BODY),
+)
+async def rotate_webhook_secret(
+    principal: h.Writer,
+    sessions: h.Sessions,
+    response: Response,
+    body: Annotated[schemas.WebhookSecretRotation, Body()] = _DEFAULT_ROTATION,
+) -> schemas.WebhookSecret:
+    """Replace the caller's secret with a new one. The old secret keeps signing, as a second
+    signature, for `graceSeconds` (default a day, at most a week; 0 stops it within the
+    executors' half-minute cache, for a secret that leaked), so that receivers can switch
+    without refusing a request. Rotating again within the grace period forgets the older
+    secret."""
+    async with db.unit_of_work(sessions) as session:
+        view = await webhooks.rotate_secret(session, principal, grace_s=body.grace_s)
+    response.headers.update(h.NO_STORE)
+    return schemas.WebhookSecret.of(view)
+
+
 # --- The app ------------------------------------------------------------------------------------
 
 
@@ -444,5 +493,5 @@ def create_app(settings: Settings) -> FastAPI:
             partial(resources.database, settings=settings),
             partial(resources.token_verifier, settings=settings),
         ),
-        routers=[jobs_router, history_router, tools_router, nodes_router],
+        routers=[jobs_router, history_router, tools_router, nodes_router, webhooks_router],
     )

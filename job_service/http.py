@@ -1,6 +1,7 @@
 """The HTTP conventions of the jobs API, shared by its routes: the bearer token and its scopes
 in the OpenAPI document, `ETag` / `If-Match` (a job's version), `Idempotency-Key`, pagination
-parameters, and the problem answers every operation documents.
+parameters, `Cache-Control: no-store` on answers that hold a credential, and the problem answers
+every operation documents.
 """
 
 from __future__ import annotations
@@ -156,6 +157,14 @@ def problem(description: str) -> dict[str, Any]:
 ETAG_HEADER = {
     "ETag": {"description": 'The job\'s version: `"<version>"`.', "schema": {"type": "string"}}
 }
+# Answers that carry a credential: no cache may keep them (RFC 9111).
+NO_STORE = {"Cache-Control": "no-store"}
+_NO_STORE_HEADER = {
+    "Cache-Control": {
+        "description": "`no-store`: the answer holds a credential.",
+        "schema": {"type": "string", "enum": ["no-store"]},
+    }
+}
 _AUTH = {
     401: problem("No bearer token, or one that is not valid."),
     403: problem("The token lacks a scope this operation needs."),
@@ -181,3 +190,7 @@ def responses(*groups: dict[int, Any]) -> dict[int | str, Any]:
 
 def with_etag(status: int, description: str) -> dict[int, Any]:
     return {status: {"description": description, "headers": ETAG_HEADER}}
+
+
+def with_no_store(status: int, description: str) -> dict[int, Any]:
+    return {status: {"description": description, "headers": _NO_STORE_HEADER}}

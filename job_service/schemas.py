@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from job_service import schedules
-from libs import job_types, misfire, models, schemas
+from libs import job_types, misfire, models, schemas, webhook_secrets
 from libs.states import ExecutionStatus, JobStatus
 
 NAME_MAX = 200
@@ -36,6 +36,8 @@ LABEL_VALUE_MAX = 200
 BATCH_MAX = 1000
 PREVIEW_MAX = 100
 TYPE_NAME_MAX = 100
+ROTATION_GRACE_MAX_S = 7 * 24 * 3600  # a week
+ROTATION_GRACE_DEFAULT_S = 24 * 3600  # a day
 
 _API = schemas.CAMEL_CASE
 _EXAMPLE_TIME = "2030-01-01T09:00:00Z"
@@ -225,6 +227,16 @@ class JobPatch(schemas.StrictModel):
         if value is None:
             raise ValueError("must not be null")
         return value
+
+
+class WebhookSecretRotation(schemas.StrictModel):
+    """How long the current secret keeps signing after the rotation (a second signature
+    beside the new secret's), so that receivers can switch; 0 stops it within the executors'
+    half-minute cache."""
+
+    model_config = _examples({"graceSeconds": ROTATION_GRACE_DEFAULT_S}, {"graceSeconds": 0})
+
+    grace_s: Annotated[int, Field(ge=0, le=ROTATION_GRACE_MAX_S)] = ROTATION_GRACE_DEFAULT_S
 
 
 class SchedulePreviewRequest(schemas.StrictModel):
@@ -595,3 +607,36 @@ class NodeList(BaseModel):
     model_config = _examples({"items": []})
 
     items: list[Node]
+
+
+class WebhookSecret(BaseModel):
+    """The caller's Standard Webhooks signing secret: the executor signs every request of the
+    caller's `http` jobs with it (`webhook-signature`); docs/webhooks.md shows how a receiver
+    verifies one."""
+
+    model_config = _examples(
+        {
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "createdAt": "2026-11-22T09:00:00Z",
+            "rotatedAt": "2030-01-01T09:00:00Z",
+            "previousValidUntil": "2030-01-02T09:00:00Z",
+        }
+    )
+
+    # `whsec_` and the base64 of the HMAC-SHA256 key.
+    secret: str
+    created_at: datetime
+    # When the secret was last rotated; null if never.
+    rotated_at: datetime | None
+    # Until when the secret before the last rotation still signs too (a second signature);
+    # null when requests carry only this secret's signature.
+    previous_valid_until: datetime | None
+
+    @classmethod
+    def of(cls, view: webhook_secrets.SecretView) -> WebhookSecret:
+        return cls(
+            secret=view.secret,
+            created_at=view.created_at,
+            rotated_at=view.rotated_at,
+            previous_valid_until=view.previous_valid_until,
+        )

@@ -49,11 +49,15 @@ def backoff_cap_s(policy: Mapping[str, Any], attempt: int) -> float:
     cap = max(0.0, _number(policy, "max_backoff_s"))
     if initial == 0.0 or cap == 0.0:
         return 0.0
-    # Compared in logarithms: multiplier ** attempt overflows a float long before attempts run out.
+    # Computed in logarithms: multiplier ** attempt overflows a float long before attempts run
+    # out, even when a tiny `initial` keeps the product itself below the cap.
     exponent = attempt - 1
-    if multiplier > 1.0 and math.log(initial) + exponent * math.log(multiplier) >= math.log(cap):
+    if math.log(initial) + exponent * math.log(multiplier) >= math.log(cap):
         return cap
-    return min(cap, initial * multiplier**exponent)
+    try:
+        return min(cap, initial * multiplier**exponent)  # exact where it is representable
+    except OverflowError:
+        return min(cap, math.exp(math.log(initial) + exponent * math.log(multiplier)))
 
 
 def retry_delay_s(policy: Mapping[str, Any], attempt: int, random: float) -> float:

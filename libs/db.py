@@ -60,6 +60,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
+        # Statement parameters stay out of error messages (and so out of logs): they may hold
+        # secrets, such as a webhook secret being stored.
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "application_name": application_name,

@@ -3,6 +3,10 @@
 `job.dispatch`, version 1: one occurrence of a job for an executor to run, published by a
 scheduler (key = job id, so one job's dispatches keep their order on one partition).
 
+`job.dead_letter`, version 1: an occurrence given up on (permanent failure, or attempts
+exhausted), published by an executor to the dead-letter topic after the dead letter is stored
+(key = job id). The `dead_letters` table is the record; the topic lets other systems react.
+
 A payload model changes only by adding optional fields; readers ignore fields they do not know
 (`extra="ignore"`). A change a reader must understand gets a new version number, and a reader
 refuses a version it does not know (`UnsupportedMessage`) instead of guessing at it.
@@ -18,6 +22,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from libs import kafka
 
 DISPATCH_TYPE = "job.dispatch"
+DEAD_LETTER_TYPE = "job.dead_letter"
+DEAD_LETTER_VERSION = 1
 DISPATCH_VERSION = 1
 SUPPORTED_DISPATCH_VERSIONS = frozenset({DISPATCH_VERSION})
 
@@ -81,3 +87,33 @@ def parse_dispatch(envelope: kafka.Envelope) -> DispatchMessage:
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
         raise kafka.MalformedMessage(f"invalid {DISPATCH_TYPE} fields: {fields}") from exc
+
+
+class DeadLetterMessage(BaseModel):
+    """Version 1 of `job.dead_letter`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    dead_letter_id: uuid.UUID
+    job_id: uuid.UUID
+    execution_id: uuid.UUID | None
+    owner_id: uuid.UUID
+    type: str
+    # "permanent" (retrying cannot help) or "exhausted" (the last attempt failed).
+    reason: str
+    # The last attempt's error class (`error_kind`) and message.
+    error_kind: str | None
+    error: str | None
+    attempts: int = Field(ge=1)
+    scheduled_for: AwareDatetime
+    payload: dict[str, Any]
+    created_at: AwareDatetime
+
+
+def dead_letter_envelope(message: DeadLetterMessage, *, producer: str) -> kafka.Envelope:
+    return kafka.Envelope(
+        type=DEAD_LETTER_TYPE,
+        version=DEAD_LETTER_VERSION,
+        producer=producer,
+        payload=message.model_dump(mode="json"),
+    )

@@ -279,6 +279,11 @@ class Job(Base):
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     last_finished_at: Mapped[datetime | None]
+    # While a retry is pending (`attempt > 1`), `next_run_at` is the retry's time and this is
+    # the nominal time of the occurrence being retried: its executions keep that
+    # `scheduled_for`, and its targets the same idempotency key. NULL or stale otherwise
+    # (read only when `attempt > 1`).
+    occurrence_at: Mapped[datetime | None]
     run_count: Mapped[int] = mapped_column(server_default=text("0"))
     # The attempt of the current occurrence (1 for a first try, raised by each retry).
     attempt: Mapped[int] = mapped_column(server_default=text("1"))
@@ -380,6 +385,49 @@ class DeadLetter(Base):
     created_at: Mapped[CreatedAt]
     # Set once, when the owner replays it through the API (the job is made due again).
     replayed_at: Mapped[datetime | None]
+
+
+# A Standard Webhooks secret: `whsec_` and the base64 of the HMAC key (`libs.webhook_secrets`).
+WEBHOOK_SECRET_PATTERN = "^whsec_[A-Za-z0-9+/]+={0,2}$"  # noqa: S105 (a pattern, not a secret)
+
+
+class WebhookSecret(Base):
+    """An owner's webhook signing secret, and the previous one while a rotation's grace lasts.
+
+    The executor signs every outbound `http` request of a job with its owner's secrets
+    (`libs.webhook_secrets`, which holds every query of this table). The secrets are stored as
+    they are, not hashed: they are HMAC keys the executor needs, and the owner must be able to
+    read them again to configure a receiver. Only the owner reads them, through the job service
+    (`GET /v1/webhook-secret`, which needs `jobs:write`); no listing shows them.
+    """
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (
+        CheckConstraint(f"secret ~ '{WEBHOOK_SECRET_PATTERN}'", name="secret_format"),
+        CheckConstraint(
+            f"previous_secret ~ '{WEBHOOK_SECRET_PATTERN}'", name="previous_secret_format"
+        ),
+        # A previous secret without an end would sign for ever; an end without one is noise.
+        CheckConstraint(
+            "(previous_secret IS NULL) = (previous_valid_until IS NULL)", name="previous_complete"
+        ),
+        # Only a rotation makes a previous secret.
+        CheckConstraint(
+            "previous_secret IS NULL OR rotated_at IS NOT NULL", name="previous_after_rotation"
+        ),
+    )
+
+    # The token subject, as `jobs.owner_id` (no foreign key, for the same reason).
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # Signs every request.
+    secret: Mapped[str]
+    # The secret before the last rotation: it signs too (a second signature) while
+    # `previous_valid_until` is in the future by the database clock, so receivers can switch.
+    previous_secret: Mapped[str | None]
+    previous_valid_until: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
+    # NULL until the first rotation (`created_at` dates the first secret).
+    rotated_at: Mapped[datetime | None]
 
 
 class LoginThrottle(Base):

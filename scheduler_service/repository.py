@@ -114,15 +114,19 @@ WITH due AS (
         last_run_at = now(),
         updated_at = now()
     FROM due WHERE j.id = due.id AND NOT due.late
-    RETURNING j.id, j.owner_id, j.type, j.payload, j.next_run_at, j.attempt, j.lease_version,
-              j.lease_expires_at, j.timeout_s
+    -- A retry's execution keeps the nominal time of the occurrence it retries.
+    RETURNING j.id, j.owner_id, j.type, j.payload,
+              CASE WHEN j.attempt > 1 THEN coalesce(j.occurrence_at, j.next_run_at)
+                   ELSE j.next_run_at END AS scheduled_for,
+              j.attempt, j.lease_version, j.lease_expires_at, j.timeout_s
 ), inserted AS (
     INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status)
-    SELECT id, next_run_at, attempt, lease_version, 'DISPATCHED' FROM claimed
+    SELECT id, scheduled_for, attempt, lease_version, 'DISPATCHED' FROM claimed
     ON CONFLICT ON CONSTRAINT uq_executions_occurrence DO NOTHING
     RETURNING id, job_id
 )
-SELECT 'claimed' AS kind, now() AS db_now, id AS job_id, owner_id, type, payload, next_run_at,
+SELECT 'claimed' AS kind, now() AS db_now, id AS job_id, owner_id, type, payload,
+       scheduled_for AS next_run_at,
        attempt, lease_version, lease_expires_at, timeout_s, NULL::uuid AS execution_id,
        NULL::integer AS run_count, NULL::timestamptz AS last_run_at,
        NULL::timestamptz AS last_finished_at, NULL::text AS misfire_policy,
@@ -427,8 +431,11 @@ class Expiry:
 
 _CLAIM_EXPIRED = text("""
 WITH expired AS (
-    SELECT id, owner_id, lease_version, next_run_at, attempt, run_count, retry_policy,
-           schedule, payload
+    -- `next_run_at` here is the nominal time of the occurrence that was running.
+    SELECT id, owner_id, lease_version,
+           CASE WHEN attempt > 1 THEN coalesce(occurrence_at, next_run_at)
+                ELSE next_run_at END AS next_run_at,
+           attempt, run_count, retry_policy, schedule, payload
     FROM jobs
     WHERE status = 'RUNNING' AND lease_expires_at < now()
     ORDER BY lease_expires_at
@@ -500,7 +507,12 @@ class Reschedule:
 _RESCHEDULE = text("""
 UPDATE jobs AS j
 SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
-    run_count = u.run_count, lease_expires_at = NULL, leased_by = NULL, updated_at = now()
+    run_count = u.run_count, lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+    -- A retry remembers the nominal time of the occurrence it retries (the right-hand side
+    -- reads the row as it was: the occurrence that was running).
+    occurrence_at = CASE WHEN u.attempt = 1 THEN NULL
+                         WHEN j.attempt > 1 THEN coalesce(j.occurrence_at, j.next_run_at)
+                         ELSE j.next_run_at END
 FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:statuses AS text[]),
             CAST(:nexts AS timestamptz[]), CAST(:attempts AS integer[]),
             CAST(:run_counts AS integer[]))

@@ -15,11 +15,11 @@ and is skipped to the next regular occurrence after now.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import ValidationError
 
-from libs import backoff, misfire, schedule
+from libs import misfire, occurrences, schedule
 from libs.states import JobStatus
 from scheduler_service import errors, repository
 
@@ -97,38 +97,29 @@ class RecoveryPlan:
 
 
 def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> RecoveryPlan:
-    """What a job whose lease expired becomes: a retry of the same occurrence after a backoff
-    while attempts remain; else its next regular occurrence (attempts from 1 again) or, with
-    none left (a `once` job, max_runs, end_at), FAILED. `random` in [0, 1) draws the jitter."""
-    policy = job.retry_policy or {}
-    if job.attempt < backoff.max_attempts(policy):
-        delay = backoff.retry_delay_s(policy, job.attempt, random)
-        change = repository.Reschedule(
-            job_id=job.job_id,
-            lease_version=job.lease_version,
-            status=JobStatus.SCHEDULED,
-            next_run_at=now + timedelta(seconds=delay),
-            attempt=job.attempt + 1,
-            run_count=job.run_count,
-        )
-        return RecoveryPlan(change=change, outcome="retry", gave_up=False)
-    # The occurrence is given up on: it counts as made, so max_runs is honoured.
-    runs = job.run_count + 1
+    """What a job whose lease expired becomes (`libs.occurrences.after_failure`: a lost attempt
+    may succeed when retried): a retry after a backoff while attempts remain; else its next
+    regular occurrence or, with none left, FAILED. `random` in [0, 1) draws the jitter."""
     try:
-        following = schedule.next_fire(
-            parse_schedule(job.schedule),
-            after=job.next_run_at or now,
-            runs=runs,
-            last_finished_at=now,
-        )
+        parsed = parse_schedule(job.schedule)
     except errors.StoredScheduleInvalid:
-        following = None
+        parsed = None
+    decided = occurrences.after_failure(
+        parsed,
+        job.retry_policy or {},
+        scheduled_for=job.next_run_at or now,
+        attempt=job.attempt,
+        run_count=job.run_count,
+        now=now,
+        random=random,
+        retryable=True,
+    )
     change = repository.Reschedule(
         job_id=job.job_id,
         lease_version=job.lease_version,
-        status=JobStatus.SCHEDULED if following else JobStatus.FAILED,
-        next_run_at=following,
-        attempt=1 if following else job.attempt,
-        run_count=runs,
+        status=decided.status,
+        next_run_at=decided.next_run_at,
+        attempt=decided.attempt,
+        run_count=decided.run_count,
     )
-    return RecoveryPlan(change=change, outcome="next" if following else "failed", gave_up=True)
+    return RecoveryPlan(change=change, outcome=decided.outcome.value, gave_up=decided.dead_letter)

@@ -40,6 +40,8 @@ OPERATIONS = {
     ("post", "/v1/schedules:preview"): "jobs:read",
     ("get", "/v1/job-types"): "jobs:read",
     ("get", "/v1/nodes"): "users:admin",
+    ("get", "/v1/webhook-secret"): "jobs:write",
+    ("post", "/v1/webhook-secret:rotate"): "jobs:write",
 }
 EXAMPLES_PER_OPERATION = 30  # per pass: about 1200 requests, well under a minute
 
@@ -76,7 +78,13 @@ async def test_every_route_is_documented_with_its_scope(document):
     assert set(operations) == set(OPERATIONS)
     served = {
         (method.lower(), route.path)
-        for router in (api.jobs_router, api.history_router, api.tools_router, api.nodes_router)
+        for router in (
+            api.jobs_router,
+            api.history_router,
+            api.tools_router,
+            api.nodes_router,
+            api.webhooks_router,
+        )
         for route in router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods
@@ -128,6 +136,7 @@ def test_the_response_examples_are_valid_answers():
         schemas.Job, schemas.JobPage, schemas.JobBatchResult, schemas.BatchItemResult,
         schemas.Execution, schemas.ExecutionPage, schemas.DeadLetter, schemas.DeadLetterPage,
         schemas.DeadLetterReplay, schemas.SchedulePreview, schemas.JobTypeList, schemas.Problem,
+        schemas.WebhookSecret,
     ]  # fmt: skip
     for model in answers:
         for example in model.model_json_schema()["examples"]:

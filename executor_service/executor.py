@@ -1,0 +1,628 @@
+"""The executor's engine: consume dispatches, claim them, run them, record their outcomes.
+
+The poll loop only fetches and hands off. Each fetched batch becomes a task that decodes the
+messages and claims them in one transaction (`repository.claim`: DISPATCHED -> RUNNING, the
+job's lease extended to cover its timeout); a dispatch that finds nothing to claim is a
+duplicate delivery and is skipped. Every claimed dispatch runs as its own task through its
+type's strategy, cancelled at the job's timeout. Outcomes go to the `OutcomeWriter`, which
+records them in batches; only then is a message finished, and a partition's offsets are
+committed up to its first unfinished message (`Offsets`). So:
+
+- a slow target never stalls the poll loop or its partition (up to `max_in_flight` messages
+  per process are in hand; beyond, fetching pauses while polling goes on, so the group does
+  not consider this member dead);
+- a crash loses nothing: what was not recorded is redelivered, and the claim starts each
+  execution at most once (an execution left RUNNING by a dead executor is the scheduler's lease
+  recovery's to retry);
+- a rebalance waits (bounded) for the revoked partitions' messages to be recorded and commits
+  them before giving the partitions up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor_service import repository
+from executor_service.metrics import ExecutorMetrics
+from executor_service.offsets import Offsets
+from executor_service.registry import Strategies
+from executor_service.settings import Settings
+from executor_service.strategy import PermanentFailure, Run, TransientFailure, describe
+from libs import db, job_types, kafka, log, loops, messages, occurrences
+from libs.states import ExecutionStatus
+
+POLL_TIMEOUT_MS = 100
+COMMIT_INTERVAL_S = 0.05  # commits are a broker round trip: at most this often while busy
+PUBLISH_TIMEOUT_S = 10.0
+REVOKE_DRAIN_MAX_S = 10.0
+INTERRUPTED_KIND = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A consumed message: where it came from, for its offset to be committed once finished."""
+
+    partition: TopicPartition
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one attempt ended. `retryable` is meaningless for a success."""
+
+    status: ExecutionStatus
+    error_kind: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+SUCCEEDED = Result(ExecutionStatus.SUCCEEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    fetched: Fetched
+    dispatch: messages.DispatchMessage
+    result: Result
+
+
+class OutcomeWriter:
+    """Records outcomes in batches: each batch is one transaction that locks the jobs, records
+    the executions' outcomes, moves each job on (`libs.occurrences`) if it is still RUNNING under
+    the dispatch's fencing token, and stores dead letters; then publishes those to the
+    dead-letter topic and reports the batch recorded."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        metrics: ExecutorMetrics,
+        recorded: Callable[[Sequence[Outcome]], None],
+        draw: Callable[[], float] = random.random,
+    ):
+        self._settings = settings
+        self._sessions = sessions
+        self._producer = producer
+        self._metrics = metrics
+        self._recorded = recorded
+        self._draw = draw
+        self._queue: list[Outcome] = []
+        self._wake = asyncio.Event()
+
+    def submit(self, outcome: Outcome) -> None:
+        self._queue.append(outcome)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write batches until `stop` is set and the queue is empty (or, stopping, until the
+        database has refused for `shutdown_grace_s`: what is left is redelivered)."""
+        settings = self._settings
+        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+        give_up_at: float | None = None
+        while True:
+            if not self._queue:
+                if stop.is_set():
+                    return
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            if len(self._queue) < settings.outcome_batch_size and not stop.is_set():
+                # Let the outcomes finishing at about the same time join this transaction.
+                await asyncio.sleep(settings.outcome_flush_interval_s)
+            batch = self._queue[: settings.outcome_batch_size]
+            try:
+                await self.write(batch)
+            except (SQLAlchemyError, OSError, db.DatabaseUnavailable) as exc:
+                delay = backoff.next_delay()
+                self._metrics.loop_errors.labels("outcomes").inc()
+                log.get().warning(
+                    "outcomes_not_recorded", count=len(batch), error=describe(exc), retry_in_s=delay
+                )
+                if stop.is_set():
+                    now = time.monotonic()
+                    give_up_at = give_up_at or now + settings.shutdown_grace_s
+                    if now >= give_up_at:
+                        log.get().error("outcomes_abandoned", count=len(self._queue))
+                        return
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            del self._queue[: len(batch)]
+            self._recorded(batch)
+
+    async def write(self, batch: Sequence[Outcome]) -> None:
+        letters: list[tuple[repository.DeadLetter, Outcome]] = []
+        decisions: list[tuple[Outcome, occurrences.Next]] = []
+        async with db.unit_of_work(self._sessions) as session:
+            db_now, running = await repository.lock_jobs(
+                session, [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch]
+            )
+            await repository.finish_executions(
+                session,
+                [
+                    repository.Finished(
+                        o.dispatch.execution_id,
+                        o.result.status,
+                        o.result.error_kind,
+                        o.result.error,
+                    )
+                    for o in batch
+                ],
+            )
+            moves: list[repository.Move] = []
+            for outcome in batch:
+                job = running.get(outcome.dispatch.job_id)
+                if job is None:
+                    self._metrics.fenced_off.inc()
+                    log.get().info(
+                        "outcome_fenced_off",
+                        job_id=str(outcome.dispatch.job_id),
+                        execution_id=str(outcome.dispatch.execution_id),
+                        lease_version=outcome.dispatch.lease_version,
+                    )
+                    continue
+                decided = self._decide(outcome, job, db_now)
+                decisions.append((outcome, decided))
+                moves.append(
+                    repository.Move(
+                        job_id=job.job_id,
+                        lease_version=outcome.dispatch.lease_version,
+                        status=decided.status,
+                        next_run_at=decided.next_run_at,
+                        attempt=decided.attempt,
+                        run_count=decided.run_count,
+                    )
+                )
+                if decided.dead_letter:
+                    letters.append((self._dead_letter(outcome, job), outcome))
+            moved = await repository.move_jobs(session, moves)
+            letters = [(letter, o) for letter, o in letters if letter.job_id in moved]
+            stored = await repository.insert_dead_letters(
+                session, [letter for letter, _ in letters]
+            )
+        self._count(decisions, moved)
+        if letters:
+            await self._publish_dead_letters(letters, stored)
+
+    def _decide(
+        self, outcome: Outcome, job: repository.Running, db_now: datetime
+    ) -> occurrences.Next:
+        dispatch = outcome.dispatch
+        try:
+            parsed = occurrences.parse_schedule(job.schedule)
+        except ValueError:
+            log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
+            parsed = None
+        if outcome.result.status is ExecutionStatus.SUCCEEDED:
+            return occurrences.after_success(
+                parsed,
+                scheduled_for=dispatch.scheduled_for,
+                run_count=job.run_count,
+                finished_at=db_now,
+            )
+        return occurrences.after_failure(
+            parsed,
+            job.retry_policy or {},
+            scheduled_for=dispatch.scheduled_for,
+            attempt=dispatch.attempt,
+            run_count=job.run_count,
+            now=db_now,
+            random=self._draw(),
+            retryable=outcome.result.retryable,
+        )
+
+    @staticmethod
+    def _dead_letter(outcome: Outcome, job: repository.Running) -> repository.DeadLetter:
+        result = outcome.result
+        return repository.DeadLetter(
+            job_id=job.job_id,
+            execution_id=outcome.dispatch.execution_id,
+            owner_id=job.owner_id,
+            reason="exhausted" if result.retryable else "permanent",
+            error=f"{result.error_kind}: {result.error}" if result.error else result.error_kind,
+            attempts=outcome.dispatch.attempt,
+            payload=job.payload,
+        )
+
+    def _count(self, decisions: Sequence[tuple[Outcome, occurrences.Next]], moved: set) -> None:
+        for outcome, decided in decisions:
+            if outcome.dispatch.job_id not in moved:
+                continue
+            job_type = outcome.dispatch.type
+            if decided.outcome is occurrences.Outcome.RETRY:
+                self._metrics.retries.labels(job_type).inc()
+            if decided.dead_letter:
+                reason = "exhausted" if outcome.result.retryable else "permanent"
+                self._metrics.dead_letters.labels(job_type, reason).inc()
+            if outcome.result.status is not ExecutionStatus.SUCCEEDED:
+                log.get().info(
+                    "attempt_failed",
+                    job_id=str(outcome.dispatch.job_id),
+                    execution_id=str(outcome.dispatch.execution_id),
+                    attempt=outcome.dispatch.attempt,
+                    error_kind=outcome.result.error_kind,
+                    then=decided.outcome.value,
+                    next_run_at=decided.next_run_at.isoformat() if decided.next_run_at else None,
+                )
+
+    async def _publish_dead_letters(
+        self,
+        letters: Sequence[tuple[repository.DeadLetter, Outcome]],
+        stored: dict,
+    ) -> None:
+        """The dead-letter topic is told after the table has the record; a failure here is
+        logged, not retried (the table, listed by the API, is what counts)."""
+        batch = []
+        for letter, outcome in letters:
+            dead_letter_id, created_at = stored[letter.execution_id]
+            message = messages.DeadLetterMessage(
+                dead_letter_id=dead_letter_id,
+                job_id=letter.job_id,
+                execution_id=letter.execution_id,
+                owner_id=letter.owner_id,
+                type=outcome.dispatch.type,
+                reason=letter.reason,
+                error_kind=outcome.result.error_kind,
+                error=outcome.result.error,
+                attempts=letter.attempts,
+                scheduled_for=outcome.dispatch.scheduled_for,
+                payload=letter.payload,
+                created_at=created_at,
+            )
+            envelope = messages.dead_letter_envelope(message, producer=self._settings.node_id)
+            batch.append((str(letter.job_id), kafka.encode(envelope)))
+        acks = await kafka.send_all(
+            self._producer,
+            self._settings.kafka_dead_letter_topic,
+            batch,
+            timeout_s=PUBLISH_TIMEOUT_S,
+        )
+        failed = [a for a in acks if isinstance(a, kafka.KafkaUnavailable)]
+        if failed:
+            log.get().error(
+                "dead_letters_not_published", count=len(failed), error=str(failed[0])[:200]
+            )
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        strategies: Strategies,
+        metrics: ExecutorMetrics,
+    ):
+        self._settings = settings
+        self._sessions = sessions
+        self._strategies = strategies
+        self._metrics = metrics
+        self._offsets = Offsets()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runs: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._writer_stop = asyncio.Event()
+        self._progress = asyncio.Event()  # set whenever a message finishes
+        self._writer = OutcomeWriter(
+            settings=settings,
+            sessions=sessions,
+            producer=producer,
+            metrics=metrics,
+            recorded=self._recorded,
+        )
+        self._consumer: AIOKafkaConsumer | None = None
+        self._last_commit = 0.0
+        self.assigned = asyncio.Event()  # set while this member owns partitions
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def stop(self) -> None:
+        """Stop fetching; `run` then finishes what it holds and returns."""
+        self._stop.set()
+
+    # --- the poll loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        settings = self._settings
+        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+        writer = asyncio.create_task(self._writer.run(self._writer_stop), name="outcome-writer")
+        consumer = None
+        try:
+            consumer = await self._connect(backoff)
+            while consumer is not None and not self._stop.is_set():
+                try:
+                    await self._poll(consumer)
+                    backoff.reset()
+                except KafkaError as exc:
+                    delay = backoff.next_delay()
+                    self._metrics.loop_errors.labels("poll").inc()
+                    log.get().warning("poll_failed", error=describe(exc), retry_in_s=delay)
+                    await loops.pause(self._stop, delay)
+        finally:
+            await self._drain(consumer, writer)
+
+    async def _connect(self, backoff: loops.ErrorBackoff) -> AIOKafkaConsumer | None:
+        """A started group member subscribed to the dispatch topic; None when stopped first."""
+        while not self._stop.is_set():
+            consumer = kafka.create_consumer(self._settings, group_id=self._settings.consumer_group)
+            consumer.subscribe([self._settings.kafka_dispatch_topic], listener=_Rebalance(self))
+            try:
+                await kafka.start(consumer)
+            except kafka.KafkaUnavailable as exc:
+                delay = backoff.next_delay()
+                self._metrics.loop_errors.labels("connect").inc()
+                log.get().warning("consumer_not_started", error=str(exc), retry_in_s=delay)
+                await loops.pause(self._stop, delay)
+                continue
+            self._consumer = consumer
+            return consumer
+        return None
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        free = self._settings.max_in_flight - self._in_flight
+        if free <= 0:
+            # Full: keep polling (the group must see this member alive) but fetch nothing.
+            consumer.pause(*consumer.assignment())
+        elif consumer.paused():
+            consumer.resume(*consumer.paused())
+        records = await consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS,
+            max_records=max(1, min(free, self._settings.fetch_max_records)),
+        )
+        fetched = [
+            Fetched(partition, record.offset, record.value)
+            for partition, batch in records.items()
+            for record in batch
+        ]
+        if fetched:
+            for item in fetched:
+                self._offsets.fetched(item.partition, item.offset)
+            self._in_flight += len(fetched)
+            self._metrics.in_flight.set(self._in_flight)
+            self._spawn(self._claim_and_run(fetched), self._tasks)
+        if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+            await self._commit(consumer)
+
+    def _spawn(self, coroutine, into: set) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        into.add(task)
+        task.add_done_callback(into.discard)
+        return task
+
+    async def _commit(self, consumer: AIOKafkaConsumer, only: Iterable | None = None) -> None:
+        self._last_commit = time.monotonic()
+        owned = consumer.assignment() if only is None else set(only)
+        points = {p: o for p, o in self._offsets.to_commit().items() if p in owned}
+        if not points:
+            return
+        try:
+            await consumer.commit(points)
+        except KafkaError as exc:  # offered again at the next commit
+            log.get().warning("offsets_not_committed", error=describe(exc))
+            return
+        self._offsets.committed(points)
+
+    # --- one fetched batch ---------------------------------------------------------------------
+
+    async def _claim_and_run(self, fetched: Sequence[Fetched]) -> None:
+        decoded: list[tuple[Fetched, messages.DispatchMessage]] = []
+        for item in fetched:
+            try:
+                decoded.append((item, messages.parse_dispatch(kafka.decode(item.value))))
+            except kafka.MalformedMessage as exc:
+                self._metrics.skipped.labels("malformed").inc()
+                log.get().error(
+                    "dispatch_malformed",
+                    partition=item.partition.partition,
+                    offset=item.offset,
+                    error=str(exc)[:200],
+                )
+                self._finished([item])
+        if not decoded:
+            return
+        claim = await self._claim([d for _, d in decoded])
+        if claim is None:  # stopping with the database away: redelivered to whoever comes next
+            self._abandoned([item for item, _ in decoded])
+            return
+        skipped = []
+        for item, dispatch in decoded:
+            if dispatch.execution_id in claim.started:
+                lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
+                self._metrics.start_lag.observe(max(0.0, lag_s))
+                self._spawn(self._execute(item, dispatch), self._tasks)
+            else:
+                skipped.append(item)
+                log.get().info(
+                    "dispatch_skipped",
+                    execution_id=str(dispatch.execution_id),
+                    job_id=str(dispatch.job_id),
+                    reason="already started, or its job moved on",
+                )
+        if skipped:
+            self._metrics.skipped.labels("duplicate").inc(len(skipped))
+            self._finished(skipped)
+
+    async def _claim(
+        self, dispatches: Sequence[messages.DispatchMessage]
+    ) -> repository.Claim | None:
+        settings = self._settings
+        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+        wanted = [
+            repository.Dispatch(d.execution_id, d.job_id, d.lease_version) for d in dispatches
+        ]
+        while True:
+            try:
+                async with db.unit_of_work(self._sessions) as session:
+                    return await repository.claim(
+                        session, wanted, worker=settings.node_id, margin_s=settings.lease_margin_s
+                    )
+            except (SQLAlchemyError, OSError) as exc:
+                delay = backoff.next_delay()
+                self._metrics.loop_errors.labels("claim").inc()
+                log.get().warning("claim_failed", error=describe(exc), retry_in_s=delay)
+                if await loops.pause(self._stop, delay):
+                    return None
+
+    async def _execute(self, item: Fetched, dispatch: messages.DispatchMessage) -> None:
+        started = time.monotonic()
+        result = await self._attempt(dispatch)
+        self._metrics.duration.labels(dispatch.type).observe(time.monotonic() - started)
+        self._metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
+        self._writer.submit(Outcome(item, dispatch, result))
+
+    async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
+        """Run one attempt through its strategy and classify how it ended."""
+        try:
+            payload = job_types.parse_payload(dispatch.type, dispatch.payload)
+        except job_types.JobTypeError as exc:
+            return Result(ExecutionStatus.FAILED, "validation", str(exc)[:1000], retryable=False)
+        strategy = self._strategies.get(dispatch.type)
+        if strategy is None:
+            message = f"no strategy for job type {dispatch.type!r}"
+            return Result(ExecutionStatus.FAILED, "validation", message, retryable=False)
+        run = Run(
+            execution_id=dispatch.execution_id,
+            job_id=dispatch.job_id,
+            owner_id=dispatch.owner_id,
+            type=dispatch.type,
+            scheduled_for=dispatch.scheduled_for,
+            attempt=dispatch.attempt,
+            timeout_s=dispatch.timeout_s,
+            trace_id=dispatch.trace_id,
+        )
+        # The strategy runs as a task of its own, so that shutdown can cancel it and still
+        # record the attempt as interrupted.
+        task = self._spawn(strategy.run(payload, run), self._runs)
+        try:
+            async with asyncio.timeout(dispatch.timeout_s) as deadline:
+                await task
+        except TimeoutError:
+            if deadline.expired():
+                message = f"no result within the job's timeout of {dispatch.timeout_s} s"
+                return Result(ExecutionStatus.TIMED_OUT, "timeout", message, retryable=True)
+            return Result(ExecutionStatus.FAILED, "timeout", "timed out", retryable=True)
+        except PermanentFailure as exc:
+            return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=False)
+        except TransientFailure as exc:
+            return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=True)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this task itself is cancelled, not only the strategy
+            message = "the executor shut down before the attempt finished"
+            return Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
+        except Exception as exc:
+            log.get().error(
+                "strategy_crashed", type=dispatch.type, job_id=str(dispatch.job_id), exc_info=exc
+            )
+            return Result(ExecutionStatus.FAILED, "unexpected", describe(exc), retryable=True)
+        return SUCCEEDED
+
+    # --- finishing messages --------------------------------------------------------------------
+
+    def _recorded(self, outcomes: Sequence[Outcome]) -> None:
+        self._finished([o.fetched for o in outcomes])
+
+    def _finished(self, items: Sequence[Fetched]) -> None:
+        for item in items:
+            self._offsets.finished(item.partition, item.offset)
+        self._abandoned(items)
+
+    def _abandoned(self, items: Sequence[Fetched]) -> None:
+        self._in_flight -= len(items)
+        self._metrics.in_flight.set(self._in_flight)
+        self._progress.set()
+
+    async def _wait_finished(self, partitions: Iterable | None, timeout_s: float) -> bool:
+        """Wait until the messages of `partitions` (all when None) are finished; False when
+        `timeout_s` passed first."""
+        chosen = None if partitions is None else list(partitions)
+        deadline = time.monotonic() + timeout_s
+        while self._offsets.unfinished(chosen) > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
+        return True
+
+    async def release(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions are being revoked: let their messages finish (bounded), commit them, and
+        stop tracking them. Whatever is still running is recorded all the same; its message is
+        redelivered to the new owner, whose claim finds the execution started and skips it."""
+        if not partitions:
+            return
+        self.assigned.clear()
+        timeout_s = min(REVOKE_DRAIN_MAX_S, self._settings.shutdown_grace_s)
+        drained = await self._wait_finished(partitions, timeout_s)
+        if self._consumer is not None:
+            await self._commit(self._consumer, only=partitions)
+        self._offsets.forget(partitions)
+        log.get().info(
+            "partitions_revoked",
+            partitions=sorted(p.partition for p in partitions),
+            drained=drained,
+        )
+
+    async def _drain(self, consumer: AIOKafkaConsumer | None, writer: asyncio.Task) -> None:
+        """Shutdown: what runs gets `shutdown_grace_s` to finish, then is cancelled (recorded
+        as interrupted, to be retried); outcomes are recorded, offsets committed, and the
+        consumer leaves the group."""
+        grace_s = self._settings.shutdown_grace_s
+        deadline = time.monotonic() + grace_s
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        for task in list(self._runs):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=max(1.0, deadline - time.monotonic()))
+        for task in list(self._tasks):  # only a claim stuck on an unreachable database
+            task.cancel()
+        self._writer_stop.set()
+        await writer
+        if consumer is not None:
+            with contextlib.suppress(KafkaError):
+                await self._commit(consumer)
+            await consumer.stop()
+        log.get().info("executor_stopped", unfinished=self._in_flight)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, executor: Executor):
+        self._executor = executor
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._executor.release(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        if assigned:
+            self._executor.assigned.set()
+        log.get().info("partitions_assigned", partitions=sorted(p.partition for p in assigned))

@@ -1,0 +1,91 @@
+"""What a strategy is: the code that runs one type of job, and how it reports failure.
+
+A strategy is built once per executor process by its job type's factory (`libs.job_types.
+JobType.strategy`), which receives the executor's `Resources`, and then runs any number of
+occurrences at once:
+
+    class Strategy(Protocol):
+        async def run(self, payload: BaseModel, run: Run) -> None: ...
+        async def close(self) -> None: ...          # optional
+
+`run` returns normally when the occurrence succeeded. It raises `PermanentFailure` when the
+occurrence can never succeed as it is (a retry would fail the same way: the payload or the
+target is wrong), and `TransientFailure` when a later attempt may succeed. Any other exception
+counts as transient. The executor cancels `run` at the job's timeout (also transient), so a
+strategy needs no timeout of its own beyond what its client library requires.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from executor_service.settings import Settings
+
+# Namespace of occurrence keys: uuid5(namespace, "<job id>/<scheduled_for>").
+_OCCURRENCE_NAMESPACE = uuid.UUID("6f1d3c1e-4b8a-5d2e-9c7f-2a0b1e3d4c5f")
+
+
+class Failure(Exception):
+    """An occurrence failed. `kind` is a short machine-readable class stored on the execution
+    (`error_kind`), such as `http_5xx` or `timeout`; the message must hold no secret."""
+
+    def __init__(self, message: str, *, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class PermanentFailure(Failure):
+    """Retrying cannot help: the occurrence ends at once and goes to the dead letters."""
+
+
+class TransientFailure(Failure):
+    """A later attempt may succeed: retried with backoff while attempts remain."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One attempt of one occurrence, as a strategy sees it."""
+
+    execution_id: uuid.UUID
+    job_id: uuid.UUID
+    owner_id: uuid.UUID
+    type: str
+    scheduled_for: datetime
+    attempt: int
+    timeout_s: int
+    trace_id: str
+
+    @property
+    def occurrence_key(self) -> str:
+        """A key stable across the attempts of one occurrence (and unique to it): what targets
+        receive as `webhook-id` and `Idempotency-Key` to make their effects exactly-once."""
+        name = f"{self.job_id}/{self.scheduled_for.isoformat()}"
+        return f"occ_{uuid.uuid5(_OCCURRENCE_NAMESPACE, name).hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What the executor lends its strategies: settings, the database, the Kafka producer."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+
+
+class Strategy(Protocol):
+    async def run(self, payload: BaseModel, run: Run) -> None: ...
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of an unexpected exception: its type and first line."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__

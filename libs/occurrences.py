@@ -1,0 +1,104 @@
+"""What a job becomes when one attempt of its current occurrence ends. Pure functions.
+
+The executor applies them to the outcomes it records, the scheduler to occurrences whose lease
+expired; both write the answer in the transaction that records the attempt, guarded by the
+job's fencing token.
+
+- Success: the occurrence counts as made (`run_count + 1`) and the job moves on to its next
+  occurrence after the one that ran (for `fixed_delay`, after the finish time), or is COMPLETED
+  when the schedule has none left. Lateness is not judged here: a next occurrence already in
+  the past is the scheduler's misfire policy to decide.
+- Failure that a retry may cure, while attempts remain: the same occurrence again after an
+  exponential backoff with full jitter (`libs.backoff`), attempt + 1.
+- Failure for good (permanent, or the last attempt): the occurrence is given up on (a dead
+  letter) and counts as made, so `max_runs` still ends the job; a recurring job moves on to its
+  next occurrence, a job with none left ends FAILED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from libs import backoff, schedule
+from libs.states import JobStatus
+
+
+class Outcome(StrEnum):
+    """What became of the job (the metric label and the log's word)."""
+
+    NEXT = "next"  # moved on to its next occurrence
+    COMPLETED = "completed"  # no occurrence left after a success
+    RETRY = "retry"  # the same occurrence again after a backoff
+    FAILED = "failed"  # given up on, and no occurrence left
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """The job's next state: SCHEDULED at `next_run_at`, or COMPLETED / FAILED (no next run)."""
+
+    status: JobStatus
+    next_run_at: datetime | None
+    attempt: int
+    run_count: int
+    outcome: Outcome
+    dead_letter: bool  # the occurrence was given up on
+
+
+def parse_schedule(stored: Mapping[str, Any]) -> schedule.Schedule:
+    """A job's stored (normalised) schedule; raises `ValueError` when it does not validate."""
+    return schedule.SCHEDULE_ADAPTER.validate_python(stored)
+
+
+def _move_on(
+    parsed: schedule.Schedule | None,
+    *,
+    scheduled_for: datetime,
+    runs: int,
+    finished_at: datetime,
+) -> datetime | None:
+    if parsed is None:  # an unreadable schedule has no next occurrence
+        return None
+    return schedule.next_fire(
+        parsed, after=scheduled_for, runs=runs, last_finished_at=finished_at
+    )
+
+
+def after_success(
+    parsed: schedule.Schedule | None,
+    *,
+    scheduled_for: datetime,
+    run_count: int,
+    finished_at: datetime,
+) -> Next:
+    runs = run_count + 1
+    following = _move_on(parsed, scheduled_for=scheduled_for, runs=runs, finished_at=finished_at)
+    if following is None:
+        return Next(JobStatus.COMPLETED, None, 1, runs, Outcome.COMPLETED, dead_letter=False)
+    return Next(JobStatus.SCHEDULED, following, 1, runs, Outcome.NEXT, dead_letter=False)
+
+
+def after_failure(
+    parsed: schedule.Schedule | None,
+    retry_policy: Mapping[str, Any],
+    *,
+    scheduled_for: datetime,
+    attempt: int,
+    run_count: int,
+    now: datetime,
+    random: float,
+    retryable: bool,
+) -> Next:
+    """`random` in [0, 1) draws the backoff's jitter; `now` is the database clock."""
+    if retryable and attempt < backoff.max_attempts(retry_policy):
+        delay = backoff.retry_delay_s(retry_policy, attempt, random)
+        retry_at = now + timedelta(seconds=delay)
+        return Next(JobStatus.SCHEDULED, retry_at, attempt + 1, run_count, Outcome.RETRY, False)
+    runs = run_count + 1
+    following = _move_on(parsed, scheduled_for=scheduled_for, runs=runs, finished_at=now)
+    if following is None:
+        return Next(JobStatus.FAILED, None, attempt, runs, Outcome.FAILED, dead_letter=True)
+    return Next(JobStatus.SCHEDULED, following, 1, runs, Outcome.NEXT, dead_letter=True)

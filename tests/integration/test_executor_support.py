@@ -1,0 +1,158 @@
+"""Helpers of the executor service's integration tests (test_executor*.py); no tests here.
+
+`platform` runs, in this process, what `make up` runs as processes: a real scheduler (its
+dispatch and lease-recovery loops) and one or more real executors (engine, heartbeat,
+strategies), over the test's own database and topics. Jobs are inserted as rows; what targets
+receive is observed with real servers on loopback (`Target`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from test_scheduler_support import eventually, scheduler_parts, settings_for, sql
+
+from executor_service import api as executor_api
+from executor_service.settings import Settings as ExecutorSettings
+from libs import resources, web
+from scheduler_service.settings import Settings as SchedulerSettings
+
+
+def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> ExecutorSettings:
+    """Settings of one executor of a test: the scheduler's topics, loopback targets allowed."""
+    values: dict[str, Any] = {
+        "database_url": scheduler.database_url,
+        "kafka_bootstrap_servers": scheduler.kafka_bootstrap_servers,
+        "kafka_dispatch_topic": scheduler.kafka_dispatch_topic,
+        "kafka_dead_letter_topic": scheduler.kafka_dead_letter_topic,
+        "kafka_dispatch_partitions": scheduler.kafka_dispatch_partitions,
+        "consumer_group": f"{scheduler.kafka_dispatch_topic}.executors",
+        "node_id": f"executor-{uuid.uuid4().hex[:6]}",
+        "http_allowed_networks": "127.0.0.0/8,::1/128",
+        "error_backoff_initial_s": 0.05,
+        "error_backoff_max_s": 0.5,
+        "heartbeat_interval_s": 0.5,
+        "shutdown_grace_s": 5,
+    }
+    values.update(overrides)
+    return ExecutorSettings(**values)
+
+
+@asynccontextmanager
+async def running_executor(settings: ExecutorSettings) -> AsyncIterator[executor_api.Running]:
+    """An executor built and started as its lifespan does; shut down cleanly at the end."""
+    app = FastAPI()
+    app.state.metrics = web.Metrics(settings)
+    async with resources.all_of(
+        app,
+        partial(resources.database, settings=settings),
+        partial(resources.kafka_producer, settings=settings),
+    ):
+        running = executor_api.build_executor(app, settings)
+        running.start()
+        try:
+            await eventually(
+                _assigned(running), deadline_s=30, what="the executor owning partitions"
+            )
+            yield running
+        finally:
+            await running.shutdown(settings.shutdown_grace_s)
+
+
+def _assigned(running: executor_api.Running) -> Any:
+    async def check() -> bool:
+        return running.engine.assigned.is_set()
+
+    return check
+
+
+@dataclass
+class Platform:
+    scheduler_settings: SchedulerSettings
+    executor_settings: ExecutorSettings
+    sessions: Any
+    executors: list[executor_api.Running] = field(default_factory=list)
+
+    async def sql(self, statement: str, **params: Any) -> list:
+        return await sql(self.sessions, statement, **params)
+
+
+@asynccontextmanager
+async def platform(
+    database_url: str,
+    bootstrap: str,
+    name: str,
+    *,
+    executors: int = 1,
+    scheduler: dict[str, Any] | None = None,
+    executor: dict[str, Any] | None = None,
+) -> AsyncIterator[Platform]:
+    """A scheduler and `executors` executors, running until the block ends."""
+    scheduler_settings = settings_for(database_url, bootstrap, name, **(scheduler or {}))
+    async with AsyncExitStack() as stack:
+        parts = await stack.enter_async_context(scheduler_parts(scheduler_settings))
+        first = executor_settings(scheduler_settings, **(executor or {}))
+        result = Platform(scheduler_settings, first, parts.sessions)
+        for index in range(executors):
+            settings = first if index == 0 else executor_settings(
+                scheduler_settings, consumer_group=first.consumer_group, **(executor or {})
+            )  # fmt: skip
+            result.executors.append(await stack.enter_async_context(running_executor(settings)))
+        loops = parts.scheduler()
+        loops.start()
+        stack.push_async_callback(loops.shutdown, 5)
+        yield result
+
+
+@dataclass
+class Seen:
+    """One request a `Target` received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Target:
+    """A real HTTP server on loopback whose answers a test scripts: `statuses` are returned
+    in turn (the last one repeats); `hold` makes it wait (before answering) until released."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses) or [200]
+        self.seen: list[Seen] = []
+        self.hold: asyncio.Event | None = None
+        self.arrived = asyncio.Event()
+        self.url = ""
+
+    async def _handle(self, request: Request) -> Response:
+        self.seen.append(
+            Seen(request.method, request.url.path, dict(request.headers), await request.body())
+        )
+        self.arrived.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        status = self.statuses[min(len(self.seen), len(self.statuses)) - 1]
+        return Response(status_code=status, content=b"answer")
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
+        )
+
+    @asynccontextmanager
+    async def serving(self, serve_app: Any) -> AsyncIterator[Target]:
+        async with serve_app(self.app()) as base_url:
+            self.url = f"{base_url}/hook"
+            yield self
