@@ -319,7 +319,7 @@ class Executor:
         self._settings = settings
         self._sessions = sessions
         self._strategies = strategies
-        self._metrics = metrics
+        self.metrics = metrics
         self._offsets = Offsets()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -361,7 +361,7 @@ class Executor:
                     backoff.reset()
                 except KafkaError as exc:
                     delay = backoff.next_delay()
-                    self._metrics.loop_errors.labels("poll").inc()
+                    self.metrics.loop_errors.labels("poll").inc()
                     log.get().warning("poll_failed", error=describe(exc), retry_in_s=delay)
                     await loops.pause(self._stop, delay)
         finally:
@@ -376,7 +376,7 @@ class Executor:
                 await kafka.start(consumer)
             except kafka.KafkaUnavailable as exc:
                 delay = backoff.next_delay()
-                self._metrics.loop_errors.labels("connect").inc()
+                self.metrics.loop_errors.labels("connect").inc()
                 log.get().warning("consumer_not_started", error=str(exc), retry_in_s=delay)
                 await loops.pause(self._stop, delay)
                 continue
@@ -404,7 +404,7 @@ class Executor:
             for item in fetched:
                 self._offsets.fetched(item.partition, item.offset)
             self._in_flight += len(fetched)
-            self._metrics.in_flight.set(self._in_flight)
+            self.metrics.in_flight.set(self._in_flight)
             self._spawn(self._claim_and_run(fetched), self._tasks)
         if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
             await self._commit(consumer)
@@ -436,7 +436,7 @@ class Executor:
             try:
                 decoded.append((item, messages.parse_dispatch(kafka.decode(item.value))))
             except kafka.MalformedMessage as exc:
-                self._metrics.skipped.labels("malformed").inc()
+                self.metrics.skipped.labels("malformed").inc()
                 log.get().error(
                     "dispatch_malformed",
                     partition=item.partition.partition,
@@ -454,7 +454,7 @@ class Executor:
         for item, dispatch in decoded:
             if dispatch.execution_id in claim.started:
                 lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
-                self._metrics.start_lag.observe(max(0.0, lag_s))
+                self.metrics.start_lag.observe(max(0.0, lag_s))
                 self._spawn(self._execute(item, dispatch), self._tasks)
             else:
                 skipped.append(item)
@@ -465,7 +465,7 @@ class Executor:
                     reason="already started, or its job moved on",
                 )
         if skipped:
-            self._metrics.skipped.labels("duplicate").inc(len(skipped))
+            self.metrics.skipped.labels("duplicate").inc(len(skipped))
             self._finished(skipped)
 
     async def _claim(
@@ -484,7 +484,7 @@ class Executor:
                     )
             except (SQLAlchemyError, OSError) as exc:
                 delay = backoff.next_delay()
-                self._metrics.loop_errors.labels("claim").inc()
+                self.metrics.loop_errors.labels("claim").inc()
                 log.get().warning("claim_failed", error=describe(exc), retry_in_s=delay)
                 if await loops.pause(self._stop, delay):
                     return None
@@ -492,8 +492,8 @@ class Executor:
     async def _execute(self, item: Fetched, dispatch: messages.DispatchMessage) -> None:
         started = time.monotonic()
         result = await self._attempt(dispatch)
-        self._metrics.duration.labels(dispatch.type).observe(time.monotonic() - started)
-        self._metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
+        self.metrics.duration.labels(dispatch.type).observe(time.monotonic() - started)
+        self.metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
         self._writer.submit(Outcome(item, dispatch, result))
 
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
@@ -556,7 +556,7 @@ class Executor:
 
     def _abandoned(self, items: Sequence[Fetched]) -> None:
         self._in_flight -= len(items)
-        self._metrics.in_flight.set(self._in_flight)
+        self.metrics.in_flight.set(self._in_flight)
         self._progress.set()
 
     async def _wait_finished(self, partitions: Iterable | None, timeout_s: float) -> bool:

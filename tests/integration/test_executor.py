@@ -6,9 +6,11 @@ schedule kind run their sequence and stop at their end."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from test_executor_support import Target, platform
 from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
@@ -307,3 +309,52 @@ async def test_a_payload_no_longer_valid_fails_without_a_retry(
         [execution] = await executions(p.sessions, job_id)
         assert execution.error_kind == "validation"
         assert "payload.message" in execution.error
+
+
+async def test_recurring_jobs_of_every_kind_run_their_sequence_and_stop_at_their_end(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    async with platform(database_url, kafka_bootstrap_servers, unique_name) as p:
+        now = (await db_now(p.sessions)).replace(microsecond=0) + timedelta(seconds=1)
+        rate = spec(schedule.FixedRate(interval_s=1, anchor=now, max_runs=3))
+        cron = spec(schedule.Cron(expression="* * * * * ?", end_at=now + timedelta(seconds=2.5)))
+        delay = spec(schedule.FixedDelay(delay_s=1, max_runs=3))
+        daily = schedule.Calendar(
+            every=1, unit="days", anchor=now - timedelta(days=3), timezone="Europe/London"
+        )
+        ids = await insert_jobs(
+            p.sessions,
+            [
+                job_row(next_run_at=now, schedule_spec=rate),
+                job_row(next_run_at=now, schedule_spec=cron),
+                job_row(next_run_at=now, schedule_spec=delay),
+                job_row(next_run_at=now, schedule_spec=spec(daily)),
+            ],
+        )
+        rate_id, cron_id, delay_id, daily_id = ids
+        for job_id in (rate_id, cron_id, delay_id):
+            await finished(p, job_id, JobStatus.COMPLETED)
+
+        runs = await executions(p.sessions, rate_id)
+        assert [e.scheduled_for for e in runs] == [now + timedelta(seconds=n) for n in range(3)]
+        assert (await job(p.sessions, rate_id)).run_count == 3
+
+        runs = await executions(p.sessions, cron_id)
+        assert [e.scheduled_for for e in runs] == [now + timedelta(seconds=n) for n in range(3)]
+
+        runs = await executions(p.sessions, delay_id)
+        assert len(runs) == 3
+        for previous, following in itertools.pairwise(runs):
+            assert following.scheduled_for == previous.finished_at + timedelta(seconds=1)
+
+        async def daily_ran():
+            row = await job(p.sessions, daily_id)
+            return row if row.run_count == 1 and row.status == JobStatus.SCHEDULED else None
+
+        row = await eventually(daily_ran, what="the calendar job's first run")
+        expected = schedule.next_fire(daily, after=now, runs=1)
+        assert row.next_run_at == expected
+        assert expected.astimezone(ZoneInfo("Europe/London")).time() == now.astimezone(
+            ZoneInfo("Europe/London")
+        ).time()
+        assert (await executions(p.sessions, daily_id))[0].status == ExecutionStatus.SUCCEEDED

@@ -82,6 +82,7 @@ class Platform:
     scheduler_settings: SchedulerSettings
     executor_settings: ExecutorSettings
     sessions: Any
+    producer: Any  # the scheduler's, started: for tests that publish themselves
     executors: list[executor_api.Running] = field(default_factory=list)
 
     async def sql(self, statement: str, **params: Any) -> list:
@@ -103,7 +104,7 @@ async def platform(
     async with AsyncExitStack() as stack:
         parts = await stack.enter_async_context(scheduler_parts(scheduler_settings))
         first = executor_settings(scheduler_settings, **(executor or {}))
-        result = Platform(scheduler_settings, first, parts.sessions)
+        result = Platform(scheduler_settings, first, parts.sessions, parts.app.state.producer)
         for index in range(executors):
             settings = first if index == 0 else executor_settings(
                 scheduler_settings, consumer_group=first.consumer_group, **(executor or {})

@@ -1,0 +1,201 @@
+"""Delivery guarantees of the executor on a real broker and database: a duplicate delivery runs
+nothing, a malformed message is skipped without stalling its partition, offsets reach the end
+only once outcomes are stored, an outcome whose job moved on is fenced off, and executors
+joining and sharing the partitions run every occurrence exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from datetime import timedelta
+
+from aiokafka import TopicPartition
+from test_executor_support import Target, executor_settings, platform, running_executor
+from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
+
+from libs import kafka
+from libs.states import ExecutionStatus, JobStatus
+
+
+async def committed_to_end(p, settings) -> bool:
+    """Whether the executors' group has committed every partition of the dispatch topic up to
+    its end."""
+    consumer = kafka.create_consumer(settings, group_id=settings.consumer_group)
+    await kafka.start(consumer)
+    try:
+        topic = settings.kafka_dispatch_topic
+        partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
+        ends = await consumer.end_offsets(partitions)
+        for partition in partitions:
+            if (await consumer.committed(partition) or 0) < ends[partition]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+async def test_a_redelivered_dispatch_runs_nothing_twice(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    async with (
+        Target(200).serving(serve_app) as target,
+        platform(database_url, kafka_bootstrap_servers, unique_name) as p,
+    ):
+        settings = p.executor_settings
+        now = await db_now(p.sessions)
+        [job_id] = await insert_jobs(
+            p.sessions,
+            [job_row(next_run_at=now, schedule_spec=once(now), type="http",
+                     payload={"url": target.url})],
+        )  # fmt: skip
+
+        async def completed():
+            return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
+
+        await eventually(completed, what="the job completing")
+        # Read the dispatch back and deliver it again, as the broker may after a rebalance.
+        reader = kafka.create_consumer(
+            settings, settings.kafka_dispatch_topic, group_id=f"{unique_name}-reader"
+        )
+        await kafka.start(reader)
+        try:
+            records = []
+
+            async def read():
+                batch = await reader.getmany(timeout_ms=200)
+                records.extend(r for rs in batch.values() for r in rs)
+                return records
+
+            [record] = await eventually(read, what="the dispatch")
+        finally:
+            await reader.stop()
+        for _ in range(2):
+            acks = await kafka.send_all(
+                p.producer, settings.kafka_dispatch_topic,
+                [(record.key.decode(), record.value)], timeout_s=10,
+            )  # fmt: skip
+            assert not isinstance(acks[0], Exception)
+
+        async def skipped():
+            metric = p.executors[0].engine.metrics.skipped.labels("duplicate")
+            return metric._value.get() >= 2
+
+        await eventually(skipped, what="both copies skipped")
+        await eventually(lambda: committed_to_end(p, settings), what="offsets at the end")
+        assert len(target.seen) == 1
+        assert len(await executions(p.sessions, job_id)) == 1
+
+
+async def test_a_malformed_message_is_skipped_and_the_partition_goes_on(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    async with platform(
+        database_url,
+        kafka_bootstrap_servers,
+        unique_name,
+        scheduler={"kafka_dispatch_partitions": 1},
+    ) as p:
+        settings = p.executor_settings
+        acks = await kafka.send_all(
+            p.producer, settings.kafka_dispatch_topic, [("junk", b"not json")], timeout_s=10
+        )
+        assert not isinstance(acks[0], Exception)
+        now = await db_now(p.sessions)
+        [job_id] = await insert_jobs(
+            p.sessions, [job_row(next_run_at=now, schedule_spec=once(now))]
+        )
+
+        async def completed():
+            return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
+
+        await eventually(completed, what="the job after the junk completing")
+        assert p.executors[0].engine.metrics.skipped.labels("malformed")._value.get() == 1
+        await eventually(lambda: committed_to_end(p, settings), what="offsets past the junk")
+
+
+async def test_an_outcome_whose_job_moved_on_is_fenced_off(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    target = Target(200)
+    target.hold = asyncio.Event()
+    async with (
+        target.serving(serve_app),
+        platform(database_url, kafka_bootstrap_servers, unique_name) as p,
+    ):
+        now = await db_now(p.sessions)
+        [job_id] = await insert_jobs(
+            p.sessions,
+            [job_row(next_run_at=now, schedule_spec=once(now), type="http",
+                     payload={"url": target.url})],
+        )  # fmt: skip
+        await asyncio.wait_for(target.arrived.wait(), 30)
+        # What lease recovery does to an executor that stalled: the execution is LOST and the
+        # job, under a new fencing token, belongs to someone else.
+        later = now + timedelta(hours=1)
+        await p.sql(
+            "UPDATE executions SET status = 'LOST', finished_at = now() WHERE job_id = :j", j=job_id
+        )
+        await p.sql(
+            "UPDATE jobs SET status = 'SCHEDULED', lease_version = lease_version + 1, "
+            "next_run_at = :later, lease_expires_at = NULL WHERE id = :j",
+            j=job_id,
+            later=later,
+        )
+        target.hold.set()
+        fenced = p.executors[0].engine.metrics.fenced_off
+
+        async def stored():
+            return fenced._value.get() >= 1
+
+        await eventually(stored, what="the stale outcome reaching the database")
+        row = await job(p.sessions, job_id)
+        assert (row.status, row.lease_version, row.next_run_at) == (JobStatus.SCHEDULED, 2, later)
+        assert row.run_count == 0
+        [execution] = await executions(p.sessions, job_id)
+        assert execution.status == ExecutionStatus.LOST
+
+
+async def test_executors_joining_share_the_work_and_run_each_occurrence_once(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    async with platform(
+        database_url,
+        kafka_bootstrap_servers,
+        unique_name,
+        scheduler={"kafka_dispatch_partitions": 4},
+    ) as p:
+        now = await db_now(p.sessions)
+        # A stream of occurrences over four seconds; a second executor joins in the middle,
+        # which makes the group rebalance while work is in hand.
+        rows = [
+            job_row(next_run_at=now + timedelta(milliseconds=10 * i), schedule_spec=once(now))
+            for i in range(400)
+        ]
+        ids = await insert_jobs(p.sessions, rows)
+        second = executor_settings(
+            p.scheduler_settings, consumer_group=p.executor_settings.consumer_group
+        )
+        async with running_executor(second):
+
+            async def all_done():
+                [row] = await p.sql(
+                    "SELECT count(*) AS n FROM jobs WHERE id = ANY(:ids) AND status = 'COMPLETED'",
+                    ids=ids,
+                )
+                return row.n == len(ids)
+
+            await eventually(all_done, deadline_s=60, what="every job completed")
+            more = [
+                job_row(next_run_at=await db_now(p.sessions), schedule_spec=once(now))
+                for _ in range(200)
+            ]
+            ids += await insert_jobs(p.sessions, more)
+            await eventually(all_done, deadline_s=60, what="the later jobs completed")
+        rows = await p.sql(
+            "SELECT job_id, status, worker FROM executions WHERE job_id = ANY(:ids)", ids=ids
+        )
+        per_job = collections.Counter(r.job_id for r in rows)
+        assert set(per_job.values()) == {1}
+        assert len(per_job) == len(ids)
+        assert {r.status for r in rows} == {ExecutionStatus.SUCCEEDED}
+        assert {r.worker for r in rows} == {p.executor_settings.node_id, second.node_id}

@@ -1,0 +1,115 @@
+"""What an ended attempt makes of its job (`libs.occurrences`): tables and properties."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libs import backoff, occurrences, schedule
+from libs.occurrences import Outcome
+from libs.states import JobStatus
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLICY = {"max_attempts": 3, "initial_backoff_s": 2, "multiplier": 2, "max_backoff_s": 60}
+
+
+def hourly(**extra) -> schedule.Schedule:
+    return schedule.FixedRate(interval_s=3600, anchor=T0, **extra)
+
+
+def test_a_success_moves_on_to_the_occurrence_after_the_one_that_ran():
+    # Even when it finished much later: lateness is the scheduler's misfire policy's to judge.
+    late_finish = T0 + timedelta(hours=5)
+    decided = occurrences.after_success(
+        hourly(), scheduled_for=T0, run_count=4, finished_at=late_finish
+    )
+    assert decided == occurrences.Next(
+        JobStatus.SCHEDULED, T0 + timedelta(hours=1), 1, 5, Outcome.NEXT, dead_letter=False
+    )
+
+
+def test_fixed_delay_counts_from_the_finish():
+    finished = T0 + timedelta(seconds=42)
+    decided = occurrences.after_success(
+        schedule.FixedDelay(delay_s=10), scheduled_for=T0, run_count=0, finished_at=finished
+    )
+    assert decided.next_run_at == finished + timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("parsed", "run_count"),
+    [
+        (schedule.Once(at=T0), 0),
+        (hourly(max_runs=3), 2),  # this success is the third run
+        (hourly(end_at=T0 + timedelta(minutes=30)), 0),
+        (None, 0),  # an unreadable schedule has no next occurrence
+    ],
+)
+def test_a_success_with_no_occurrence_left_completes(parsed, run_count):
+    decided = occurrences.after_success(
+        parsed, scheduled_for=T0, run_count=run_count, finished_at=T0
+    )
+    assert (decided.status, decided.next_run_at, decided.outcome) == (
+        JobStatus.COMPLETED,
+        None,
+        Outcome.COMPLETED,
+    )
+    assert decided.run_count == run_count + 1
+
+
+def test_a_retryable_failure_retries_the_same_occurrence_after_a_jittered_backoff():
+    now = T0 + timedelta(seconds=3)
+    decided = occurrences.after_failure(
+        hourly(), POLICY, scheduled_for=T0, attempt=2, run_count=7, now=now, random=0.5,
+        retryable=True,
+    )  # fmt: skip
+    # cap after attempt 2 = 2 * 2 = 4 s; half of it with random = 0.5
+    assert decided == occurrences.Next(
+        JobStatus.SCHEDULED, now + timedelta(seconds=2), 3, 7, Outcome.RETRY, dead_letter=False
+    )
+
+
+@pytest.mark.parametrize(("retryable", "attempt"), [(False, 1), (True, 3)])
+def test_a_recurring_job_given_up_on_dead_letters_and_moves_on(retryable, attempt):
+    decided = occurrences.after_failure(
+        hourly(), POLICY, scheduled_for=T0, attempt=attempt, run_count=0, now=T0, random=0.0,
+        retryable=retryable,
+    )  # fmt: skip
+    assert decided == occurrences.Next(
+        JobStatus.SCHEDULED, T0 + timedelta(hours=1), 1, 1, Outcome.NEXT, dead_letter=True
+    )
+
+
+def test_a_one_time_job_given_up_on_fails_with_its_attempts():
+    decided = occurrences.after_failure(
+        schedule.Once(at=T0), POLICY, scheduled_for=T0, attempt=3, run_count=0, now=T0,
+        random=0.9, retryable=True,
+    )  # fmt: skip
+    assert decided == occurrences.Next(JobStatus.FAILED, None, 3, 1, Outcome.FAILED, True)
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=50),
+    max_attempts=st.integers(min_value=1, max_value=20),
+    retryable=st.booleans(),
+    random=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_a_failure_either_retries_within_the_window_or_gives_up(
+    attempt, max_attempts, retryable, random
+):
+    policy = {**POLICY, "max_attempts": max_attempts}
+    decided = occurrences.after_failure(
+        hourly(), policy, scheduled_for=T0, attempt=attempt, run_count=0, now=T0,
+        random=random, retryable=retryable,
+    )  # fmt: skip
+    if retryable and attempt < max_attempts:
+        assert decided.outcome is Outcome.RETRY and not decided.dead_letter
+        assert decided.attempt == attempt + 1 and decided.run_count == 0
+        delay = (decided.next_run_at - T0).total_seconds()
+        assert 0 <= delay <= backoff.backoff_cap_s(policy, attempt)
+    else:
+        assert decided.dead_letter and decided.attempt == 1 and decided.run_count == 1
+        assert decided.next_run_at == T0 + timedelta(hours=1)
