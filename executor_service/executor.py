@@ -47,6 +47,7 @@ COMMIT_INTERVAL_S = 0.05  # commits are a broker round trip: at most this often 
 PUBLISH_TIMEOUT_S = 10.0
 REVOKE_DRAIN_MAX_S = 10.0
 INTERRUPTED_KIND = "interrupted"
+INTERRUPTED_RECORDING_S = 5.0  # for cancelled attempts to hand their outcome to the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,8 +454,9 @@ class Executor:
         skipped = []
         for item, dispatch in decoded:
             if dispatch.execution_id in claim.started:
-                lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
-                self.metrics.start_lag.observe(max(0.0, lag_s))
+                if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
+                    lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
+                    self.metrics.start_lag.observe(max(0.0, lag_s))
                 self._spawn(self._execute(item, dispatch), self._tasks)
             else:
                 skipped.append(item)
@@ -592,18 +594,21 @@ class Executor:
             drained=drained,
         )
 
+    async def _wait_tasks(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the batches and attempts in hand, including those they
+        start meanwhile (a claim starts its attempts)."""
+        deadline = time.monotonic() + timeout_s
+        while self._tasks and (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=remaining)
+
     async def _drain(self, consumer: AIOKafkaConsumer | None, writer: asyncio.Task) -> None:
         """Shutdown: what runs gets `shutdown_grace_s` to finish, then is cancelled (recorded
         as interrupted, to be retried); outcomes are recorded, offsets committed, and the
         consumer leaves the group."""
-        grace_s = self._settings.shutdown_grace_s
-        deadline = time.monotonic() + grace_s
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        await self._wait_tasks(self._settings.shutdown_grace_s)
         for task in list(self._runs):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=max(1.0, deadline - time.monotonic()))
+        await self._wait_tasks(INTERRUPTED_RECORDING_S)
         for task in list(self._tasks):  # only a claim stuck on an unreachable database
             task.cancel()
         self._writer_stop.set()

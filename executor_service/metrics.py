@@ -30,7 +30,7 @@ class ExecutorMetrics:
         )
         self.start_lag = Histogram(
             "executor_start_lag_seconds",
-            "Start of an attempt (database clock at the claim) minus its scheduled time.",
+            "Start of a first attempt (database clock at the claim) minus its scheduled time.",
             buckets=LAG_BUCKETS_S,
             registry=registry,
         )
