@@ -1,0 +1,288 @@
+"""Recording outcomes: the attempts that ended, in batches, each batch one transaction.
+
+A batch locks its jobs (in id order, as lease recovery does), records the executions still
+RUNNING, moves each job still RUNNING under the dispatch's fencing token to its next state
+(`libs.occurrences`: next occurrence, completion, retry, failure), stores dead letters and
+notifies sleeping schedulers of the earliest new `next_run_at`. After the commit the dead
+letters are published to the dead-letter topic, and the batch's messages are reported recorded
+(their offsets may then be committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor_service import repository
+from executor_service.metrics import ExecutorMetrics
+from executor_service.settings import Settings
+from executor_service.strategy import describe
+from libs import db, kafka, log, loops, messages, occurrences
+from libs.states import ExecutionStatus
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A consumed message: where it came from, for its offset to be committed once finished."""
+
+    partition: TopicPartition
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one attempt ended. `retryable` is meaningless for a success."""
+
+    status: ExecutionStatus
+    error_kind: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+SUCCEEDED = Result(ExecutionStatus.SUCCEEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    fetched: Fetched
+    dispatch: messages.DispatchMessage
+    result: Result
+
+
+class OutcomeWriter:
+    """Records outcomes in batches: each batch is one transaction that locks the jobs, records
+    the executions' outcomes, moves each job on (`libs.occurrences`) if it is still RUNNING under
+    the dispatch's fencing token, and stores dead letters; then publishes those to the
+    dead-letter topic and reports the batch recorded."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        metrics: ExecutorMetrics,
+        recorded: Callable[[Sequence[Outcome]], None],
+        draw: Callable[[], float] = random.random,
+    ):
+        self._settings = settings
+        self._sessions = sessions
+        self._producer = producer
+        self._metrics = metrics
+        self._recorded = recorded
+        self._draw = draw
+        self._queue: list[Outcome] = []
+        self._wake = asyncio.Event()
+
+    def submit(self, outcome: Outcome) -> None:
+        self._queue.append(outcome)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write batches until `stop` is set and the queue is empty (or, stopping, until the
+        database has refused for `shutdown_grace_s`: what is left is redelivered)."""
+        settings = self._settings
+        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+        give_up_at: float | None = None
+        while True:
+            if not self._queue:
+                if stop.is_set():
+                    return
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            if len(self._queue) < settings.outcome_batch_size and not stop.is_set():
+                # Let the outcomes finishing at about the same time join this transaction.
+                await asyncio.sleep(settings.outcome_flush_interval_s)
+            batch = self._queue[: settings.outcome_batch_size]
+            try:
+                await self.write(batch)
+            except (SQLAlchemyError, OSError, db.DatabaseUnavailable) as exc:
+                delay = backoff.next_delay()
+                self._metrics.loop_errors.labels("outcomes").inc()
+                log.get().warning(
+                    "outcomes_not_recorded", count=len(batch), error=describe(exc), retry_in_s=delay
+                )
+                if stop.is_set():
+                    now = time.monotonic()
+                    give_up_at = give_up_at or now + settings.shutdown_grace_s
+                    if now >= give_up_at:
+                        log.get().error("outcomes_abandoned", count=len(self._queue))
+                        return
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            del self._queue[: len(batch)]
+            self._recorded(batch)
+
+    async def write(self, batch: Sequence[Outcome]) -> None:
+        letters: list[tuple[repository.DeadLetter, Outcome]] = []
+        decisions: list[tuple[Outcome, occurrences.Next]] = []
+        async with db.unit_of_work(self._sessions) as session:
+            db_now, running = await repository.lock_jobs(
+                session, [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch]
+            )
+            await repository.finish_executions(
+                session,
+                [
+                    repository.Finished(
+                        o.dispatch.execution_id,
+                        o.result.status,
+                        o.result.error_kind,
+                        o.result.error,
+                    )
+                    for o in batch
+                ],
+            )
+            moves: list[repository.Move] = []
+            for outcome in batch:
+                job = running.get(outcome.dispatch.job_id)
+                if job is None:
+                    self._metrics.fenced_off.inc()
+                    log.get().info(
+                        "outcome_fenced_off",
+                        job_id=str(outcome.dispatch.job_id),
+                        execution_id=str(outcome.dispatch.execution_id),
+                        lease_version=outcome.dispatch.lease_version,
+                    )
+                    continue
+                decided = self._decide(outcome, job, db_now)
+                decisions.append((outcome, decided))
+                moves.append(
+                    repository.Move(
+                        job_id=job.job_id,
+                        lease_version=outcome.dispatch.lease_version,
+                        status=decided.status,
+                        next_run_at=decided.next_run_at,
+                        attempt=decided.attempt,
+                        run_count=decided.run_count,
+                    )
+                )
+                if decided.dead_letter:
+                    letters.append((self._dead_letter(outcome, job), outcome))
+            moved = await repository.move_jobs(session, moves)
+            letters = [(letter, o) for letter, o in letters if letter.job_id in moved]
+            stored = await repository.insert_dead_letters(
+                session, [letter for letter, _ in letters]
+            )
+        self._count(decisions, moved)
+        if letters:
+            await self._publish_dead_letters(letters, stored)
+
+    def _decide(
+        self, outcome: Outcome, job: repository.Running, db_now: datetime
+    ) -> occurrences.Next:
+        dispatch = outcome.dispatch
+        try:
+            parsed = occurrences.parse_schedule(job.schedule)
+        except ValueError:
+            log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
+            parsed = None
+        if outcome.result.status is ExecutionStatus.SUCCEEDED:
+            return occurrences.after_success(
+                parsed,
+                scheduled_for=dispatch.scheduled_for,
+                run_count=job.run_count,
+                finished_at=db_now,
+            )
+        return occurrences.after_failure(
+            parsed,
+            job.retry_policy or {},
+            scheduled_for=dispatch.scheduled_for,
+            attempt=dispatch.attempt,
+            run_count=job.run_count,
+            now=db_now,
+            random=self._draw(),
+            retryable=outcome.result.retryable,
+        )
+
+    @staticmethod
+    def _dead_letter(outcome: Outcome, job: repository.Running) -> repository.DeadLetter:
+        result = outcome.result
+        return repository.DeadLetter(
+            job_id=job.job_id,
+            execution_id=outcome.dispatch.execution_id,
+            owner_id=job.owner_id,
+            reason="exhausted" if result.retryable else "permanent",
+            error=f"{result.error_kind}: {result.error}" if result.error else result.error_kind,
+            attempts=outcome.dispatch.attempt,
+            payload=job.payload,
+        )
+
+    def _count(self, decisions: Sequence[tuple[Outcome, occurrences.Next]], moved: set) -> None:
+        for outcome, decided in decisions:
+            if outcome.dispatch.job_id not in moved:
+                continue
+            job_type = outcome.dispatch.type
+            if decided.outcome is occurrences.Outcome.RETRY:
+                self._metrics.retries.labels(job_type).inc()
+            if decided.dead_letter:
+                reason = "exhausted" if outcome.result.retryable else "permanent"
+                self._metrics.dead_letters.labels(job_type, reason).inc()
+            if outcome.result.status is not ExecutionStatus.SUCCEEDED:
+                log.get().info(
+                    "attempt_failed",
+                    job_id=str(outcome.dispatch.job_id),
+                    execution_id=str(outcome.dispatch.execution_id),
+                    attempt=outcome.dispatch.attempt,
+                    error_kind=outcome.result.error_kind,
+                    then=decided.outcome.value,
+                    next_run_at=decided.next_run_at.isoformat() if decided.next_run_at else None,
+                )
+
+    async def _publish_dead_letters(
+        self,
+        letters: Sequence[tuple[repository.DeadLetter, Outcome]],
+        stored: dict,
+    ) -> None:
+        """The dead-letter topic is told after the table has the record; a failure here is
+        logged, not retried (the table, listed by the API, is what counts)."""
+        batch = []
+        for letter, outcome in letters:
+            dead_letter_id, created_at = stored[letter.execution_id]
+            message = messages.DeadLetterMessage(
+                dead_letter_id=dead_letter_id,
+                job_id=letter.job_id,
+                execution_id=letter.execution_id,
+                owner_id=letter.owner_id,
+                type=outcome.dispatch.type,
+                reason=letter.reason,
+                error_kind=outcome.result.error_kind,
+                error=outcome.result.error,
+                attempts=letter.attempts,
+                scheduled_for=outcome.dispatch.scheduled_for,
+                payload=letter.payload,
+                created_at=created_at,
+            )
+            envelope = messages.dead_letter_envelope(message, producer=self._settings.node_id)
+            batch.append((str(letter.job_id), kafka.encode(envelope)))
+        acks = await kafka.send_all(
+            self._producer,
+            self._settings.kafka_dead_letter_topic,
+            batch,
+            timeout_s=PUBLISH_TIMEOUT_S,
+        )
+        failed = [a for a in acks if isinstance(a, kafka.KafkaUnavailable)]
+        if failed:
+            log.get().error(
+                "dead_letters_not_published", count=len(failed), error=str(failed[0])[:200]
+            )
