@@ -60,6 +60,10 @@ class PlatformSettings(config.ServiceSettings):
     executor_service_http_port: int = Field(default=8004, ge=1, le=65535)
     admin_email: str = "admin@example.com"
     ready_timeout_s: float = Field(default=90.0, gt=0)
+    # Handed to the executor as HTTP_ALLOWED_NETWORKS. `make up` is a local development
+    # platform, so jobs may call services on this machine; production executors default to
+    # public addresses only.
+    executor_http_allowed_networks: str = "127.0.0.0/8,::1/128"
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ class Platform:
         }
         if service.package == "auth_service":  # the only holder of private keys
             env["SIGNING_KEY_ENCRYPTION_KEY"] = self._key_encryption_key()
+        if service.package == "executor_service":
+            env["HTTP_ALLOWED_NETWORKS"] = self.settings.executor_http_allowed_networks
         log = (self.logs / f"{service.package}.log").open("ab")
         try:
             proc = embedded.spawn([sys.executable, "-m", service.package], log=log, env=env)
