@@ -199,3 +199,68 @@ async def test_executors_joining_share_the_work_and_run_each_occurrence_once(
         assert len(per_job) == len(ids)
         assert {r.status for r in rows} == {ExecutionStatus.SUCCEEDED}
         assert {r.worker for r in rows} == {p.executor_settings.node_id, second.node_id}
+
+
+async def test_a_slow_target_holds_only_its_own_slot_and_in_flight_is_bounded(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    slow = Target(200)
+    slow.hold = asyncio.Event()
+    async with (
+        slow.serving(serve_app),
+        platform(
+            database_url,
+            kafka_bootstrap_servers,
+            unique_name,
+            scheduler={"kafka_dispatch_partitions": 1},
+            executor={"max_in_flight": 3},
+        ) as p,
+    ):
+        engine = p.executors[0].engine
+        now = await db_now(p.sessions)
+        held = await insert_jobs(
+            p.sessions,
+            [
+                job_row(next_run_at=now, schedule_spec=once(now), type="http",
+                        payload={"url": slow.url})
+                for _ in range(2)
+            ],
+        )  # fmt: skip
+
+        async def both_held():
+            return len(slow.seen) == 2
+
+        await eventually(both_held, what="both slow requests in flight")
+        # Behind them on the same partition: one slot is left, so these run one at a time
+        # while the slow ones hold theirs.
+        quick = await insert_jobs(
+            p.sessions, [job_row(next_run_at=now, schedule_spec=once(now)) for _ in range(5)]
+        )
+        seen_in_flight = []
+
+        async def quick_done():
+            seen_in_flight.append(engine.in_flight)
+            [row] = await p.sql(
+                "SELECT count(*) AS n FROM jobs WHERE id = ANY(:ids) AND status = 'COMPLETED'",
+                ids=quick,
+            )
+            return row.n == len(quick)
+
+        await eventually(quick_done, what="the quick jobs completing past the slow ones")
+        assert max(seen_in_flight) <= 3
+        assert {(await job(p.sessions, j)).status for j in held} == {JobStatus.RUNNING}
+        slow.hold.set()
+        for job_id in held:
+
+            async def completed(job_id=job_id):
+                return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
+
+            await eventually(completed, what="the slow jobs completing once released")
+        executed = engine.metrics.executions
+        assert executed.labels("http", "succeeded")._value.get() == 2
+        assert executed.labels("log", "succeeded")._value.get() == 5
+        [node] = await p.sql(
+            "SELECT * FROM nodes WHERE node_id = :n", n=p.executor_settings.node_id
+        )
+        assert node.service == "executor_service"
+        assert node.metadata["max_in_flight"] == 3
