@@ -143,6 +143,8 @@ def start_platform(
         CONSUMER_GROUP=f"{topic}.executors",
         LOG_LEVEL="WARNING",
         LOG_FORMAT="json",
+        # As `make up` sets it for the embedded broker, which holds every fetch this long.
+        KAFKA_FETCH_MAX_WAIT_MS="50",
     )
     common.update(settings or {})
     for module, count in (("scheduler_service", SCHEDULERS), ("executor_service", EXECUTORS)):

@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -64,7 +65,9 @@ class Executor:
         self._offsets = Offsets()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Attempts running (also in `_tasks`): what shutdown interrupts after its grace period.
         self._runs: set[asyncio.Task[None]] = set()
+        self._interrupting = False
         self._stop = asyncio.Event()
         self._writer_stop = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message finishes
@@ -150,10 +153,13 @@ class Executor:
         if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
             await self._commit(consumer)
 
-    def _spawn(self, coroutine, into: set) -> asyncio.Task:
+    @staticmethod
+    def _spawn(coroutine: Coroutine[Any, Any, None], *into: set) -> asyncio.Task[None]:
+        """A task, kept in each of `into` until it is done."""
         task = asyncio.create_task(coroutine)
-        into.add(task)
-        task.add_done_callback(into.discard)
+        for tasks in into:
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         return task
 
     async def _commit(self, consumer: AIOKafkaConsumer, only: Iterable | None = None) -> None:
@@ -197,7 +203,7 @@ class Executor:
                 if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
                     lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
                     self.metrics.start_lag.observe(max(0.0, lag_s))
-                self._spawn(self._execute(item, dispatch), self._tasks)
+                self._spawn(self._execute(item, dispatch), self._tasks, self._runs)
             else:
                 skipped.append(item)
                 log.get().info(
@@ -233,7 +239,15 @@ class Executor:
 
     async def _execute(self, item: Fetched, dispatch: messages.DispatchMessage) -> None:
         started = time.monotonic()
-        result = await self._attempt(dispatch)
+        try:
+            result = await self._attempt(dispatch)
+        except asyncio.CancelledError:
+            if not self._interrupting:
+                raise
+            # Shutdown cut the attempt short: it is recorded, to be retried.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            message = "the executor shut down before the attempt finished"
+            result = Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
         self.metrics.duration.labels(dispatch.type).observe(time.monotonic() - started)
         self.metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
         self._writer.submit(Outcome(item, dispatch, result))
@@ -258,12 +272,9 @@ class Executor:
             timeout_s=dispatch.timeout_s,
             trace_id=dispatch.trace_id,
         )
-        # The strategy runs as a task of its own, so that shutdown can cancel it and still
-        # record the attempt as interrupted.
-        task = self._spawn(strategy.run(payload, run), self._runs)
         try:
             async with asyncio.timeout(dispatch.timeout_s) as deadline:
-                await task
+                await strategy.run(payload, run)
         except TimeoutError:
             if deadline.expired():
                 message = f"no result within the job's timeout of {dispatch.timeout_s} s"
@@ -273,12 +284,6 @@ class Executor:
             return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=False)
         except TransientFailure as exc:
             return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=True)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this task itself is cancelled, not only the strategy
-            message = "the executor shut down before the attempt finished"
-            return Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
         except Exception as exc:
             log.get().error(
                 "strategy_crashed", type=dispatch.type, job_id=str(dispatch.job_id), exc_info=exc
@@ -346,6 +351,7 @@ class Executor:
         as interrupted, to be retried); outcomes are recorded, offsets committed, and the
         consumer leaves the group."""
         await self._wait_tasks(self._settings.shutdown_grace_s)
+        self._interrupting = True
         for task in list(self._runs):
             task.cancel()
         await self._wait_tasks(INTERRUPTED_RECORDING_S)

@@ -222,16 +222,19 @@ FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:statuses AS
             CAST(:nexts AS timestamptz[]), CAST(:attempts AS integer[]),
             CAST(:run_counts AS integer[]))
      AS u(id, lease_version, status, next_run_at, attempt, run_count)
-WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = 'RUNNING'
+-- No `status = 'RUNNING'` here: `lock_jobs` locked these rows and checked it in this
+-- transaction, and the condition would tempt the planner into scanning every RUNNING job
+-- (the partial index ix_jobs_lease_expiry) instead of looking each id up.
+WHERE j.id = u.id AND j.lease_version = u.lease_version
 RETURNING j.id
 """)
 _NOTIFY = text("SELECT pg_notify(:channel, :earliest)")
 
 
 async def move_jobs(session: AsyncSession, moves: Sequence[Move]) -> set[uuid.UUID]:
-    """Apply each move to its job if still RUNNING under the same token, and tell sleeping
-    schedulers (NOTIFY, delivered at commit) when a job is now due at a time.
-    Returns the jobs moved."""
+    """Apply each move to its job, locked by `lock_jobs` in this transaction and found RUNNING
+    under the same token there, and tell sleeping schedulers (NOTIFY, delivered at commit)
+    when a job is now due at a time. Returns the jobs moved."""
     if not moves:
         return set()
     rows = await session.execute(

@@ -485,6 +485,9 @@ async def rotate_webhook_secret(
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # The job types, plug-ins included, are read now: a broken plug-in stops the service at
+    # start, naming its entry point, instead of failing requests later.
+    job_types.registry()
     return web.create_app(
         settings,
         title="Job service",

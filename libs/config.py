@@ -335,6 +335,10 @@ class KafkaSettings(ServiceSettings):
     kafka_dispatch_partitions: int = Field(default=12, ge=1, le=10_000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # Longest a consumer's fetch waits for data. Kafka answers as soon as data arrives, so this
+    # only paces idle polling; the embedded broker answers only when it expires, so there it
+    # adds to every dispatch's start lag (`schedctl up` sets 50).
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )

@@ -281,36 +281,52 @@ BUILT_IN: tuple[JobType, ...] = (
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
 
-def _plugins() -> list[JobType]:
-    found: list[JobType] = []
+class PluginError(RuntimeError):
+    """An installed plug-in's job type cannot be used; the message names its entry point."""
+
+
+def _plugins() -> list[tuple[JobType, str]]:
+    """Each plug-in's job type, with where it comes from (`name = value` of its entry point)."""
+    found: list[tuple[JobType, str]] = []
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        job_type = entry_point.load()
+        origin = f"entry point {entry_point.name} = {entry_point.value}"
+        try:
+            job_type = entry_point.load()
+        except Exception as exc:
+            raise PluginError(f"{origin} cannot be loaded: {type(exc).__name__}: {exc}") from exc
         if not isinstance(job_type, JobType):
-            raise TypeError(
-                f"entry point {entry_point.name!r} ({entry_point.value}) is not a JobType"
-            )
-        found.append(job_type)
+            raise PluginError(f"{origin} is not a libs.job_types.JobType")
+        found.append((job_type, origin))
     return found
 
 
 @functools.cache
 def registry() -> Mapping[str, JobType]:
-    """Every job type by name: the built-in ones, then those of installed plugins.
+    """Every job type by name: the built-in ones, then those of installed plug-ins.
 
-    Read once per process. A plugin that fails to load, reuses a name or has an unusable name
-    stops the service at start, naming the entry point, rather than leaving jobs of its type
-    unrunnable later.
+    Read once per process (the services read it at start). A plug-in that fails to load, reuses
+    a name or has an unusable name raises `PluginError` naming its entry point, so the service
+    stops at start rather than leaving jobs of its type unrunnable later.
     """
     types: dict[str, JobType] = {}
-    for job_type in (*BUILT_IN, *_plugins()):
+    origins: dict[str, str] = {}
+    for job_type, origin in [(t, "built in") for t in BUILT_IN] + _plugins():
         if not _TYPE_NAME.fullmatch(job_type.name):
-            raise ValueError(f"job type name {job_type.name!r} must match {_TYPE_NAME.pattern}")
+            raise PluginError(
+                f"{origin}: job type name {job_type.name!r} must match {_TYPE_NAME.pattern}"
+            )
         if job_type.name in types:
-            raise ValueError(f"job type {job_type.name!r} is registered twice")
+            raise PluginError(
+                f"{origin}: job type {job_type.name!r} is registered twice "
+                f"(also {origins[job_type.name]})"
+            )
         if not (isinstance(job_type.payload_model, type) and
                 issubclass(job_type.payload_model, BaseModel)):  # fmt: skip
-            raise TypeError(f"job type {job_type.name!r}: payload_model is not a pydantic model")
+            raise PluginError(
+                f"{origin}: payload_model of {job_type.name!r} is not a pydantic model"
+            )
         types[job_type.name] = job_type
+        origins[job_type.name] = origin
     return MappingProxyType(types)
 
 
@@ -341,11 +357,7 @@ def _path(location: tuple[int | str, ...]) -> str:
     return ".".join(["payload", *(str(part) for part in location)])
 
 
-def validate_payload(type_name: str, payload: Any) -> dict[str, Any]:
-    """The canonical form of `payload` for `type_name` (defaults filled in, camelCase keys).
-
-    Raises `UnknownJobType` (with the known types) or `InvalidPayload` (with every error).
-    """
+def _validated(type_name: str, payload: Any) -> BaseModel:
     model = _model(type_name)
     if not isinstance(payload, dict):
         raise InvalidPayload([("payload", "must be a JSON object")])
@@ -358,16 +370,23 @@ def validate_payload(type_name: str, payload: Any) -> dict[str, Any]:
             [("payload", f"takes {size} bytes as JSON, more than {MAX_PAYLOAD_BYTES}")]
         )
     try:
-        validated = model.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InvalidPayload([(_path(e["loc"]), e["msg"]) for e in errors]) from None
-    return validated.model_dump(mode="json", by_alias=True)
+
+
+def validate_payload(type_name: str, payload: Any) -> dict[str, Any]:
+    """The canonical form of `payload` for `type_name` (defaults filled in, camelCase keys).
+
+    Raises `UnknownJobType` (with the known types) or `InvalidPayload` (with every error).
+    """
+    return _validated(type_name, payload).model_dump(mode="json", by_alias=True)
 
 
 def parse_payload(type_name: str, payload: Any) -> BaseModel:
     """The payload as its type's model (for the executor); raises like `validate_payload`."""
-    return _model(type_name).model_validate(validate_payload(type_name, payload))
+    return _validated(type_name, payload)
 
 
 def json_schema(type_name: str) -> dict[str, Any]:

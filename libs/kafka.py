@@ -121,6 +121,7 @@ def create_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> AIO
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
 
 

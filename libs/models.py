@@ -209,10 +209,13 @@ class Job(Base):
         CheckConstraint("misfire_grace_s >= 0", name="misfire_grace_non_negative"),
         # The scheduler's hot path: due jobs in `next_run_at` order. Partial, so the index holds
         # only what can be due, not the history of finished jobs.
+        # `deleted_at IS NULL` as in the claim's WHERE: otherwise the planner, matching that
+        # condition to the listing indexes' predicate, may AND the due scan with a scan of a
+        # whole listing index (milliseconds per claim once a burst leaves dead rows).
         Index(
             "ix_jobs_due",
             "next_run_at",
-            postgresql_where=text(f"status = '{JobStatus.SCHEDULED}'"),
+            postgresql_where=text(f"status = '{JobStatus.SCHEDULED}' AND deleted_at IS NULL"),
         ),
         # Lease recovery: RUNNING jobs whose lease expired.
         Index(

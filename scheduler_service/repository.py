@@ -167,7 +167,11 @@ async def claim_due_jobs(
     scheduler holds); claim the on-time ones (RUNNING, next fencing token, a lease of `lease_s`
     plus the job's timeout, an execution row each) and return the late ones still locked and
     SCHEDULED, for the misfire policy to decide in the same transaction."""
-    # Through the session's own asyncpg connection (same transaction): SQLAlchemy's result
+    # The first statement goes through SQLAlchemy: its asyncpg adapter sends BEGIN only with
+    # a statement of its own, and the claim below must run inside the transaction, so that the
+    # late jobs it returns stay locked until the misfire policy has decided them.
+    db_now = (await session.execute(_NOW)).scalar_one()
+    # Then through the session's own asyncpg connection (same transaction): SQLAlchemy's result
     # processing of a batch's rows costs as much as the statement's execution here.
     connection = await (await session.connection()).get_raw_connection()
     try:
@@ -175,7 +179,7 @@ async def claim_due_jobs(
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise errors.DatabaseError(f"claim failed: {type(exc).__name__}: {exc}") from exc
     if not rows:
-        return Claim(db_now=(await session.execute(_NOW)).scalar_one(), claimed=[], late=[])
+        return Claim(db_now=db_now, claimed=[], late=[])
     execution_ids = {
         row["job_id"]: row["execution_id"] for row in rows if row["kind"] == "inserted"
     }
@@ -211,7 +215,7 @@ async def claim_due_jobs(
         for row in rows
         if row["kind"] == "late"
     ]
-    return Claim(db_now=rows[0]["db_now"], claimed=claimed, late=late)
+    return Claim(db_now=db_now, claimed=claimed, late=late)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> Executo
         "error_backoff_max_s": 0.5,
         "heartbeat_interval_s": 0.5,
         "shutdown_grace_s": 5,
+        "kafka_fetch_max_wait_ms": 50,  # the embedded broker holds a fetch its whole wait
     }
     values.update(overrides)
     return ExecutorSettings(**values)

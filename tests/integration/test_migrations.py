@@ -71,7 +71,7 @@ async def test_upgrade_creates_every_table_and_the_hot_path_indexes(
     indexes = await _index_definitions(empty_database_url)
     assert indexes["ix_jobs_due"] == (
         "CREATE INDEX ix_jobs_due ON public.jobs USING btree (next_run_at)"
-        " WHERE (status = 'SCHEDULED'::text)"
+        " WHERE ((status = 'SCHEDULED'::text) AND (deleted_at IS NULL))"
     )
     assert indexes["ix_jobs_lease_expiry"] == (
         "CREATE INDEX ix_jobs_lease_expiry ON public.jobs USING btree (lease_expires_at)"

@@ -1,4 +1,5 @@
-"""The nominal time of an occurrence whose retry is pending.
+"""Execution: the nominal time of an occurrence whose retry is pending; the due index
+matches the claim's conditions.
 
 Revision ID: 0005
 Revises: 0004
@@ -20,9 +21,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _due_index(predicate: str) -> None:
+    op.drop_index("ix_jobs_due", table_name="jobs")
+    op.create_index("ix_jobs_due", "jobs", ["next_run_at"], postgresql_where=sa.text(predicate))
+
+
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("occurrence_at", sa.TIMESTAMP(timezone=True), nullable=True))
+    _due_index("status = 'SCHEDULED' AND deleted_at IS NULL")
 
 
 def downgrade() -> None:
+    _due_index("status = 'SCHEDULED'")
     op.drop_column("jobs", "occurrence_at")
