@@ -165,6 +165,7 @@ class OutcomeWriter:
                         lease_version=outcome.dispatch.lease_version,
                     )
                     continue
+                assert db_now is not None  # a job was found, so its row brought the clock
                 decided = self._decide(outcome, job, db_now)
                 decisions.append((outcome, decided))
                 moves.append(

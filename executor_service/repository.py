@@ -124,25 +124,24 @@ class Running:
 
 
 _LOCK_RUNNING = text("""
-SELECT j.id, j.owner_id, j.schedule, j.retry_policy, j.run_count, j.attempt, j.payload,
-       j.lease_version, j.status
+SELECT now() AS db_now, j.id, j.owner_id, j.schedule, j.retry_policy, j.run_count,
+       j.attempt, j.payload, j.lease_version, j.status
 FROM jobs AS j
 WHERE j.id = ANY(CAST(:ids AS uuid[]))
 ORDER BY j.id
 FOR UPDATE
 """)
-_NOW = text("SELECT now()")
 
 
 async def lock_jobs(
     session: AsyncSession, tokens: Sequence[tuple[uuid.UUID, int]]
-) -> tuple[datetime, dict[uuid.UUID, Running]]:
+) -> tuple[datetime | None, dict[uuid.UUID, Running]]:
     """Lock the jobs of `(job_id, lease_version)` outcomes (in id order) and return the
-    database's now and those still RUNNING under that token: only their outcome may move
-    them on."""
+    database's now (None when none of the jobs exists any more) and those still RUNNING under
+    that token: only their outcome may move them on."""
     wanted = dict(tokens)
-    db_now = (await session.execute(_NOW)).scalar_one()
-    rows = await session.execute(_LOCK_RUNNING, {"ids": list(wanted)})
+    rows = (await session.execute(_LOCK_RUNNING, {"ids": list(wanted)})).all()
+    db_now = rows[0].db_now if rows else None
     running = {
         row.id: Running(
             job_id=row.id,
