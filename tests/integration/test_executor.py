@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from test_executor_support import Target, platform
-from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
+from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row
 
 from libs import kafka, messages, schedule, webhooks
 from libs.states import ExecutionStatus, JobStatus
@@ -37,10 +37,7 @@ async def test_a_log_job_runs_once_and_completes(
     database_url, kafka_bootstrap_servers, unique_name
 ):
     async with platform(database_url, kafka_bootstrap_servers, unique_name) as p:
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions, [job_row(next_run_at=now, schedule_spec=once(now), type="log")]
-        )
+        job_id = await p.due_now(type="log")
         row = await finished(p, job_id, JobStatus.COMPLETED)
         assert row.run_count == 1
         assert row.next_run_at is None and row.lease_expires_at is None
@@ -58,12 +55,8 @@ async def test_an_http_job_is_signed_and_carries_the_occurrence_key(
         Target(204).serving(serve_app) as target,
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
-        now = await db_now(p.sessions)
         payload = {"url": target.url, "method": "POST", "body": {"n": 1}, "expectedStatus": ["204"]}
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=now, schedule_spec=once(now), type="http", payload=payload)],
-        )
+        job_id = await p.due_now(type="http", payload=payload)
         row = await finished(p, job_id, JobStatus.COMPLETED)
         [seen] = target.seen
         assert json.loads(seen.body) == {"n": 1}
@@ -82,12 +75,8 @@ async def test_a_kafka_job_publishes_its_payload(
     topic = f"{unique_name}.out"
     async with platform(database_url, kafka_bootstrap_servers, unique_name) as p:
         consumer = kafka.create_consumer(p.executor_settings, topic, group_id=f"{unique_name}-r")
-        now = await db_now(p.sessions)
         payload = {"topic": topic, "key": "k-1", "value": {"a": [1, 2]}, "headers": {"h": "v"}}
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=now, schedule_spec=once(now), type="kafka", payload=payload)],
-        )
+        job_id = await p.due_now(type="kafka", payload=payload)
         await finished(p, job_id, JobStatus.COMPLETED)
         await kafka.start(consumer)
         try:
@@ -112,12 +101,8 @@ async def test_a_kafka_job_may_not_write_to_the_platform_topics(
     database_url, kafka_bootstrap_servers, unique_name
 ):
     async with platform(database_url, kafka_bootstrap_servers, unique_name) as p:
-        now = await db_now(p.sessions)
         payload = {"topic": p.scheduler_settings.kafka_dispatch_topic, "value": {"forged": True}}
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=now, schedule_spec=once(now), type="kafka", payload=payload)],
-        )
+        job_id = await p.due_now(type="kafka", payload=payload)
         await finished(p, job_id, JobStatus.FAILED)
         [execution] = await executions(p.sessions, job_id)
         assert execution.error_kind == "topic_not_allowed"
@@ -130,19 +115,7 @@ async def test_transient_failures_are_retried_with_backoff_under_one_key(
         Target(503, 429, 200).serving(serve_app) as target,
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [
-                job_row(
-                    next_run_at=now,
-                    schedule_spec=once(now),
-                    type="http",
-                    payload={"url": target.url},
-                    retry_policy=FAST_RETRY,
-                )
-            ],
-        )
+        job_id = await p.due_now(type="http", payload={"url": target.url}, retry_policy=FAST_RETRY)
         row = await finished(p, job_id, JobStatus.COMPLETED)
         runs = await executions(p.sessions, job_id)
         assert [(e.attempt, e.status, e.error_kind) for e in runs] == [
@@ -174,19 +147,7 @@ async def test_permanent_failures_are_dead_lettered_at_once(
             p.executor_settings.kafka_dead_letter_topic,
             group_id=f"{unique_name}-dlq",
         )
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [
-                job_row(
-                    next_run_at=now,
-                    schedule_spec=once(now),
-                    type="http",
-                    payload={"url": target.url},
-                    retry_policy=FAST_RETRY,
-                )
-            ],
-        )
+        job_id = await p.due_now(type="http", payload={"url": target.url}, retry_policy=FAST_RETRY)
         row = await finished(p, job_id, JobStatus.FAILED)
         [execution] = await executions(p.sessions, job_id)
         assert (execution.status, execution.error_kind) == (ExecutionStatus.FAILED, "http_4xx")
@@ -262,19 +223,11 @@ async def test_a_job_past_its_timeout_is_cancelled_and_retried(
         target.serving(serve_app),
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [
-                job_row(
-                    next_run_at=now,
-                    schedule_spec=once(now),
-                    type="http",
-                    payload={"url": target.url},
-                    timeout_s=1,
-                    retry_policy={**FAST_RETRY, "max_attempts": 2},
-                )
-            ],
+        job_id = await p.due_now(
+            type="http",
+            payload={"url": target.url},
+            timeout_s=1,
+            retry_policy={**FAST_RETRY, "max_attempts": 2},
         )
         row = await finished(p, job_id, JobStatus.FAILED)
         target.hold.set()
@@ -292,19 +245,7 @@ async def test_a_payload_no_longer_valid_fails_without_a_retry(
     database_url, kafka_bootstrap_servers, unique_name
 ):
     async with platform(database_url, kafka_bootstrap_servers, unique_name) as p:
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [
-                job_row(
-                    next_run_at=now,
-                    schedule_spec=once(now),
-                    type="log",
-                    payload={"message": ""},
-                    retry_policy=FAST_RETRY,
-                )
-            ],
-        )
+        job_id = await p.due_now(type="log", payload={"message": ""}, retry_policy=FAST_RETRY)
         await finished(p, job_id, JobStatus.FAILED)
         [execution] = await executions(p.sessions, job_id)
         assert execution.error_kind == "validation"
@@ -354,7 +295,8 @@ async def test_recurring_jobs_of_every_kind_run_their_sequence_and_stop_at_their
         row = await eventually(daily_ran, what="the calendar job's first run")
         expected = schedule.next_fire(daily, after=now, runs=1)
         assert row.next_run_at == expected
-        assert expected.astimezone(ZoneInfo("Europe/London")).time() == now.astimezone(
-            ZoneInfo("Europe/London")
-        ).time()
+        assert (
+            expected.astimezone(ZoneInfo("Europe/London")).time()
+            == now.astimezone(ZoneInfo("Europe/London")).time()
+        )
         assert (await executions(p.sessions, daily_id))[0].status == ExecutionStatus.SUCCEEDED

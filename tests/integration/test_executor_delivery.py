@@ -42,12 +42,7 @@ async def test_a_redelivered_dispatch_runs_nothing_twice(
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
         settings = p.executor_settings
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=now, schedule_spec=once(now), type="http",
-                     payload={"url": target.url})],
-        )  # fmt: skip
+        job_id = await p.due_now(type="http", payload={"url": target.url})
 
         async def completed():
             return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
@@ -100,10 +95,7 @@ async def test_a_malformed_message_is_skipped_and_the_partition_goes_on(
             p.producer, settings.kafka_dispatch_topic, [("junk", b"not json")], timeout_s=10
         )
         assert not isinstance(acks[0], Exception)
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions, [job_row(next_run_at=now, schedule_spec=once(now))]
-        )
+        job_id = await p.due_now()
 
         async def completed():
             return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
@@ -122,16 +114,11 @@ async def test_an_outcome_whose_job_moved_on_is_fenced_off(
         target.serving(serve_app),
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
-        now = await db_now(p.sessions)
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=now, schedule_spec=once(now), type="http",
-                     payload={"url": target.url})],
-        )  # fmt: skip
+        job_id = await p.due_now(type="http", payload={"url": target.url})
         await asyncio.wait_for(target.arrived.wait(), 30)
         # What lease recovery does to an executor that stalled: the execution is LOST and the
         # job, under a new fencing token, belongs to someone else.
-        later = now + timedelta(hours=1)
+        later = await db_now(p.sessions) + timedelta(hours=1)
         await p.sql(
             "UPDATE executions SET status = 'LOST', finished_at = now() WHERE job_id = :j", j=job_id
         )

@@ -21,7 +21,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from test_scheduler_support import eventually, scheduler_parts, settings_for, sql
+from test_scheduler_support import (
+    db_now,
+    eventually,
+    insert_jobs,
+    job_row,
+    once,
+    scheduler_parts,
+    settings_for,
+    sql,
+)
 
 from executor_service import api as executor_api
 from executor_service.settings import Settings as ExecutorSettings
@@ -88,6 +97,14 @@ class Platform:
 
     async def sql(self, statement: str, **params: Any) -> list:
         return await sql(self.sessions, statement, **params)
+
+    async def due_now(self, **row: Any) -> uuid.UUID:
+        """Insert a one-time job due now (a `log` job unless `row` says otherwise)."""
+        now = await db_now(self.sessions)
+        [job_id] = await insert_jobs(
+            self.sessions, [job_row(next_run_at=now, schedule_spec=once(now), **row)]
+        )
+        return job_id
 
 
 @asynccontextmanager
