@@ -26,7 +26,6 @@ def package_version() -> str:
         return "unknown"
 
 
-
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     node_id: str

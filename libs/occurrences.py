@@ -62,9 +62,7 @@ def _move_on(
 ) -> datetime | None:
     if parsed is None:  # an unreadable schedule has no next occurrence
         return None
-    return schedule.next_fire(
-        parsed, after=scheduled_for, runs=runs, last_finished_at=finished_at
-    )
+    return schedule.next_fire(parsed, after=scheduled_for, runs=runs, last_finished_at=finished_at)
 
 
 def after_success(
