@@ -283,7 +283,13 @@ class Executor:
         except PermanentFailure as exc:
             return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=False)
         except TransientFailure as exc:
-            return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=True)
+            return Result(
+                ExecutionStatus.FAILED,
+                exc.kind,
+                str(exc)[:1000],
+                retryable=True,
+                retry_after_s=exc.retry_after_s,
+            )
         except Exception as exc:
             log.get().error(
                 "strategy_crashed", type=dispatch.type, job_id=str(dispatch.job_id), exc_info=exc

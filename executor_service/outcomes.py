@@ -48,6 +48,7 @@ class Result:
     error_kind: str | None = None
     error: str | None = None
     retryable: bool = False
+    retry_after_s: float | None = None  # what the target asked for, if anything
 
 
 SUCCEEDED = Result(ExecutionStatus.SUCCEEDED)
@@ -214,6 +215,7 @@ class OutcomeWriter:
             now=db_now,
             random=self._draw(),
             retryable=outcome.result.retryable,
+            retry_after_s=outcome.result.retry_after_s,
         )
 
     @staticmethod

@@ -48,7 +48,13 @@ class PermanentFailure(Failure):
 
 
 class TransientFailure(Failure):
-    """A later attempt may succeed: retried with backoff while attempts remain."""
+    """A later attempt may succeed: retried with backoff while attempts remain.
+    `retry_after_s`: how long the target asked to be left alone (HTTP `Retry-After`); the
+    backoff is raised to it, within the job's `maxBackoffSeconds`."""
+
+    def __init__(self, message: str, *, kind: str, retry_after_s: float | None = None):
+        super().__init__(message, kind=kind)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,12 +60,19 @@ def backoff_cap_s(policy: Mapping[str, Any], attempt: int) -> float:
         return min(cap, math.exp(math.log(initial) + exponent * math.log(multiplier)))
 
 
-def retry_delay_s(policy: Mapping[str, Any], attempt: int, random: float) -> float:
+def retry_delay_s(
+    policy: Mapping[str, Any], attempt: int, random: float, *, at_least_s: float | None = None
+) -> float:
     """Seconds to wait after failed attempt `attempt` before the next one.
 
     `random` is a uniform draw from [0, 1) supplied by the caller (`random.random()`), so the
     function is deterministic and testable; the result lies in [0, backoff_cap_s(...)).
+    `at_least_s` is what the target asked for (HTTP `Retry-After`): the delay is raised to it,
+    but never above the policy's `max_backoff_s`, so a target cannot park a job for days.
     """
     if not 0.0 <= random < 1.0:
         raise ValueError(f"random must lie in [0, 1), not {random}")
-    return random * backoff_cap_s(policy, attempt)
+    delay = random * backoff_cap_s(policy, attempt)
+    if at_least_s is not None and at_least_s > delay:
+        delay = min(at_least_s, max(delay, _number(policy, "max_backoff_s")))
+    return delay

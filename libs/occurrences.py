@@ -89,10 +89,12 @@ def after_failure(
     now: datetime,
     random: float,
     retryable: bool,
+    retry_after_s: float | None = None,
 ) -> Next:
-    """`random` in [0, 1) draws the backoff's jitter; `now` is the database clock."""
+    """`random` in [0, 1) draws the backoff's jitter; `now` is the database clock;
+    `retry_after_s` is the delay the target asked for, if it did (`libs.backoff`)."""
     if retryable and attempt < backoff.max_attempts(retry_policy):
-        delay = backoff.retry_delay_s(retry_policy, attempt, random)
+        delay = backoff.retry_delay_s(retry_policy, attempt, random, at_least_s=retry_after_s)
         retry_at = now + timedelta(seconds=delay)
         return Next(JobStatus.SCHEDULED, retry_at, attempt + 1, run_count, Outcome.RETRY, False)
     runs = run_count + 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import functools
 import json
 import ssl
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 SECRETS_TTL_S = 30.0  # how long an owner's secrets are reused before they are read again
 SECRETS_CACHE_MAX_OWNERS = 10_000
 ERROR_EXCERPT_CHARS = 200  # of the response body quoted in a failure message
+MAX_RETRY_AFTER_S = 86_400.0  # a Retry-After beyond a day is read as a day
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -198,7 +201,7 @@ class HttpStrategy:
         try:
             # The total deadline: httpcore's own timeouts bound each phase, not their sum.
             async with asyncio.timeout(payload.timeout_s):
-                status, excerpt = await self._send(
+                status, excerpt, retry_after = await self._send(
                     payload.method, target.url, headers, content, payload.timeout_s
                 )
         except ssrf.AddressNotAllowed as exc:
@@ -222,7 +225,7 @@ class HttpStrategy:
                 f"connection to {target.host} failed: {strategy.describe(exc)}",
                 kind="connection_error",
             ) from exc
-        classify(payload, status, excerpt)
+        classify(payload, status, excerpt, retry_after)
 
     async def _send(
         self,
@@ -231,14 +234,18 @@ class HttpStrategy:
         headers: list[tuple[str, str]],
         content: bytes | None,
         timeout_s: float,
-    ) -> tuple[int, str]:
-        """The response's status and the start of its body, as text for a message."""
+    ) -> tuple[int, str, float | None]:
+        """The response's status, the start of its body (as text for a message) and the delay
+        its `Retry-After` asks for."""
         timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         async with self._pool.stream(
             method, url, headers=headers, content=content, extensions={"timeout": timeouts}
         ) as response:
             head = await _read_at_most(response, self._max_response_bytes)
-        return response.status, _excerpt(head)
+        retry_after = next(
+            (value for name, value in response.headers if name.lower() == b"retry-after"), None
+        )
+        return response.status, _excerpt(head), parse_retry_after(retry_after, self._clock())
 
     async def close(self) -> None:
         """Close the pool's connections (and stop loading secrets)."""
@@ -247,16 +254,36 @@ class HttpStrategy:
         await self._pool.aclose()
 
 
-def classify(payload: job_types.HttpPayload, status: int, excerpt: str) -> None:
+def parse_retry_after(value: bytes | None, now: float) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (RFC 9110: delay-seconds or an HTTP-date,
+    `now` being the Unix time); None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(min(int(text), MAX_RETRY_AFTER_S))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_S)
+
+
+def classify(
+    payload: job_types.HttpPayload, status: int, excerpt: str, retry_after_s: float | None = None
+) -> None:
     """Return when `status` is one `payload` expects; raise the failure it means otherwise.
-    `excerpt` (the start of the response body) goes into the message."""
+    `excerpt` (the start of the response body) goes into the message; `retry_after_s` (from
+    `Retry-After`) goes with a transient failure, to raise its backoff."""
     if payload.accepts(status):
         return
     detail = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
     if status in (408, 429):
-        raise strategy.TransientFailure(detail, kind=f"http_{status}")
+        raise strategy.TransientFailure(detail, kind=f"http_{status}", retry_after_s=retry_after_s)
     if 500 <= status <= 599:
-        raise strategy.TransientFailure(detail, kind="http_5xx")
+        raise strategy.TransientFailure(detail, kind="http_5xx", retry_after_s=retry_after_s)
     if 400 <= status <= 499:
         raise strategy.PermanentFailure(detail, kind="http_4xx")
     if 300 <= status <= 399:

@@ -300,3 +300,20 @@ async def test_recurring_jobs_of_every_kind_run_their_sequence_and_stop_at_their
             == now.astimezone(ZoneInfo("Europe/London")).time()
         )
         assert (await executions(p.sessions, daily_id))[0].status == ExecutionStatus.SUCCEEDED
+
+
+async def test_a_targets_retry_after_raises_the_backoff(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    target = Target(503, 200)
+    target.headers = {"Retry-After": "2"}
+    async with (
+        target.serving(serve_app),
+        platform(database_url, kafka_bootstrap_servers, unique_name) as p,
+    ):
+        policy = {**FAST_RETRY, "max_backoff_s": 60}  # FAST_RETRY's cap (1 s) would bound it
+        job_id = await p.due_now(type="http", payload={"url": target.url}, retry_policy=policy)
+        await finished(p, job_id, JobStatus.COMPLETED)
+        failed, retried = await executions(p.sessions, job_id)
+        # The policy alone would retry within 0.2 s; the target asked for 2 s.
+        assert (retried.started_at - failed.finished_at).total_seconds() >= 2.0

@@ -150,6 +150,7 @@ class Target:
 
     def __init__(self, *statuses: int) -> None:
         self.statuses = list(statuses) or [200]
+        self.headers: dict[str, str] = {}  # sent with every answer
         self.seen: list[Seen] = []
         self.hold: asyncio.Event | None = None
         self.arrived = asyncio.Event()
@@ -163,7 +164,7 @@ class Target:
         if self.hold is not None:
             await self.hold.wait()
         status = self.statuses[min(len(self.seen), len(self.statuses)) - 1]
-        return Response(status_code=status, content=b"answer")
+        return Response(status_code=status, content=b"answer", headers=self.headers)
 
     def app(self) -> Starlette:
         return Starlette(

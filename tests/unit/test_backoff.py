@@ -97,3 +97,17 @@ def test_the_delay_lies_in_the_window_and_never_passes_the_cap(policy, attempt, 
 @given(policies, st.integers(1, 1_000))
 def test_the_window_never_shrinks_from_one_attempt_to_the_next(policy, attempt):
     assert backoff.backoff_cap_s(policy, attempt) <= backoff.backoff_cap_s(policy, attempt + 1)
+
+
+@pytest.mark.parametrize(
+    ("at_least_s", "random", "expected"),
+    [
+        (None, 0.5, 1.0),  # the jittered delay: half of the 2 s window
+        (0.2, 0.5, 1.0),  # asking for less than the backoff changes nothing
+        (30.0, 0.5, 30.0),  # asking for more raises it
+        (10_000.0, 0.5, 60.0),  # but never above max_backoff_s
+    ],
+)
+def test_a_targets_retry_after_raises_the_delay_within_the_cap(at_least_s, random, expected):
+    policy = {"initial_backoff_s": 2, "multiplier": 2, "max_backoff_s": 60}
+    assert backoff.retry_delay_s(policy, 1, random, at_least_s=at_least_s) == expected

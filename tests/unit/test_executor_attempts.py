@@ -4,6 +4,7 @@ objects (no database or broker: `_attempt` only runs the strategy and reads its 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import uuid
 from datetime import UTC, datetime
 
@@ -15,10 +16,11 @@ from executor_service.executor import Executor
 from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
+from executor_service.strategies import http
 from executor_service.strategies.kafka import KafkaStrategy
 from executor_service.strategy import PermanentFailure, Resources, Run, TransientFailure
 from libs import messages
-from libs.job_types import KafkaPayload
+from libs.job_types import HttpPayload, KafkaPayload
 from libs.states import ExecutionStatus
 
 SETTINGS = Settings(database_url="postgresql://unused", kafka_bootstrap_servers="unused")
@@ -132,3 +134,31 @@ async def test_the_kafka_type_tells_an_unavailable_broker_from_a_refused_message
     with pytest.raises(failure) as caught:
         await strategy.run(KafkaPayload(topic="t", value=1), run)
     assert caught.value.kind == kind
+
+
+NOW = 1_800_000_000.0  # a Unix time
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        (b"120", 120.0),
+        (b" 7 ", 7.0),
+        (email.utils.formatdate(NOW + 30, usegmt=True).encode(), 30.0),
+        (email.utils.formatdate(NOW - 30, usegmt=True).encode(), 0.0),  # a date passed: now
+        (b"9999999999", http.MAX_RETRY_AFTER_S),
+        (b"soon", None),
+        (b"-5", None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(header, expected):
+    assert http.parse_retry_after(header, NOW) == expected
+
+
+@pytest.mark.parametrize(("status", "kind"), [(429, "http_429"), (503, "http_5xx")])
+def test_a_transient_status_carries_the_retry_after(status, kind):
+    payload = HttpPayload(url="https://example.com/hook")
+    with pytest.raises(TransientFailure) as caught:
+        http.classify(payload, status, "", retry_after_s=12.0)
+    assert (caught.value.kind, caught.value.retry_after_s) == (kind, 12.0)
