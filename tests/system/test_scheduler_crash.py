@@ -12,30 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
-import httpx
-import pytest
+from service_process import START_DEADLINE_S, Service, start_service, tail, wait_for
 from sqlalchemy.engine import make_url
 
 from libs import kafka, messages
 from libs import schedule as schedules
 from libs.config import KafkaSettings
-from schedctl import embedded
 
 JOBS_BEHIND = 1_500  # due already when the first scheduler starts
 JOBS_STREAMED = 2_500  # due over the next STREAM_S seconds
 STREAM_S = 5.0
-START_DEADLINE_S = 30
 FINISH_DEADLINE_S = 90
-ENV_DROPPED = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION")
 
 # The stand-in executor's one statement: the job row is locked first (as lease recovery locks
 # it), so a recovery and an outcome never interleave.
@@ -65,47 +58,30 @@ def dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def start_scheduler(database_url: str, bootstrap: str, topic: str, node_id: str) -> tuple:
-    port = embedded.free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
-    env.update(
-        DATABASE_URL=database_url,
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        KAFKA_DISPATCH_TOPIC=topic,
-        KAFKA_DEAD_LETTER_TOPIC=f"{topic}.dead-letter",
-        KAFKA_DISPATCH_PARTITIONS="3",
-        HTTP_PORT=str(port),
-        NODE_ID=node_id,
-        LOG_FORMAT="json",
-        # Small batches, so the kill lands between claims and publishes; short leases, so the
-        # survivor recovers the victim's claims within seconds.
-        DISPATCH_BATCH_SIZE="25",
-        DISPATCH_LEASE_S="2",
-        LEASE_MARGIN_S="0",
-        RECOVERY_INTERVAL_S="0.25",
-        HEARTBEAT_INTERVAL_S="0.5",
-        DISPATCH_MAX_SLEEP_S="0.5",
-        SHUTDOWN_GRACE_S="10",
+def start_scheduler(
+    database_url: str, bootstrap: str, topic: str, node_id: str, log_dir: Path
+) -> Service:
+    return start_service(
+        "scheduler_service",
+        node_id,
+        log_dir,
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_DISPATCH_TOPIC": topic,
+            "KAFKA_DEAD_LETTER_TOPIC": f"{topic}.dead-letter",
+            "KAFKA_DISPATCH_PARTITIONS": "3",
+            # Small batches, so the kill lands between claims and publishes; short leases, so
+            # the survivor recovers the victim's claims within seconds.
+            "DISPATCH_BATCH_SIZE": "25",
+            "DISPATCH_LEASE_S": "2",
+            "LEASE_MARGIN_S": "0",
+            "RECOVERY_INTERVAL_S": "0.25",
+            "HEARTBEAT_INTERVAL_S": "0.5",
+            "DISPATCH_MAX_SLEEP_S": "0.5",
+            "SHUTDOWN_GRACE_S": "10",
+        },
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_service"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + START_DEADLINE_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the scheduler exited with {proc.returncode} while starting")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the scheduler was not ready in time")
-        time.sleep(0.1)
 
 
 async def insert_jobs(conn: asyncpg.Connection) -> list[uuid.UUID]:
@@ -162,16 +138,8 @@ async def stand_in_executor(
         await consumer.stop()
 
 
-async def wait_for(condition, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {deadline_s} s: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_a_killed_scheduler_loses_and_duplicates_no_occurrence(
-    database_url, kafka_bootstrap_servers, unique_name
+    database_url, kafka_bootstrap_servers, unique_name, tmp_path
 ):
     topic = f"{unique_name}.dispatch"
     reader = Reader(
@@ -195,8 +163,8 @@ async def test_a_killed_scheduler_loses_and_duplicates_no_occurrence(
         async with asyncio.timeout(START_DEADLINE_S):
             await ready.wait()
         ids = await insert_jobs(conn)
-        victim, _ = await asyncio.to_thread(
-            start_scheduler, database_url, kafka_bootstrap_servers, topic, "victim"
+        victim = await asyncio.to_thread(
+            start_scheduler, database_url, kafka_bootstrap_servers, topic, "victim", tmp_path
         )
 
         async def midway() -> bool:
@@ -204,14 +172,14 @@ async def test_a_killed_scheduler_loses_and_duplicates_no_occurrence(
             return dispatched >= JOBS_BEHIND + JOBS_STREAMED // 3
 
         await wait_for(midway, 30, "a third of the stream dispatched")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
         claimed_by_victim = await conn.fetchval(
             "SELECT count(*) FROM jobs WHERE status = 'RUNNING' AND leased_by = 'victim'"
         )
 
-        survivor, _ = await asyncio.to_thread(
-            start_scheduler, database_url, kafka_bootstrap_servers, topic, "survivor"
+        survivor = await asyncio.to_thread(
+            start_scheduler, database_url, kafka_bootstrap_servers, topic, "survivor", tmp_path
         )
 
         async def all_completed() -> bool:
@@ -221,9 +189,9 @@ async def test_a_killed_scheduler_loses_and_duplicates_no_occurrence(
         stop.set()
         await executor
 
-        survivor.send_signal(signal.SIGTERM)
+        survivor.proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
-        assert survivor.wait(30) in (0, -signal.SIGTERM)
+        assert survivor.proc.wait(30) in (0, -signal.SIGTERM), tail(survivor)
         nodes = {r["node_id"] for r in await conn.fetch("SELECT node_id FROM nodes")}
         # The killed node's row stays until it expires; the one stopped cleanly removed its own.
         assert nodes == {"victim"}
@@ -246,9 +214,8 @@ async def test_a_killed_scheduler_loses_and_duplicates_no_occurrence(
         )
     finally:
         stop.set()
-        for proc in (victim, survivor):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+        for service in (victim, survivor):
+            if service is not None:
+                service.stop()
         await conn.close()
         await executor_conn.close()
