@@ -18,13 +18,15 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from executor_service.executor import Executor
+from executor_service.executor import SHUTDOWN_FINISH_S, Executor
 from executor_service.heartbeat import Heartbeat
 from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Resources
 from libs import log, resources, web
+
+STRATEGIES_CLOSE_S = 2.0  # at shutdown, for plug-ins to close what they hold
 
 
 @dataclass
@@ -46,9 +48,10 @@ class Running:
     async def shutdown(self, grace_s: float) -> None:
         self.engine.stop()
         self.stop.set()
-        # The engine's own drain is bounded by the grace period; the margin covers recording
-        # the interrupted attempts and leaving the group.
-        done, pending = await asyncio.wait(self.tasks, timeout=grace_s + 15)
+        # The engine's own drain is bounded by the grace period plus SHUTDOWN_FINISH_S for
+        # recording the interrupted attempts and leaving the group.
+        timeout_s = grace_s + SHUTDOWN_FINISH_S + 1
+        done, pending = await asyncio.wait(self.tasks, timeout=timeout_s)
         for task in pending:
             log.get().warning("executor_loop_cancelled", loop=task.get_name())
             task.cancel()
@@ -59,7 +62,9 @@ class Running:
                 log.get().error("executor_loop_crashed", loop=task.get_name(),
                                 exc_info=task.exception())  # fmt: skip
         await self.heartbeat.remove()
-        await self.strategies.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STRATEGIES_CLOSE_S):
+                await self.strategies.close()
 
 
 def build_executor(app: FastAPI, settings: Settings) -> Running:
@@ -88,7 +93,7 @@ async def executor_loops(app: FastAPI, settings: Settings) -> AsyncIterator[dict
     app.state.executor = running
     running.start()
     try:
-        yield {}
+        yield {"consumer": running.engine.check}
     finally:
         await running.shutdown(settings.shutdown_grace_s)
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,9 +43,19 @@ from libs.states import ExecutionStatus
 
 POLL_TIMEOUT_MS = 100
 COMMIT_INTERVAL_S = 0.05  # commits are a broker round trip: at most this often while busy
-REVOKE_DRAIN_MAX_S = 10.0
+# A revoked partition's messages get this long to finish before it is given up, so that the
+# group's rebalance (which waits for every member) stays short: what is still running is
+# recorded all the same, and the new owner's claim skips its redelivered copy.
+REVOKE_DRAIN_MAX_S = 0.5
+# Past this long without a successful commit while it has offsets to commit, the member is not
+# ready (`/readyz`) and its consumer is rebuilt: the group or the broker lost it.
+CONSUMER_FAILING_S = 15.0
+LOG_RESET_CHECK_S = 2.0  # how often the positions are compared with the partitions' ends
+# Shutdown: after the attempts' grace period, what is left (recording outcomes, committing,
+# leaving the group) gets at most this long in all, whatever the database and broker do.
+SHUTDOWN_FINISH_S = 5.0
 INTERRUPTED_KIND = "interrupted"
-INTERRUPTED_RECORDING_S = 5.0  # for cancelled attempts to hand their outcome to the writer
+INTERRUPTED_RECORDING_S = 1.0  # for cancelled attempts to hand their outcome to the writer
 
 
 class Executor:
@@ -54,7 +64,7 @@ class Executor:
         *,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        producer: kafka.Producer,
         strategies: Strategies,
         metrics: ExecutorMetrics,
     ):
@@ -80,6 +90,8 @@ class Executor:
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._last_commit = 0.0
+        self._last_log_check = 0.0
+        self._failing_since: float | None = None  # of commits, while there is work to commit
         self.assigned = asyncio.Event()  # set while this member owns partitions
 
     @property
@@ -89,6 +101,15 @@ class Executor:
     def stop(self) -> None:
         """Stop fetching; `run` then finishes what it holds and returns."""
         self._stop.set()
+
+    async def check(self) -> None:
+        """The readiness check: a consumer is in the group and its commits go through."""
+        if self._consumer is None:
+            raise kafka.KafkaUnavailable("the consumer is not connected")
+        if self._failing_since is not None:
+            failing_s = time.monotonic() - self._failing_since
+            if failing_s > CONSUMER_FAILING_S:
+                raise kafka.KafkaUnavailable(f"offsets not committed for {failing_s:.0f} s")
 
     # --- the poll loop -------------------------------------------------------------------------
 
@@ -108,8 +129,29 @@ class Executor:
                     self.metrics.loop_errors.labels("poll").inc()
                     log.get().warning("poll_failed", error=describe(exc), retry_in_s=delay)
                     await loops.pause(self._stop, delay)
+                if self._consumer_lost():
+                    consumer = await self._reconnect(consumer, backoff)
         finally:
             await self._drain(consumer, writer)
+
+    def _consumer_lost(self) -> bool:
+        failing = self._failing_since
+        return failing is not None and time.monotonic() - failing > CONSUMER_FAILING_S
+
+    async def _reconnect(
+        self, consumer: AIOKafkaConsumer, backoff: loops.ErrorBackoff
+    ) -> AIOKafkaConsumer | None:
+        """A new group member in place of one whose commits keep failing (the broker restarted
+        without its state, or the group forgot this member and it never noticed). Its
+        partitions' unfinished messages are redelivered; the claim skips those started here."""
+        log.get().warning("consumer_rebuilt", reason="offsets not committed")
+        self.metrics.loop_errors.labels("consumer").inc()
+        self._consumer = None
+        self.assigned.clear()
+        await kafka.stop(consumer, kafka.STOP_BROKEN_TIMEOUT_S)
+        self._offsets.forget(list(self._offsets.partitions()))
+        self._failing_since = None
+        return await self._connect(backoff)
 
     async def _connect(self, backoff: loops.ErrorBackoff) -> AIOKafkaConsumer | None:
         """A started group member subscribed to the dispatch topic; None when stopped first."""
@@ -150,8 +192,35 @@ class Executor:
             self._in_flight += len(fetched)
             self.metrics.in_flight.set(self._in_flight)
             self._spawn(self._claim_and_run(fetched), self._tasks)
-        if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+        now = time.monotonic()
+        if now - self._last_log_check >= LOG_RESET_CHECK_S:
+            self._last_log_check = now
+            await self._restart_reset_partitions(consumer)
+        if now - self._last_commit >= COMMIT_INTERVAL_S:
             await self._commit(consumer)
+
+    async def _restart_reset_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition whose end is behind this member's position has lost its log (the broker
+        restarted without its state, or the topic was recreated), and a broker may answer a
+        fetch beyond its end with nothing rather than an error: read it from its start again
+        (what was run already is skipped by the claim)."""
+        for partition in consumer.assignment():
+            end = consumer.highwater(partition)
+            if end is None:
+                continue
+            try:
+                position = await consumer.position(partition)
+            except KafkaError:
+                continue
+            if position > end:
+                log.get().warning(
+                    "partition_log_reset",
+                    partition=partition.partition,
+                    position=position,
+                    end=end,
+                )
+                self._offsets.forget([partition])
+                await consumer.seek_to_beginning(partition)
 
     @staticmethod
     def _spawn(coroutine: Coroutine[Any, Any, None], *into: set) -> asyncio.Task[None]:
@@ -171,8 +240,11 @@ class Executor:
         try:
             await consumer.commit(points)
         except KafkaError as exc:  # offered again at the next commit
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             log.get().warning("offsets_not_committed", error=describe(exc))
             return
+        self._failing_since = None
         self._offsets.committed(points)
 
     # --- one fetched batch ---------------------------------------------------------------------
@@ -191,13 +263,30 @@ class Executor:
                     error=str(exc)[:200],
                 )
                 self._finished([item])
+        # Copies of one dispatch in one fetch (the broker may deliver a message twice) would all
+        # find it claimed by this batch's claim: only the first is run.
+        firsts: dict[object, tuple[Fetched, messages.DispatchMessage]] = {}
+        skipped = []
+        for item, dispatch in decoded:
+            if dispatch.execution_id in firsts:
+                skipped.append(item)
+                log.get().info(
+                    "dispatch_skipped",
+                    execution_id=str(dispatch.execution_id),
+                    job_id=str(dispatch.job_id),
+                    reason="a copy of a dispatch in the same fetch",
+                )
+            else:
+                firsts[dispatch.execution_id] = (item, dispatch)
+        decoded = list(firsts.values())
         if not decoded:
+            self._skip_duplicates(skipped)
             return
         claim = await self._claim([d for _, d in decoded])
         if claim is None:  # stopping with the database away: redelivered to whoever comes next
             self._abandoned([item for item, _ in decoded])
+            self._skip_duplicates(skipped)
             return
-        skipped = []
         for item, dispatch in decoded:
             if dispatch.execution_id in claim.started:
                 if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
@@ -212,6 +301,9 @@ class Executor:
                     job_id=str(dispatch.job_id),
                     reason="already started, or its job moved on",
                 )
+        self._skip_duplicates(skipped)
+
+    def _skip_duplicates(self, skipped: Sequence[Fetched]) -> None:
         if skipped:
             self.metrics.skipped.labels("duplicate").inc(len(skipped))
             self._finished(skipped)
@@ -355,8 +447,11 @@ class Executor:
     async def _drain(self, consumer: AIOKafkaConsumer | None, writer: asyncio.Task) -> None:
         """Shutdown: what runs gets `shutdown_grace_s` to finish, then is cancelled (recorded
         as interrupted, to be retried); outcomes are recorded, offsets committed, and the
-        consumer leaves the group."""
+        consumer leaves the group, all of that within `SHUTDOWN_FINISH_S` more whatever the
+        database and broker do: what is not recorded by then is redelivered, or recovered by
+        its lease."""
         await self._wait_tasks(self._settings.shutdown_grace_s)
+        finish_by = time.monotonic() + SHUTDOWN_FINISH_S
         self._interrupting = True
         for task in list(self._runs):
             task.cancel()
@@ -364,11 +459,19 @@ class Executor:
         for task in list(self._tasks):  # only a claim stuck on an unreachable database
             task.cancel()
         self._writer_stop.set()
-        await writer
+        # Most of what is left goes to recording outcomes; leaving the group gets the rest.
+        writing_s = max(0.0, finish_by - time.monotonic() - kafka.STOP_BROKEN_TIMEOUT_S * 2)
+        done, _ = await asyncio.wait([writer], timeout=writing_s)
+        if not done:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            log.get().error("outcomes_abandoned", count=self._writer.pending)
         if consumer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._commit(consumer)
-            await consumer.stop()
+            with contextlib.suppress(TimeoutError, KafkaError):
+                async with asyncio.timeout(kafka.STOP_BROKEN_TIMEOUT_S):
+                    await self._commit(consumer)
+            await kafka.stop(consumer, max(0.1, finish_by - time.monotonic()))
         log.get().info("executor_stopped", unfinished=self._in_flight)
 
 

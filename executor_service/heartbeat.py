@@ -65,7 +65,8 @@ class Heartbeat:
 
     async def remove(self) -> None:
         try:
-            async with db.unit_of_work(self._sessions) as session:
-                await nodes.delete_node(session, self.node.node_id)
+            async with asyncio.timeout(nodes.REMOVE_TIMEOUT_S):
+                async with db.unit_of_work(self._sessions) as session:
+                    await nodes.delete_node(session, self.node.node_id)
         except Exception as exc:
             log.get().warning("node_row_not_removed", error=describe(exc))

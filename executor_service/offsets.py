@@ -22,7 +22,19 @@ class Offsets:
         self._committed: dict[Partition, int] = {}  # commit points the group has
 
     def fetched(self, partition: Partition, offset: int) -> None:
-        self._pending.setdefault(partition, OrderedDict())[offset] = False
+        pending = self._pending.setdefault(partition, OrderedDict())
+        last = next(reversed(pending), None) if pending else self._ready.get(partition)
+        if last is not None and offset < last:
+            # Offsets went back: the partition's log was replaced (a broker restarted without
+            # its state). Points of the old log mean nothing in the new one, and committing
+            # one would skip the new log's messages.
+            self.forget([partition])
+            pending = self._pending.setdefault(partition, OrderedDict())
+        pending[offset] = False
+
+    def partitions(self) -> list[Partition]:
+        """The partitions tracked."""
+        return list(self._pending.keys() | self._ready.keys())
 
     def finished(self, partition: Partition, offset: int) -> None:
         pending = self._pending.get(partition)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -72,7 +71,7 @@ class OutcomeWriter:
         *,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        producer: kafka.Producer,
         metrics: ExecutorMetrics,
         recorded: Callable[[Sequence[Outcome]], None],
         draw: Callable[[], float] = random.random,
@@ -95,11 +94,11 @@ class OutcomeWriter:
         return len(self._queue)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Write batches until `stop` is set and the queue is empty (or, stopping, until the
-        database has refused for `shutdown_grace_s`: what is left is redelivered)."""
+        """Write batches until `stop` is set and the queue is empty. A database that refuses
+        is retried with a backoff; a shutdown bounds the wait by cancelling this task (what is
+        left is redelivered, or recovered by its lease)."""
         settings = self._settings
         backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
-        give_up_at: float | None = None
         while True:
             if not self._queue:
                 if stop.is_set():
@@ -123,12 +122,6 @@ class OutcomeWriter:
                 log.get().warning(
                     "outcomes_not_recorded", count=len(batch), error=describe(exc), retry_in_s=delay
                 )
-                if stop.is_set():
-                    now = time.monotonic()
-                    give_up_at = give_up_at or now + settings.shutdown_grace_s
-                    if now >= give_up_at:
-                        log.get().error("outcomes_abandoned", count=len(self._queue))
-                        return
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
@@ -278,8 +271,7 @@ class OutcomeWriter:
             )
             envelope = messages.dead_letter_envelope(message, producer=self._settings.node_id)
             batch.append((str(letter.job_id), kafka.encode(envelope)))
-        acks = await kafka.send_all(
-            self._producer,
+        acks = await self._producer.send_all(
             self._settings.kafka_dead_letter_topic,
             batch,
             timeout_s=PUBLISH_TIMEOUT_S,

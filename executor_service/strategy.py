@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from aiokafka import AIOKafkaProducer
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from executor_service.settings import Settings
+    from libs.kafka import Producer
 
 # Namespace of occurrence keys: uuid5(namespace, "<job id>/<scheduled_for>").
 _OCCURRENCE_NAMESPACE = uuid.UUID("6f1d3c1e-4b8a-5d2e-9c7f-2a0b1e3d4c5f")
@@ -84,7 +84,7 @@ class Resources:
 
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
+    producer: Producer
 
 
 class Strategy(Protocol):

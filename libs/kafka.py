@@ -5,11 +5,17 @@ cannot duplicate or lose a message the broker acknowledged. Consumers commit off
 after the outcome of a message is stored, and start from the earliest offset of a new group.
 Clients are built from settings by the service's lifespan and started there; aiokafka's errors
 are translated here into `KafkaUnavailable` and `MalformedMessage`.
+
+Services publish through `Producer`, which rebuilds its aiokafka client (and recreates missing
+topics) after a failed send: an idempotent aiokafka producer never asks for a new producer id,
+so once a broker has lost its state (restarted in memory, or a topic deleted and recreated)
+every later send of the old client fails with `UnknownProducerId` for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import time
@@ -22,7 +28,16 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from libs import kafka_protocol, log
@@ -30,14 +45,35 @@ from libs.config import KafkaSettings
 
 ENVELOPE_VERSION = 1
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+STOP_TIMEOUT_S = 5.0  # a client's stop at shutdown, whatever the broker does
+STOP_BROKEN_TIMEOUT_S = 1.0  # a failed client's stop before it is replaced
+STOP_AFTER_FAILING_S = 1.0  # for a producer's stop once its unsent batches are failed
+REBUILD_TIMEOUT_S = 10.0  # topics and a new client, for a send that names no deadline
 
 
 class KafkaUnavailable(Exception):
     """The broker could not be reached or refused a request."""
 
 
+class MessageTooLarge(KafkaUnavailable):
+    """A message bigger than a record batch may hold: no broker will take it."""
+
+
 class MalformedMessage(Exception):
     """A consumed message is not an envelope this version understands."""
+
+
+# What a send fails with when the client, not the message, is the problem: the broker lost
+# this producer's id or sequence (it restarted without its state), or cannot be reached.
+_CLIENT_BROKEN = (
+    UnknownProducerId,
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+)
 
 
 class Envelope(BaseModel):
@@ -130,7 +166,7 @@ async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
     try:
         await client.start()
     except (KafkaError, OSError) as exc:
-        await client.stop()
+        await stop(client, STOP_BROKEN_TIMEOUT_S)
         raise KafkaUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
 
 
@@ -211,7 +247,7 @@ async def send_all(
                     if not builder.append(
                         key=keys[index], value=messages[index][1], timestamp=None
                     ):
-                        acked[index] = KafkaUnavailable(f"publish to {topic}: message too large")
+                        acked[index] = MessageTooLarge(f"publish to {topic}: message too large")
                         members = []
                 if members:
                     await submit(builder, partition, members)
@@ -240,6 +276,137 @@ async def ping(producer: AIOKafkaProducer) -> None:
         await producer.client.fetch_all_metadata()
     except (KafkaError, OSError) as exc:
         raise KafkaUnavailable(type(exc).__name__) from exc
+
+
+async def stop(client: AIOKafkaProducer | AIOKafkaConsumer, timeout_s: float) -> bool:
+    """Stop a client within `timeout_s`, whatever the broker does; False when it had to be cut
+    short. A producer's stop waits for its unsent batches, which an idempotent producer retries
+    for as long as the broker is away: past the deadline they are failed, and the client is
+    closed without them (the callers make an unacknowledged message harmless)."""
+    stopping = asyncio.ensure_future(client.stop())
+    done, _ = await asyncio.wait([stopping], timeout=timeout_s)
+    if done:
+        with contextlib.suppress(KafkaError, OSError):
+            stopping.result()
+        return True
+    if isinstance(client, AIOKafkaProducer):
+        client._message_accumulator.fail_all(KafkaUnavailable("producer stopped"))
+        done, _ = await asyncio.wait([stopping], timeout=STOP_AFTER_FAILING_S)
+    if not done:
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError, OSError):
+            await stopping
+    return False
+
+
+class Producer:
+    """The service's producer: an idempotent, `acks="all"` client that is rebuilt, with the
+    service's topics recreated if missing, before the first send after a failed one.
+
+    A send that fails is never retried here: the caller decides what an unacknowledged message
+    means (the scheduler hands its dispatches back) and backs off; the next send starts on a
+    fresh client. `ping` (the readiness check) fails while sends are failing, so `/readyz`
+    says whether this service can publish, not only whether a broker answers.
+    """
+
+    def __init__(self, settings: KafkaSettings):
+        self._settings = settings
+        self._client: AIOKafkaProducer | None = None
+        self._broken: str | None = None  # why the last send failed, until one succeeds
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Create the service's topics unless they exist and start a client."""
+        await ensure_topics(self._settings)
+        client = create_producer(self._settings)
+        await start(client)
+        self._client = client
+
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        if self._client is not None:
+            await stop(self._client, timeout_s)
+
+    async def send_all(
+        self, topic: str, messages: Sequence[tuple[str, bytes]], *, timeout_s: float
+    ) -> list[float | KafkaUnavailable]:
+        """`send_all` through a working client (rebuilt first when the last send failed)."""
+        try:
+            client = await self.connected(timeout_s)
+        except KafkaUnavailable as exc:
+            return [exc] * len(messages)
+        acks = await send_all(client, topic, messages, timeout_s=timeout_s)
+        failures = [a for a in acks if isinstance(a, KafkaUnavailable)]
+        broken = [f for f in failures if not isinstance(f, MessageTooLarge)]
+        if broken or len(failures) < len(acks):
+            self._record(str(broken[0]) if broken else None)
+        return acks
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        timeout_s: float = REBUILD_TIMEOUT_S,
+    ) -> None:
+        """Send one message and wait for its acknowledgement (the caller bounds the wait);
+        aiokafka's error is raised as it is, for the caller to classify. A broker that lost
+        this producer's state, or a send cut short, gets the client rebuilt before the next."""
+        client = await self.connected(timeout_s)
+        try:
+            await client.send_and_wait(topic, value, key=key, headers=headers)
+        except asyncio.CancelledError:
+            self._record("a send was cut short")
+            raise
+        except _CLIENT_BROKEN as exc:
+            self._record(type(exc).__name__)
+            raise
+        self._record(None)
+
+    async def ping(self) -> None:
+        """The readiness check: a broker answers, and the last send did not fail."""
+        if self._client is None:
+            raise KafkaUnavailable("producer not started")
+        if self._broken is not None:
+            raise KafkaUnavailable(f"publishing fails: {self._broken}")
+        await ping(self._client)
+
+    def _record(self, failure: str | None) -> None:
+        if failure is not None and self._broken is None:
+            log.get().warning("producer_failing", error=failure[:200])
+        elif failure is None and self._broken is not None:
+            log.get().info("producer_recovered")
+        self._broken = failure
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed send until a send succeeds."""
+        return self._broken is None
+
+    async def connected(self, timeout_s: float) -> AIOKafkaProducer:
+        """The client to send with: after a failed send, a new one (topics recreated first);
+        `KafkaUnavailable` when the broker cannot give one."""
+        async with self._lock:
+            if self._client is not None and self._broken is None:
+                return self._client
+            old, self._client = self._client, None
+            if old is not None:
+                # Batches the old client still retries are failed: their callers have counted
+                # them as not published already.
+                await stop(old, STOP_BROKEN_TIMEOUT_S)
+            client = create_producer(self._settings)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await ensure_topics(self._settings)
+                    await start(client)
+            except (TimeoutError, KafkaUnavailable) as exc:
+                await stop(client, STOP_BROKEN_TIMEOUT_S)
+                self._broken = f"cannot rebuild the producer: {exc or type(exc).__name__}"
+                raise KafkaUnavailable(self._broken) from exc
+            self._client = client
+            log.get().info("producer_rebuilt")
+            return client
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:

@@ -33,18 +33,18 @@ async def database(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[dic
     try:
         yield {"database": partial(db.ping, engine)}
     finally:
-        await engine.dispose()
+        await db.dispose(engine)
 
 
 @asynccontextmanager
 async def kafka_producer(app: FastAPI, settings: KafkaSettings) -> AsyncIterator[dict[str, Check]]:
-    """The service's topics, created if missing, and a started producer on `app.state`."""
-    await kafka.ensure_topics(settings)
-    producer = kafka.create_producer(settings)
-    await kafka.start(producer)
+    """The service's topics, created if missing, and a started producer on `app.state`; its
+    check fails while the broker is away or publishing fails."""
+    producer = kafka.Producer(settings)
+    await producer.start()
     app.state.producer = producer
     try:
-        yield {"kafka": partial(kafka.ping, producer)}
+        yield {"kafka": producer.ping}
     finally:
         await producer.stop()
 

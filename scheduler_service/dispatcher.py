@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs import kafka, log, loops, messages
@@ -60,7 +59,7 @@ class Dispatcher:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        producer: kafka.Producer,
         settings: Settings,
         metrics: SchedulerMetrics,
         wakeup: Wakeup,
@@ -70,7 +69,7 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._wakeup = wakeup
-        self._lease_s = settings.dispatch_lease_s + settings.lease_margin_s
+        self._lease_s = settings.dispatch_lease_s
         self._stopping = False
         self.sleeping = asyncio.Event()  # set while idle until due work or a NOTIFY
 
@@ -90,12 +89,15 @@ class Dispatcher:
         publishing: asyncio.Task[BatchResult] | None = None
         while not self._stopping:
             try:
+                if not self._producer.healthy:
+                    # Nothing is claimed until the broker takes messages again.
+                    await self._producer.connected(self._settings.dispatch_publish_timeout_s)
                 batch = await self.claim_batch()
                 previous, publishing = publishing, self._start_publishing(batch)
                 if previous is not None:
                     await previous  # raises when it had to hand back
+                    backoff.reset()  # only a publish that went out ends an error backoff
                 if batch.locked >= full:
-                    backoff.reset()
                     continue  # a backlog: the next batch at once
                 if publishing is not None:
                     current, publishing = publishing, None
@@ -269,8 +271,7 @@ class Dispatcher:
             for c in claimed
         ]
         sent_at = time.monotonic()
-        acks = await kafka.send_all(
-            self._producer,
+        acks = await self._producer.send_all(
             self._settings.kafka_dispatch_topic,
             batch,
             timeout_s=self._settings.dispatch_publish_timeout_s,

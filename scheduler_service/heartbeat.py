@@ -69,7 +69,8 @@ class Heartbeat:
     async def remove(self) -> None:
         """Delete this node's row (clean shutdown); a failure is logged, the row then expires."""
         try:
-            async with repository.transaction(self._sessions) as session:
-                await nodes.delete_node(session, self.node.node_id)
-        except errors.TRANSIENT as exc:
+            async with asyncio.timeout(nodes.REMOVE_TIMEOUT_S):
+                async with repository.transaction(self._sessions) as session:
+                    await nodes.delete_node(session, self.node.node_id)
+        except (*errors.TRANSIENT, TimeoutError) as exc:
             log.get().warning("node_row_not_removed", error=str(exc)[:500])

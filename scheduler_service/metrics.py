@@ -50,7 +50,8 @@ class SchedulerMetrics:
         )
         self.recoveries = Counter(
             "scheduler_lease_recoveries_total",
-            "Jobs whose lease expired, by what became of them (retry, next, failed).",
+            "Jobs whose lease expired, by what became of them (redispatch: never started, "
+            "dispatched again without using an attempt; retry, next, failed).",
             ["outcome"],
             registry=registry,
         )

@@ -1,8 +1,12 @@
-"""Lease recovery: RUNNING jobs whose lease expired go back to SCHEDULED under their retry
-policy, and the execution of the expired lease is marked LOST.
+"""Lease recovery: RUNNING jobs whose lease expired go back to SCHEDULED.
 
-A lease expires when its dispatch was never published (the scheduler died between commit and
-publish), was lost by the broker, or its executor died or stalled. Any number of schedulers run
+A dispatch lease expires before any executor started the dispatch when it was never published
+(the scheduler died between commit and publish), the broker lost it, or no executor took it in
+time: the claim is undone and the job dispatched again, at the same occurrence and attempt (an
+infrastructure fault uses none of the job's attempts). A running lease expires when the
+executor that started the attempt died or stalled: the execution is marked LOST and the job
+goes back to SCHEDULED under its retry policy (the attempt counts: the target may have seen
+it). Any number of schedulers run
 this loop: `FOR UPDATE SKIP LOCKED` gives each expired job to one of them, and every change is
 guarded by the job's fencing token, so an executor that wakes up late cannot overwrite it.
 """
@@ -53,14 +57,12 @@ class Recovery:
                 break
 
     async def recover_batch(self) -> int:
-        """Recover up to `recovery_batch_size` expired leases in one transaction; returns how
-        many were found."""
+        """Recover up to `recovery_batch_size` expired leases of each kind (never started,
+        started) in one transaction; returns how many of either kind were found."""
+        batch = self._settings.recovery_batch_size
         async with repository.transaction(self._sessions) as session:
-            expiry = await repository.recover_expired_leases(
-                session, batch=self._settings.recovery_batch_size
-            )
-            if not expiry.expired:
-                return 0
+            redispatched = await repository.redispatch_unstarted(session, batch=batch)
+            expiry = await repository.recover_expired_leases(session, batch=batch)
             plans = [
                 service.plan_recovery(job, now=expiry.db_now, random=self._random())
                 for job in expiry.expired
@@ -77,6 +79,7 @@ class Recovery:
                 reason=service.LOST_REASON,
                 error="lease expired on the last attempt",
             )
+        self._report_redispatched(redispatched)
         for job, plan in zip(expiry.expired, plans, strict=True):
             if job.job_id not in changed:
                 continue
@@ -91,4 +94,17 @@ class Recovery:
                 outcome=plan.outcome,
                 next_run_at=next_run_at.isoformat() if next_run_at else None,
             )
-        return len(expiry.expired)
+        return max(len(redispatched), len(expiry.expired))
+
+    def _report_redispatched(self, redispatched: list[repository.Redispatched]) -> None:
+        if redispatched:
+            self._metrics.recoveries.labels("redispatch").inc(len(redispatched))
+        for job in redispatched:
+            log.get().info(
+                "dispatch_expired",
+                job_id=str(job.job_id),
+                lease_version=job.lease_version,
+                attempt=job.attempt,
+                outcome="redispatch",
+                next_run_at=job.next_run_at.isoformat() if job.next_run_at else None,
+            )

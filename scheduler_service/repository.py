@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import db, states
+from libs import channels, db, states
 from libs.states import ExecutionStatus, JobStatus
 from scheduler_service import errors
 
@@ -103,13 +103,12 @@ WITH due AS (
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    -- The lease: time for the message to wait for an executor, for the job to run to its
-    -- timeout, and for its outcome to be written.
+    -- The dispatch lease: time for the message to reach an executor, whose claim extends it
+    -- to cover the job's timeout. A dispatch not started by then is re-dispatched.
     UPDATE jobs AS j
     SET status = 'RUNNING',
         lease_version = j.lease_version + 1,
-        lease_expires_at = now() + make_interval(secs => CAST($2 AS double precision)
-                                                         + j.timeout_s),
+        lease_expires_at = now() + make_interval(secs => CAST($2 AS double precision)),
         leased_by = $3,
         last_run_at = now(),
         updated_at = now()
@@ -164,8 +163,8 @@ async def claim_due_jobs(
     session: AsyncSession, *, batch: int, lease_s: float, node_id: str
 ) -> Claim:
     """Lock up to `batch` due jobs (by the database clock, oldest first, skipping rows another
-    scheduler holds); claim the on-time ones (RUNNING, next fencing token, a lease of `lease_s`
-    plus the job's timeout, an execution row each) and return the late ones still locked and
+    scheduler holds); claim the on-time ones (RUNNING, next fencing token, a dispatch lease of
+    `lease_s`, an execution row each) and return the late ones still locked and
     SCHEDULED, for the misfire policy to decide in the same transaction."""
     # The first statement goes through SQLAlchemy: its asyncpg adapter sends BEGIN only with
     # a statement of its own, and the claim below must run inside the transaction, so that the
@@ -246,8 +245,7 @@ WITH wanted AS (
     UPDATE jobs AS j
     SET status = 'RUNNING',
         lease_version = j.lease_version + 1,
-        lease_expires_at = now() + make_interval(secs => CAST(:lease_s AS double precision)
-                                                         + j.timeout_s),
+        lease_expires_at = now() + make_interval(secs => CAST(:lease_s AS double precision)),
         leased_by = :node_id,
         last_run_at = now(),
         updated_at = now(),
@@ -342,7 +340,16 @@ async def fail_jobs(
     return [row.id for row in rows]
 
 
-_HAND_BACK = text("""
+# An undone claim never happened: the job's `last_run_at` (when its previous occurrence was
+# claimed, which the misfire rule `run_once` reads) goes back to the claim before it, which
+# is the newest execution left (an execution is created with its claim). The statement's
+# snapshot still holds the deleted row, hence `gone` excluded.
+_LAST_CLAIM = """(
+    SELECT max(e.created_at) FROM executions AS e
+    WHERE e.job_id = j.id AND e.id NOT IN (SELECT id FROM gone)
+)"""
+
+_HAND_BACK = text(f"""
 WITH gone AS (
     DELETE FROM executions AS e
     USING unnest(CAST(:executions AS uuid[]), CAST(:versions AS bigint[]))
@@ -352,24 +359,25 @@ WITH gone AS (
       AND e.status = 'DISPATCHED'
       AND j.id = e.job_id AND j.lease_version = h.lease_version
       AND j.status = 'RUNNING'
-    RETURNING e.job_id, e.lease_version
+    RETURNING e.id, e.job_id, e.lease_version
 )
 UPDATE jobs AS j
 SET status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL,
-    updated_at = now()
+    updated_at = now(), last_run_at = {_LAST_CLAIM}
 FROM gone
 WHERE j.id = gone.job_id AND j.lease_version = gone.lease_version
   AND j.status = 'RUNNING'
 RETURNING j.id
-""")
+""")  # noqa: S608 (a constant subquery)
 
 
 async def hand_back(
     session: AsyncSession, dispatches: Sequence[tuple[uuid.UUID, int]]
 ) -> list[uuid.UUID]:
     """Undo the claims of `(execution_id, lease_version)` dispatches that were never published:
-    each job back to SCHEDULED (its `next_run_at` unchanged, so it is due again at once) and its
-    DISPATCHED execution row deleted, so the unique key does not refuse the re-dispatch.
+    each job back to SCHEDULED (its `next_run_at` and attempt unchanged, so it is due again at
+    once, and no attempt is used) and its DISPATCHED execution row deleted, so the unique key
+    does not refuse the re-dispatch.
 
     Guarded by the fencing token and by the execution still being DISPATCHED: a job whose lease
     moved on, or whose execution an executor started after all, is left alone. Returns the jobs
@@ -440,8 +448,11 @@ WITH expired AS (
            CASE WHEN attempt > 1 THEN coalesce(occurrence_at, next_run_at)
                 ELSE next_run_at END AS next_run_at,
            attempt, run_count, retry_policy, schedule, payload
-    FROM jobs
+    FROM jobs AS j
     WHERE status = 'RUNNING' AND lease_expires_at < now()
+      AND EXISTS (SELECT 1 FROM executions AS e
+                  WHERE e.job_id = j.id AND e.lease_version = j.lease_version
+                    AND e.status <> 'DISPATCHED')
     ORDER BY lease_expires_at
     LIMIT :batch
     FOR UPDATE SKIP LOCKED
@@ -462,8 +473,9 @@ FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
 
 async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry:
     """Lock up to `batch` RUNNING jobs whose lease expired (by the database clock, skipping rows
-    another scheduler holds) and mark the execution of each one's current lease LOST. The jobs
-    stay locked and RUNNING; `reschedule_running` says what becomes of them."""
+    another scheduler holds) after their dispatch was started, and mark the execution of each
+    one's current lease LOST. The jobs stay locked and RUNNING; `reschedule_running` says what
+    becomes of them (the lost attempt counts)."""
     rows = (
         await session.execute(
             _CLAIM_EXPIRED,
@@ -493,6 +505,56 @@ async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry
         for row in rows
     }
     return Expiry(db_now=rows[0].db_now, expired=list(expired.values()))
+
+
+# A dispatch whose lease expired before any executor started it (the scheduler died before
+# publishing, the broker lost the message, no executor took it in time): its claim is undone
+# as a hand-back undoes it, so the job is dispatched again with the same attempt.
+_REDISPATCH_UNSTARTED = text(f"""
+WITH expired AS (
+    SELECT j.id, j.lease_version FROM jobs AS j
+    WHERE j.status = 'RUNNING' AND j.lease_expires_at < now()
+      AND NOT EXISTS (SELECT 1 FROM executions AS e
+                      WHERE e.job_id = j.id AND e.lease_version = j.lease_version
+                        AND e.status <> 'DISPATCHED')
+    ORDER BY j.lease_expires_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM executions AS e
+    USING expired AS x
+    WHERE e.job_id = x.id AND e.lease_version = x.lease_version AND e.status = 'DISPATCHED'
+    RETURNING e.id, e.job_id
+)
+UPDATE jobs AS j
+SET status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL,
+    updated_at = now(), last_run_at = {_LAST_CLAIM}
+FROM expired AS x
+WHERE j.id = x.id
+RETURNING j.id, j.lease_version, j.next_run_at, j.attempt
+""")  # noqa: S608 (a constant subquery)
+
+
+@dataclass(frozen=True, slots=True)
+class Redispatched:
+    job_id: uuid.UUID
+    lease_version: int  # of the undone claim
+    next_run_at: datetime | None
+    attempt: int
+
+
+_NOTIFY_DUE = text("SELECT pg_notify(:channel, CAST(now() AS text))")
+
+
+async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Redispatched]:
+    """Undo up to `batch` claims whose dispatch lease expired with no executor having started
+    the dispatch (by the database clock, skipping rows another scheduler holds): each job back
+    to SCHEDULED at the same occurrence and attempt, due again at once, its DISPATCHED
+    execution deleted. A copy of the dispatch that arrives later finds nothing to start."""
+    rows = (await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch})).all()
+    if rows:  # due again now: every scheduler may look at once
+        await session.execute(_NOTIFY_DUE, {"channel": channels.JOBS_DUE})
+    return [Redispatched(row.id, row.lease_version, row.next_run_at, row.attempt) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,13 @@ class Settings(config.KafkaSettings):
     dispatch_max_sleep_s: float = Field(default=1.0, gt=0, le=300)
     # Longest wait for the broker to acknowledge a batch; what is not acknowledged by then is
     # handed back (an idempotent producer retries forever while the broker is away).
-    dispatch_publish_timeout_s: float = Field(default=10.0, gt=0, le=600)
-    # How long a dispatch may wait in Kafka for an executor before lease recovery takes it back
-    # (plus the job's own timeout_s and lease_margin_s).
-    dispatch_lease_s: float = Field(default=60.0, gt=0)
-    # Added to every lease, so that a job finishing right at its timeout is not recovered
-    # while its outcome is being written.
-    lease_margin_s: float = Field(default=30.0, ge=0)
+    dispatch_publish_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    # The dispatch lease: how long a dispatch may take to reach an executor and be started
+    # (the executor's start extends the lease to cover the job's timeout). A dispatch not
+    # started by then is dispatched again by lease recovery, using none of the job's attempts;
+    # with recovery_interval_s it bounds how long a lost dispatch delays a run, which must stay
+    # inside the default misfire grace (60 s).
+    dispatch_lease_s: float = Field(default=15.0, gt=0)
 
     # --- Lease recovery ---
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3_600)

@@ -18,6 +18,7 @@ from aiokafka.errors import (
 )
 
 from executor_service.strategy import PermanentFailure, Resources, Run, TransientFailure
+from libs import kafka
 from libs.job_types import KafkaPayload
 
 # Errors a retry cannot cure: the topic or the message itself is wrong.
@@ -52,7 +53,7 @@ class KafkaStrategy:
             raise PermanentFailure(
                 f"publish to {payload.topic!r} refused: {type(exc).__name__}", kind="kafka_refused"
             ) from exc
-        except KafkaError as exc:
+        except (KafkaError, kafka.KafkaUnavailable) as exc:
             raise TransientFailure(
                 f"publish to {payload.topic!r} failed: {type(exc).__name__}",
                 kind="kafka_unavailable",
