@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from test_executor_support import Target, executor_settings, platform, running_executor
 from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
-from libs import kafka
+from libs import kafka, messages
 from libs.states import ExecutionStatus, JobStatus
 
 
@@ -65,8 +65,8 @@ async def test_a_redelivered_dispatch_runs_nothing_twice(
         finally:
             await reader.stop()
         for _ in range(2):
-            acks = await kafka.send_all(
-                p.producer, settings.kafka_dispatch_topic,
+            acks = await p.producer.send_all(
+                settings.kafka_dispatch_topic,
                 [(record.key.decode(), record.value)], timeout_s=10,
             )  # fmt: skip
             assert not isinstance(acks[0], Exception)
@@ -91,8 +91,8 @@ async def test_a_malformed_message_is_skipped_and_the_partition_goes_on(
         scheduler={"kafka_dispatch_partitions": 1},
     ) as p:
         settings = p.executor_settings
-        acks = await kafka.send_all(
-            p.producer, settings.kafka_dispatch_topic, [("junk", b"not json")], timeout_s=10
+        acks = await p.producer.send_all(
+            settings.kafka_dispatch_topic, [("junk", b"not json")], timeout_s=10
         )
         assert not isinstance(acks[0], Exception)
         job_id = await p.due_now()
@@ -251,3 +251,62 @@ async def test_a_slow_target_holds_only_its_own_slot_and_in_flight_is_bounded(
         )
         assert node.service == "executor_service"
         assert node.metadata["max_in_flight"] == 3
+
+
+async def test_copies_of_a_dispatch_in_one_fetch_run_it_once(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    """The broker delivers a message twice and both copies arrive in the same fetch: the claim
+    of that batch starts the execution once, and the copy is skipped."""
+    async with (
+        Target(200).serving(serve_app) as target,
+        platform(database_url, kafka_bootstrap_servers, unique_name) as p,
+    ):
+        settings = p.executor_settings
+        later = await db_now(p.sessions) + timedelta(hours=1)  # no scheduler claims it
+        [job_id] = await insert_jobs(
+            p.sessions,
+            [job_row(next_run_at=later, schedule_spec=once(later), type="http",
+                     payload={"url": target.url})],
+        )  # fmt: skip
+        # Claimed as a scheduler claims it, then published twice in one record batch.
+        [claimed] = await p.sql(
+            "UPDATE jobs SET status = 'RUNNING', lease_version = 1, "
+            "lease_expires_at = now() + interval '1 minute' WHERE id = :id "
+            "RETURNING owner_id, payload, next_run_at, timeout_s",
+            id=job_id,
+        )
+        [execution] = await p.sql(
+            "INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status) "
+            "VALUES (:id, :at, 1, 1, 'DISPATCHED') RETURNING id",
+            id=job_id,
+            at=claimed.next_run_at,
+        )
+        dispatch = messages.DispatchMessage(
+            execution_id=execution.id,
+            job_id=job_id,
+            owner_id=claimed.owner_id,
+            lease_version=1,
+            type="http",
+            payload=claimed.payload,
+            scheduled_for=claimed.next_run_at,
+            attempt=1,
+            deadline=later,
+            timeout_s=claimed.timeout_s,
+            trace_id=messages.new_trace_id(),
+        )
+        value = kafka.encode(messages.dispatch_envelope(dispatch, producer="test"))
+        acks = await p.producer.send_all(
+            settings.kafka_dispatch_topic, [(str(job_id), value)] * 2, timeout_s=10
+        )
+        assert not any(isinstance(a, Exception) for a in acks)
+
+        async def completed():
+            return (await job(p.sessions, job_id)).status == JobStatus.COMPLETED
+
+        await eventually(completed, what="the job completing")
+        await eventually(lambda: committed_to_end(p, settings), what="offsets at the end")
+        assert len(target.seen) == 1
+        [stored] = await executions(p.sessions, job_id)
+        assert (stored.id, stored.status) == (execution.id, ExecutionStatus.SUCCEEDED)
+        assert p.executors[0].engine.metrics.skipped.labels("duplicate")._value.get() == 1

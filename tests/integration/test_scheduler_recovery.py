@@ -1,10 +1,10 @@
-"""Lease recovery and hand-back: a dispatch nobody started is recovered under the retry policy;
-what failed to publish is handed back at once; both are fenced by the lease version."""
+"""Lease recovery and hand-back: a dispatch nobody started is dispatched again with the same
+attempt; an attempt whose executor vanished is recovered under the retry policy; what failed to
+publish is handed back at once; all are fenced by the lease version."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import pytest
@@ -31,7 +31,7 @@ from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.wakeup import Wakeup
 
-SHORT_LEASE = {"dispatch_lease_s": 0.3, "lease_margin_s": 0.0}
+SHORT_LEASE = {"dispatch_lease_s": 0.3}
 TIMEOUT_S = 1  # the job's own timeout: with SHORT_LEASE, leases of 1.3 s
 
 
@@ -53,7 +53,89 @@ async def recovered(recovery, count: int = 1):
     await eventually(enough, deadline_s=10, what=f"{count} recovered leases")
 
 
-async def test_a_dispatch_nobody_started_is_recovered_and_retried(
+async def started(parts, job_id, *, lease_s: float = 0.3) -> None:
+    """Start the job's DISPATCHED execution as an executor's claim does, with a short lease."""
+    await sql(
+        parts.sessions,
+        "UPDATE executions SET status = 'RUNNING', worker = 'gone', started_at = now() "
+        "WHERE job_id = :id AND status = 'DISPATCHED' RETURNING id",
+        id=job_id,
+    )
+    await sql(
+        parts.sessions,
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :s) "
+        "WHERE id = :id RETURNING id",
+        id=job_id,
+        s=lease_s,
+    )
+
+
+async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_attempt(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    settings = settings_for(database_url, kafka_bootstrap_servers, unique_name, **SHORT_LEASE)
+    async with scheduler_parts(settings) as parts:
+        now = await db_now(parts.sessions)
+        row = job_row(next_run_at=now, timeout_s=TIMEOUT_S, retry_policy={"max_attempts": 1})
+        [job_id] = await insert_jobs(parts.sessions, [row])
+        scheduler = parts.scheduler()
+        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        [first] = await executions(parts.sessions, job_id)
+
+        await recovered(scheduler.recovery)
+
+        stored = await job(parts.sessions, job_id)
+        assert (stored.status, stored.next_run_at) == (JobStatus.SCHEDULED, row["next_run_at"])
+        assert (stored.attempt, stored.lease_version, stored.run_count) == (1, 1, 0)
+        assert (stored.lease_expires_at, stored.leased_by, stored.last_run_at) == (None,) * 3
+        assert await executions(parts.sessions, job_id) == []
+        assert await sql(parts.sessions, "SELECT 1 FROM dead_letters") == []
+        assert recoveries(parts, "redispatch") == 1
+
+        # Dispatched again at once, with the same attempt (of the one it has) and a new token.
+        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        [again] = await executions(parts.sessions, job_id)
+        assert (again.attempt, again.lease_version, again.status) == (1, 2, "DISPATCHED")
+        assert again.scheduled_for == first.scheduled_for
+        async with Dispatches(settings, f"{unique_name}-g") as consumer:
+            messages = await consumer.until(2)
+        assert [(m.execution_id, m.attempt, m.lease_version) for m in messages] == [
+            (first.id, 1, 1),
+            (again.id, 1, 2),
+        ]
+
+
+async def test_an_undone_claim_does_not_make_run_once_skip_its_occurrence(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    """A claim that never ran is no run: a lost dispatch found late beyond the job's grace
+    still runs once under `run_once`, rather than counting as the misfire episode's run."""
+    settings = settings_for(
+        database_url, kafka_bootstrap_servers, unique_name, dispatch_lease_s=1.5
+    )
+    async with scheduler_parts(settings) as parts:
+        now = await db_now(parts.sessions)
+        row = job_row(
+            next_run_at=now,
+            schedule_spec=fixed_rate(60, anchor=now),
+            misfire_grace_s=1,
+            timeout_s=TIMEOUT_S,
+        )
+        [job_id] = await insert_jobs(parts.sessions, [row])
+        scheduler = parts.scheduler()
+        await scheduler.dispatcher.claim_batch()  # a scheduler that dies before publishing
+
+        await recovered(scheduler.recovery)
+        assert (await job(parts.sessions, job_id)).last_run_at is None
+
+        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        [execution] = await executions(parts.sessions, job_id)
+        assert execution.scheduled_for == row["next_run_at"]
+        registry = parts.app.state.metrics.registry
+        assert registry.get_sample_value("scheduler_misfires_total", {"policy": "run_once"}) == 1
+
+
+async def test_an_attempt_whose_executor_vanished_is_recovered_and_retried(
     database_url, kafka_bootstrap_servers, unique_name
 ):
     settings = settings_for(database_url, kafka_bootstrap_servers, unique_name, **SHORT_LEASE)
@@ -65,6 +147,7 @@ async def test_a_dispatch_nobody_started_is_recovered_and_retried(
         scheduler = parts.scheduler()
         assert (await scheduler.dispatcher.dispatch_batch()).published == 1
         [first] = await executions(parts.sessions, job_id)
+        await started(parts, job_id)
 
         await recovered(scheduler.recovery)
 
@@ -84,15 +167,6 @@ async def test_a_dispatch_nobody_started_is_recovered_and_retried(
         )
         assert lost.error_kind == "lease_expired" and lost.finished_at is not None
         assert recoveries(parts, "retry") == 1
-
-        # The stalled dispatch can no longer be started: the executor's claim finds no row.
-        started = await sql(
-            parts.sessions,
-            "UPDATE executions SET status = 'RUNNING' WHERE id = :id AND status = 'DISPATCHED' "
-            "RETURNING id",
-            id=first.id,
-        )
-        assert started == []
 
         # The retry is dispatched like any due job: attempt 2, the next fencing token.
         async def redispatched() -> bool:
@@ -125,6 +199,7 @@ async def test_exhausted_attempts_move_a_recurring_job_to_its_next_occurrence(
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
         await scheduler.dispatcher.dispatch_batch()
+        await started(parts, job_id)
 
         await recovered(scheduler.recovery)
 
@@ -157,6 +232,7 @@ async def test_exhausted_attempts_fail_a_job_with_no_next_occurrence(
             await eventually(
                 lambda: _published(scheduler.dispatcher), deadline_s=5, what="dispatched"
             )
+            await started(parts, job_id)
             await recovered(scheduler.recovery)
 
         stored = await job(parts.sessions, job_id)
@@ -192,11 +268,11 @@ async def test_racing_recoverers_recover_each_expired_lease_once(
         assert sum(found) == jobs
         [counts] = await sql(
             first.sessions,
-            "SELECT count(*) FILTER (WHERE status = 'SCHEDULED' AND attempt = 2) AS retried, "
-            "(SELECT count(*) FROM executions WHERE status = 'LOST') AS lost FROM jobs",
+            "SELECT count(*) FILTER (WHERE status = 'SCHEDULED' AND attempt = 1) AS again, "
+            "(SELECT count(*) FROM executions) AS executions FROM jobs",
         )
-        assert (counts.retried, counts.lost) == (jobs, jobs)
-        assert recoveries(first, "retry") + recoveries(second, "retry") == jobs
+        assert (counts.again, counts.executions) == (jobs, 0)
+        assert recoveries(first, "redispatch") + recoveries(second, "redispatch") == jobs
 
 
 async def _recover_all(recovery) -> int:
@@ -229,7 +305,7 @@ async def test_what_cannot_be_published_is_handed_back_at_once(
         now = await db_now(parts.sessions)
         rows = [job_row(next_run_at=now - timedelta(seconds=i)) for i in range(5)]
         ids = await insert_jobs(parts.sessions, rows)
-        producer = kafka.create_producer(settings)  # never started: nothing listens there
+        producer = kafka.Producer(settings)  # never started: nothing listens there
         metrics = SchedulerMetrics(parts.app.state.metrics.registry)
         dispatcher = Dispatcher(
             sessions=parts.sessions,
@@ -261,9 +337,8 @@ async def test_a_broker_that_goes_away_mid_run_gets_its_batch_handed_back(
     )
     try:
         async with scheduler_parts(settings, producer=False) as parts:
-            await kafka.ensure_topics(settings)
-            producer = kafka.create_producer(settings)
-            await kafka.start(producer)
+            producer = kafka.Producer(settings)
+            await producer.start()
             dispatcher = Dispatcher(
                 sessions=parts.sessions,
                 producer=producer,
@@ -283,9 +358,7 @@ async def test_a_broker_that_goes_away_mid_run_gets_its_batch_handed_back(
                 assert (await job(parts.sessions, kept)).status == JobStatus.SCHEDULED
                 assert await executions(parts.sessions, kept) == []
             finally:
-                # The producer retries its undelivered batch for as long as the broker is away.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(producer.stop(), 2)
+                await producer.stop(timeout_s=2)
     finally:
         broker.stop()
 
@@ -302,7 +375,7 @@ async def test_a_hand_back_does_nothing_once_the_lease_moved_on(
         scheduler = parts.scheduler()
         await scheduler.dispatcher.dispatch_batch()
         [stale] = await executions(parts.sessions, job_id)
-        # The lease expires and the job is claimed again: its token is now 2.
+        # The lease expires unstarted and the job is claimed again: its token is now 2.
         await recovered(scheduler.recovery)
         await eventually(lambda: _published(scheduler.dispatcher), deadline_s=5)
         current = (await executions(parts.sessions, job_id))[-1]
@@ -318,9 +391,9 @@ async def test_a_hand_back_does_nothing_once_the_lease_moved_on(
         stored = await job(parts.sessions, job_id)
         assert (stored.status, stored.lease_version) == (JobStatus.RUNNING, 2)
         statuses = [(e.id, e.status) for e in await executions(parts.sessions, job_id)]
-        assert statuses == [(stale.id, "LOST"), (current.id, "DISPATCHED")]
+        assert statuses == [(current.id, "DISPATCHED")]
 
         # With the current token it is handed back.
         assert await hand_back([(current.id, 2)]) == [job_id]
         assert (await job(parts.sessions, job_id)).status == JobStatus.SCHEDULED
-        assert [e.id for e in await executions(parts.sessions, job_id)] == [stale.id]
+        assert await executions(parts.sessions, job_id) == []
