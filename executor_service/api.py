@@ -26,7 +26,7 @@ from executor_service.settings import Settings
 from executor_service.strategy import Resources
 from libs import log, resources, web
 
-STRATEGIES_CLOSE_S = 2.0  # at shutdown, for plug-ins to close what they hold
+STRATEGIES_CLOSE_S = 1.0  # at shutdown, for plug-ins to close what they hold
 
 
 @dataclass

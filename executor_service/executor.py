@@ -54,6 +54,7 @@ LOG_RESET_CHECK_S = 2.0  # how often the positions are compared with the partiti
 # Shutdown: after the attempts' grace period, what is left (recording outcomes, committing,
 # leaving the group) gets at most this long in all, whatever the database and broker do.
 SHUTDOWN_FINISH_S = 5.0
+LEAVE_TIMEOUT_S = 3.0  # at shutdown, to commit what is finished and leave the group
 INTERRUPTED_KIND = "interrupted"
 INTERRUPTED_RECORDING_S = 1.0  # for cancelled attempts to hand their outcome to the writer
 
@@ -134,6 +135,20 @@ class Executor:
         finally:
             await self._drain(consumer, writer)
 
+    async def _leave(self, consumer: AIOKafkaConsumer | None) -> None:
+        """Commit what is finished and leave the group, within `LEAVE_TIMEOUT_S` in all."""
+        if consumer is None:
+            return
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError, KafkaError):
+            async with asyncio.timeout(LEAVE_TIMEOUT_S / 2):
+                await self._commit(consumer)
+        self._consumer = None
+        self.assigned.clear()
+        remaining_s = LEAVE_TIMEOUT_S - (time.monotonic() - started)
+        left = await kafka.stop(consumer, max(0.1, remaining_s))
+        log.get().info("group_left", cleanly=left)
+
     def _consumer_lost(self) -> bool:
         failing = self._failing_since
         return failing is not None and time.monotonic() - failing > CONSUMER_FAILING_S
@@ -156,7 +171,13 @@ class Executor:
     async def _connect(self, backoff: loops.ErrorBackoff) -> AIOKafkaConsumer | None:
         """A started group member subscribed to the dispatch topic; None when stopped first."""
         while not self._stop.is_set():
-            consumer = kafka.create_consumer(self._settings, group_id=self._settings.consumer_group)
+            settings = self._settings
+            consumer = kafka.create_consumer(
+                settings,
+                group_id=settings.consumer_group,
+                session_timeout_ms=settings.consumer_session_timeout_ms,
+                heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+            )
             consumer.subscribe([self._settings.kafka_dispatch_topic], listener=_Rebalance(self))
             try:
                 await kafka.start(consumer)
@@ -445,11 +466,13 @@ class Executor:
             await asyncio.wait(list(self._tasks), timeout=remaining)
 
     async def _drain(self, consumer: AIOKafkaConsumer | None, writer: asyncio.Task) -> None:
-        """Shutdown: what runs gets `shutdown_grace_s` to finish, then is cancelled (recorded
-        as interrupted, to be retried); outcomes are recorded, offsets committed, and the
-        consumer leaves the group, all of that within `SHUTDOWN_FINISH_S` more whatever the
-        database and broker do: what is not recorded by then is redelivered, or recovered by
-        its lease."""
+        """Shutdown: the member leaves the group at once, so that its partitions go to the
+        other executors while its attempts finish (their redelivered copies are skipped there:
+        they are started here). What runs gets `shutdown_grace_s` to finish, then is cancelled
+        (recorded as interrupted, to be retried); outcomes are recorded within
+        `SHUTDOWN_FINISH_S` more, whatever the database and broker do: what is not recorded by
+        then is recovered by its lease."""
+        leaving = asyncio.create_task(self._leave(consumer), name="leave-group")
         await self._wait_tasks(self._settings.shutdown_grace_s)
         finish_by = time.monotonic() + SHUTDOWN_FINISH_S
         self._interrupting = True
@@ -459,19 +482,13 @@ class Executor:
         for task in list(self._tasks):  # only a claim stuck on an unreachable database
             task.cancel()
         self._writer_stop.set()
-        # Most of what is left goes to recording outcomes; leaving the group gets the rest.
-        writing_s = max(0.0, finish_by - time.monotonic() - kafka.STOP_BROKEN_TIMEOUT_S * 2)
-        done, _ = await asyncio.wait([writer], timeout=writing_s)
+        done, _ = await asyncio.wait([writer], timeout=max(0.0, finish_by - time.monotonic()))
         if not done:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             log.get().error("outcomes_abandoned", count=self._writer.pending)
-        if consumer is not None:
-            with contextlib.suppress(TimeoutError, KafkaError):
-                async with asyncio.timeout(kafka.STOP_BROKEN_TIMEOUT_S):
-                    await self._commit(consumer)
-            await kafka.stop(consumer, max(0.1, finish_by - time.monotonic()))
+        await leaving  # bounded by LEAVE_TIMEOUT_S, long over by now
         log.get().info("executor_stopped", unfinished=self._in_flight)
 
 

@@ -6,7 +6,7 @@ import ipaddress
 from functools import cached_property
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from libs import config
 
@@ -26,6 +26,12 @@ class Settings(config.KafkaSettings):
     max_in_flight: int = Field(default=1000, ge=1, le=100_000)
     # Messages one fetch returns at most (also the largest claim transaction).
     fetch_max_records: int = Field(default=500, ge=1, le=10_000)
+    # A member that sends no heartbeat for this long is dropped from the group and its
+    # partitions go to the others (a killed executor's dispatches wait this long at most).
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000)
+    # How often a member heartbeats, which is also how soon it learns of a rebalance (another
+    # executor joined or left) and rejoins: the group's hand-over waits for the slowest member.
+    consumer_heartbeat_interval_ms: int = Field(default=1_000, ge=100, le=100_000)
 
     # --- Outcomes ---
     # Outcomes are written in batches: at most this many per transaction...
@@ -54,6 +60,14 @@ class Settings(config.KafkaSettings):
     # --- Errors ---
     error_backoff_initial_s: float = Field(default=0.1, gt=0)
     error_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.consumer_heartbeat_interval_ms >= self.consumer_session_timeout_ms:
+            raise ValueError(
+                "consumer.heartbeat.interval.ms must be below consumer.session.timeout.ms"
+            )
+        return self
 
     @field_validator("http_allowed_networks")
     @classmethod

@@ -45,7 +45,7 @@ from libs.config import KafkaSettings
 
 ENVELOPE_VERSION = 1
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
-STOP_TIMEOUT_S = 5.0  # a client's stop at shutdown, whatever the broker does
+STOP_TIMEOUT_S = 2.0  # a working producer's flush at shutdown (a failing one gets 1 s)
 STOP_BROKEN_TIMEOUT_S = 1.0  # a failed client's stop before it is replaced
 STOP_AFTER_FAILING_S = 1.0  # for a producer's stop once its unsent batches are failed
 REBUILD_TIMEOUT_S = 10.0  # topics and a new client, for a send that names no deadline
@@ -148,8 +148,11 @@ def create_producer(settings: KafkaSettings) -> AIOKafkaProducer:
     )
 
 
-def create_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> AIOKafkaConsumer:
-    """A group member that commits offsets only when told to, reading new groups from the start."""
+def create_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str, **group: int
+) -> AIOKafkaConsumer:
+    """A group member that commits offsets only when told to, reading new groups from the start.
+    `group` passes aiokafka's membership timings (`session_timeout_ms`, ...)."""
     return AIOKafkaConsumer(
         *topics,
         **_connection_options(settings),
@@ -158,6 +161,7 @@ def create_consumer(settings: KafkaSettings, *topics: str, group_id: str) -> AIO
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        **group,
     )
 
 
@@ -323,8 +327,11 @@ class Producer:
         self._client = client
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Flush and close, within `timeout_s` (1 s when sends are failing: nothing would
+        flush), whatever the broker does."""
         if self._client is not None:
-            await stop(self._client, timeout_s)
+            bound_s = timeout_s if self._broken is None else STOP_BROKEN_TIMEOUT_S
+            await stop(self._client, min(timeout_s, bound_s))
 
     async def send_all(
         self, topic: str, messages: Sequence[tuple[str, bytes]], *, timeout_s: float
@@ -334,7 +341,11 @@ class Producer:
             client = await self.connected(timeout_s)
         except KafkaUnavailable as exc:
             return [exc] * len(messages)
-        acks = await send_all(client, topic, messages, timeout_s=timeout_s)
+        try:
+            acks = await send_all(client, topic, messages, timeout_s=timeout_s)
+        except asyncio.CancelledError:
+            self._record("a send was cut short")
+            raise
         failures = [a for a in acks if isinstance(a, KafkaUnavailable)]
         broken = [f for f in failures if not isinstance(f, MessageTooLarge)]
         if broken or len(failures) < len(acks):

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 DISTRIBUTION = "scheduling-platform"
-REMOVE_TIMEOUT_S = 2.0  # a node's row removal at shutdown, whatever the database does
+REMOVE_TIMEOUT_S = 1.0  # a node's row removal at shutdown, whatever the database does
 
 
 def package_version() -> str:

@@ -104,8 +104,9 @@ class Target:
     """An HTTP endpoint that records every request. With `hold_first`, the first request gets
     no answer until `release` is set; every answer comes after `delay_s`, with status 200."""
 
-    def __init__(self, *, hold_first: bool = False, delay_s: float = 0.0):
+    def __init__(self, *, hold_first: bool = False, delay_s: float = 0.0, held_status: int = 503):
         self.hold_first = hold_first
+        self.held_status = held_status
         self.delay_s = delay_s
         self.requests: list[tuple[Headers, bytes]] = []
         self.answered = 0
@@ -118,7 +119,7 @@ class Target:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HOLD_MAX_S):
                         await self.release.wait()
-                return Response("released", 503)
+                return Response("released", self.held_status)
             await asyncio.sleep(self.delay_s)
             self.answered += 1
             return Response("ok")
@@ -127,7 +128,7 @@ class Target:
 
 
 async def insert_http_job(
-    conn: asyncpg.Connection, url: str, *, max_attempts: int = 3
+    conn: asyncpg.Connection, url: str, *, max_attempts: int = 3, timeout_s: int = JOB_TIMEOUT_S
 ) -> uuid.UUID:
     """An `http` job due now, written as the job service writes one."""
     now = await conn.fetchval("SELECT now()")
@@ -143,7 +144,7 @@ async def insert_http_job(
         """,
         json.dumps(payload),
         stored,
-        JOB_TIMEOUT_S,
+        timeout_s,
         now,
         json.dumps({"max_attempts": max_attempts, "initial_backoff_s": 0}),
     )

@@ -125,8 +125,9 @@ async def completed(conn: asyncpg.Connection, jobs: list) -> bool:
 async def test_an_executor_stops_within_its_grace_with_broker_and_database_gone(
     unique_name, serve_app, tmp_path
 ):
-    """Its own PostgreSQL and broker, both killed while an attempt runs: SIGTERM still ends the
-    process within the grace period plus the fixed time for leaving."""
+    """Its own PostgreSQL and broker, both killed while its producer still holds a dead letter
+    it could not publish and its outcome writer is stuck: SIGTERM ends the process within the
+    grace period plus the fixed time for leaving (`shutdown.grace.s` + 10 s)."""
     postgres = embedded.EmbeddedPostgres(
         tmp_path / "pg", embedded.free_port(), log_path=tmp_path / "pg.log", for_tests=True
     )
@@ -143,37 +144,45 @@ async def test_an_executor_stops_within_its_grace_with_broker_and_database_gone(
         tmp_path,
         settings={**FAULT_SETTINGS, "SHUTDOWN_GRACE_S": str(grace_s)},
     )
-    target = Target(delay_s=30)  # the attempt outlives the grace period
+    target = Target(hold_first=True, held_status=400)  # held, then refused: a dead letter
     conn = await asyncpg.connect(dsn(database_url))
     try:
         async with serve_app(target.app()) as base_url:
             await asyncio.to_thread(platform.scheduler, "scheduler")
             executor = await asyncio.to_thread(platform.executor, "executor")
             await wait_assigned(executor, START_DEADLINE_S)
-            await insert_http_job(conn, f"{base_url}/hook")
+            await insert_http_job(conn, f"{base_url}/hook", timeout_s=60)
 
             async def request_arrived() -> bool:
                 return len(target.requests) >= 1
 
             await wait_for(request_arrived, 15, "the attempt's request")
+            kill(broker.proc)
+            target.release.set()
+
+            async def dead_lettered() -> bool:
+                return await conn.fetchval("SELECT count(*) FROM dead_letters") == 1
+
+            await wait_for(dead_lettered, 15, "the dead letter stored, its publish pending")
             await conn.close()
-            broker.proc.send_signal(signal.SIGKILL)
-            postgres.proc.send_signal(signal.SIGKILL)
-            broker.proc.wait(10)
-            postgres.proc.wait(10)
+            kill(postgres.proc)
             stopping_at = time.monotonic()
             executor.proc.send_signal(signal.SIGTERM)
-            # The bound: the grace, SHUTDOWN_FINISH_S (5 s) for leaving, and process teardown.
-            bound_s = grace_s + 5 + 3
+            bound_s = grace_s + 10 + 3  # and 3 s for the process itself to start and end
             code = await asyncio.to_thread(executor.proc.wait, bound_s + 30)
             took_s = time.monotonic() - stopping_at
-            target.delay_s = 0
         assert took_s <= bound_s, f"{took_s:.1f} s: {tail(executor)}"
         assert code in (0, -signal.SIGTERM), tail(executor)
         print(f"exited {took_s:.1f} s after SIGTERM with its database and broker gone")
     finally:
+        target.release.set()
         platform.stop_all()
         broker.proc = broker.proc if broker.proc and broker.proc.poll() is None else None
         broker.stop()
         postgres.proc = postgres.proc if postgres.proc and postgres.proc.poll() is None else None
         postgres.stop()
+
+
+def kill(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
