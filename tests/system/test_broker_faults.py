@@ -72,8 +72,13 @@ async def test_a_broker_restarted_empty_stalls_nothing_and_costs_no_attempt(
             scheduler = await asyncio.to_thread(
                 platform.scheduler, "scheduler", DISPATCH_LEASE_S="3"
             )
-            executor = await asyncio.to_thread(platform.executor, "executor")
-            await wait_assigned(executor, START_DEADLINE_S)
+            # Two executors, one partition each: one that sat silent on its partition after the
+            # restart would leave half the jobs undone.
+            executors = [
+                await asyncio.to_thread(platform.executor, name) for name in ("first", "second")
+            ]
+            for executor in executors:
+                await wait_assigned(executor, START_DEADLINE_S)
             jobs = await insert_jobs(conn, url, JOBS_PER_PHASE)
             await wait_for(lambda: completed(conn, jobs), 30, "the first jobs completed")
 
@@ -89,7 +94,8 @@ async def test_a_broker_restarted_empty_stalls_nothing_and_costs_no_attempt(
             await wait_for(lambda: completed(conn, jobs), RECOVERY_DEADLINE_S, "every job done")
             took_s = time.monotonic() - back_at
             await becomes(scheduler, True, 15)
-            await becomes(executor, True, 15)
+            for executor in executors:
+                await becomes(executor, True, 15)
 
         rows = await conn.fetch(
             "SELECT j.status, j.attempt, e.status AS execution, e.attempt AS tried "
