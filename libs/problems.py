@@ -3,7 +3,9 @@
 Domain code raises a `Problem` subclass named for what went wrong; the handlers installed by
 `install` render it, FastAPI's validation errors and any unexpected exception as
 `application/problem+json`. An unexpected exception says nothing of its cause to the client
-(the log has it, with the request id the client can quote).
+(the log has it, with the request id the client can quote). An exception that means the
+database is unavailable is no bug of the service: it is answered 503 with `Retry-After` and
+logged as one warning line, without a traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from libs import log
+from libs import db, log
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://scheduler.dev/problems/"  # stable identifiers, not fetched by clients
+UNAVAILABLE_RETRY_AFTER_S = 2  # while the database is away; a restart takes about this long
 
 
 class Problem(Exception):
@@ -88,6 +91,24 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    cause = db.unavailable_cause(exc)
+    log.get().warning(
+        "database_unavailable",
+        path=request.url.path,
+        error=type(exc).__name__,
+        cause=type(cause).__name__,
+    )
+    return response(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        "the database is unavailable; retry the request later",
+        instance=request.url.path,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Render every error of `app` as a problem document."""
 
@@ -133,7 +154,22 @@ def install(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    # Registered for the driver's own types rather than found by `_unexpected` alone: Starlette
+    # runs the handler of `Exception` in its outermost middleware and raises the exception
+    # again once the 500 is sent, for the server to log its traceback and then close the
+    # client's keep-alive connection; the handlers of other types end the exception.
+    async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+        if not db.is_unavailable(exc):
+            raise exc  # a bug or a statement's error: rendered by `_unexpected`
+        return _database_unavailable(request, exc)
+
+    for error_type in db.DRIVER_ERRORS:
+        app.add_exception_handler(error_type, _driver_error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Wrapped in an exception of another type: answered alike, but raised again as above.
+        if db.is_unavailable(exc):
+            return _database_unavailable(request, exc)
         log.get().error("request_failed", path=request.url.path, exc_info=exc)
         return response(500, "internal-error", "Internal error", instance=request.url.path)
