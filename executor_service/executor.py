@@ -51,6 +51,7 @@ REVOKE_DRAIN_MAX_S = 0.5
 # ready (`/readyz`) and its consumer is rebuilt: the group or the broker lost it.
 CONSUMER_FAILING_S = 15.0
 LOG_RESET_CHECK_S = 2.0  # how often the positions are compared with the partitions' ends
+POSITION_WAIT_S = 0.01  # the poll loop does not wait for a position being reset
 # Shutdown: after the attempts' grace period, what is left (recording outcomes, committing,
 # leaving the group) gets at most this long in all, whatever the database and broker do.
 SHUTDOWN_FINISH_S = 5.0
@@ -225,13 +226,17 @@ class Executor:
         restarted without its state, or the topic was recreated), and a broker may answer a
         fetch beyond its end with nothing rather than an error: read it from its start again
         (what was run already is skipped by the claim)."""
-        for partition in consumer.assignment():
+        for partition in list(consumer.assignment()):
+            if partition not in consumer.assignment():  # revoked meanwhile
+                continue
             end = consumer.highwater(partition)
             if end is None:
                 continue
             try:
-                position = await consumer.position(partition)
-            except KafkaError:
+                # Known at once, unless the partition awaits a reset: then it is not checked.
+                async with asyncio.timeout(POSITION_WAIT_S):
+                    position = await consumer.position(partition)
+            except (TimeoutError, KafkaError):
                 continue
             if position > end:
                 log.get().warning(
@@ -256,7 +261,9 @@ class Executor:
         self._last_commit = time.monotonic()
         owned = consumer.assignment() if only is None else set(only)
         points = {p: o for p, o in self._offsets.to_commit().items() if p in owned}
-        if not points:
+        if not points:  # nothing owed: whatever failed before was committed or given up
+            if only is None:
+                self._failing_since = None
             return
         try:
             await consumer.commit(points)

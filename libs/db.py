@@ -11,6 +11,7 @@ callers can answer "retry later" for the first and treat the second as a bug or 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 ASYNC_DRIVER = "postgresql+asyncpg"
+DISPOSE_TIMEOUT_S = 1.0  # a pool's close at shutdown, whatever the server does
 
 
 class DatabaseUnavailable(Exception):
@@ -147,9 +149,7 @@ def async_url(url: str) -> str:
     query = dict(parsed.query)
     if "sslmode" in query:
         query.setdefault("ssl", query.pop("sslmode"))
-    return (
-        parsed.set(drivername=ASYNC_DRIVER, query=query).render_as_string(hide_password=False)
-    )
+    return parsed.set(drivername=ASYNC_DRIVER, query=query).render_as_string(hide_password=False)
 
 
 def create_engine(
@@ -206,6 +206,16 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction: committed when the block ends normally, rolled back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def dispose(engine: AsyncEngine, timeout_s: float = DISPOSE_TIMEOUT_S) -> None:
+    """Close the pool's connections, within `timeout_s` whatever the server does (a server that
+    stopped answering would hold a polite close for ever); past it they are dropped."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await engine.dispose()
+    except TimeoutError:
+        await engine.dispose(close=False)
 
 
 async def ping(engine: AsyncEngine) -> None:
