@@ -110,8 +110,11 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
             # The executor's claim (`... WHERE status = 'DISPATCHED'`); a duplicate delivery
             # finds zero rows and is skipped.
             _E.RUNNING,
-            # Never started: lost in the broker or by a crashed executor (lease recovery), or
-            # handed back because publishing failed.
+            # Never started, because its job was paused, cancelled or claimed again before
+            # the executor's claim ("superseded"). A dispatch never started for a passing reason
+            # (publishing failed, lost with the broker or a scheduler) is not an attempt: its
+            # claim is undone and the row deleted (hand-back, lease recovery), so the unique key
+            # lets the same attempt be dispatched again.
             _E.LOST,
         }
     ),
