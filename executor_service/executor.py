@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
@@ -293,48 +294,39 @@ class Executor:
                 self._finished([item])
         # Copies of one dispatch in one fetch (the broker may deliver a message twice) would all
         # find it claimed by this batch's claim: only the first is run.
-        firsts: dict[object, tuple[Fetched, messages.DispatchMessage]] = {}
-        skipped = []
+        firsts: dict[uuid.UUID, tuple[Fetched, messages.DispatchMessage]] = {}
+        skipped: list[Fetched] = []
         for item, dispatch in decoded:
             if dispatch.execution_id in firsts:
-                skipped.append(item)
-                log.get().info(
-                    "dispatch_skipped",
-                    execution_id=str(dispatch.execution_id),
-                    job_id=str(dispatch.job_id),
-                    reason="a copy of a dispatch in the same fetch",
-                )
+                self._skip(skipped, item, dispatch, "a copy of a dispatch in the same fetch")
             else:
                 firsts[dispatch.execution_id] = (item, dispatch)
-        decoded = list(firsts.values())
-        if not decoded:
-            self._skip_duplicates(skipped)
-            return
-        claim = await self._claim([d for _, d in decoded])
-        if claim is None:  # stopping with the database away: redelivered to whoever comes next
-            self._abandoned([item for item, _ in decoded])
-            self._skip_duplicates(skipped)
-            return
-        for item, dispatch in decoded:
-            if dispatch.execution_id in claim.started:
+        claim = await self._claim([d for _, d in firsts.values()]) if firsts else None
+        for item, dispatch in firsts.values():
+            if claim is None:  # stopping with the database away: redelivered to the next owner
+                self._abandoned([item])
+            elif dispatch.execution_id in claim.started:
                 if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
                     lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
                     self.metrics.start_lag.observe(max(0.0, lag_s))
                 self._spawn(self._execute(item, dispatch), self._tasks, self._runs)
             else:
-                skipped.append(item)
-                log.get().info(
-                    "dispatch_skipped",
-                    execution_id=str(dispatch.execution_id),
-                    job_id=str(dispatch.job_id),
-                    reason="already started, or its job moved on",
-                )
-        self._skip_duplicates(skipped)
-
-    def _skip_duplicates(self, skipped: Sequence[Fetched]) -> None:
+                self._skip(skipped, item, dispatch, "already started, or its job moved on")
         if skipped:
             self.metrics.skipped.labels("duplicate").inc(len(skipped))
             self._finished(skipped)
+
+    @staticmethod
+    def _skip(
+        skipped: list[Fetched], item: Fetched, dispatch: messages.DispatchMessage, reason: str
+    ) -> None:
+        skipped.append(item)
+        log.get().info(
+            "dispatch_skipped",
+            execution_id=str(dispatch.execution_id),
+            job_id=str(dispatch.job_id),
+            reason=reason,
+        )
 
     async def _claim(
         self, dispatches: Sequence[messages.DispatchMessage]
