@@ -207,6 +207,7 @@ class Job(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("timeout_s > 0", name="timeout_positive"),
         CheckConstraint("misfire_grace_s >= 0", name="misfire_grace_non_negative"),
+        CheckConstraint("char_length(status_reason) <= 500", name="status_reason_length"),
         # The scheduler's hot path: due jobs in `next_run_at` order. Partial, so the index holds
         # only what can be due, not the history of finished jobs.
         # `deleted_at IS NULL` as in the claim's WHERE: otherwise the planner, matching that
@@ -279,6 +280,9 @@ class Job(Base):
     misfire_grace_s: Mapped[int]
     timeout_s: Mapped[int]
     status: Mapped[str] = mapped_column(server_default=text(f"'{JobStatus.SCHEDULED}'::text"))
+    # Why the job is in its status when the platform put it there on its own (a webhook target
+    # answered 410 Gone: paused); NULL otherwise, and cleared when a person changes the status.
+    status_reason: Mapped[str | None]
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     last_finished_at: Mapped[datetime | None]
