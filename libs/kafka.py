@@ -49,6 +49,7 @@ STOP_TIMEOUT_S = 2.0  # a working producer's flush at shutdown (a failing one ge
 STOP_BROKEN_TIMEOUT_S = 1.0  # a failed client's stop before it is replaced
 STOP_AFTER_FAILING_S = 1.0  # for a producer's stop once its unsent batches are failed
 REBUILD_TIMEOUT_S = 10.0  # topics and a new client, for a send that names no deadline
+PING_REBUILD_TIMEOUT_S = 1.5  # within the readiness check's own 2 s
 
 
 class KafkaUnavailable(Exception):
@@ -376,12 +377,10 @@ class Producer:
         self._record(None)
 
     async def ping(self) -> None:
-        """The readiness check: a broker answers, and the last send did not fail."""
-        if self._client is None:
-            raise KafkaUnavailable("producer not started")
-        if self._broken is not None:
-            raise KafkaUnavailable(f"publishing fails: {self._broken}")
-        await ping(self._client)
+        """The readiness check: a broker answers, and a client that failed has been rebuilt
+        (the check rebuilds it, so a service that seldom publishes is not left unready)."""
+        client = await self.connected(PING_REBUILD_TIMEOUT_S)
+        await ping(client)
 
     def _record(self, failure: str | None) -> None:
         if failure is not None and self._broken is None:
@@ -392,7 +391,7 @@ class Producer:
 
     @property
     def healthy(self) -> bool:
-        """False from a failed send until a send succeeds."""
+        """False from a failed send until the client is rebuilt or a send succeeds."""
         return self._broken is None
 
     async def connected(self, timeout_s: float) -> AIOKafkaProducer:
@@ -417,6 +416,7 @@ class Producer:
                 raise KafkaUnavailable(self._broken) from exc
             self._client = client
             log.get().info("producer_rebuilt")
+            self._record(None)  # a new producer id: the broker takes sends again
             return client
 
 

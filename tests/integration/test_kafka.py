@@ -8,6 +8,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from libs import config, kafka
+from schedctl import embedded
 
 DEADLINE_S = 30
 
@@ -97,3 +98,41 @@ async def test_unreachable_broker_is_named(unique_name):
         assert "cannot connect to Kafka" in str(exc)
     else:
         raise AssertionError("a producer started without a broker")
+
+
+async def test_a_producer_outlives_a_broker_that_restarts_empty(unique_name, tmp_path):
+    """The broker is killed and started again with nothing (no topics, no producer ids): the
+    send that fails says so, the producer is not ready, and it recovers by itself: the next
+    readiness check rebuilds it, topics included, and sends go through again."""
+    broker = embedded.EmbeddedBroker(embedded.free_port(), log_path=tmp_path / "broker.log")
+    broker.start()
+    settings = settings_for(broker.bootstrap_servers, unique_name)
+    producer = kafka.Producer(settings)
+    message = [("key", b"value")]
+    try:
+        await producer.start()
+        assert not isinstance((await producer.send_all(settings.kafka_dispatch_topic, message,
+                                                       timeout_s=5))[0], Exception)  # fmt: skip
+        broker.proc.kill()
+        broker.proc.wait(10)
+        broker.proc = None
+        broker.start()  # same port, nothing in it
+
+        # The old client's producer id is unknown to the new broker.
+        [failed] = await producer.send_all(settings.kafka_dispatch_topic, message, timeout_s=5)
+        assert isinstance(failed, kafka.KafkaUnavailable)
+        assert not producer.healthy
+
+        await producer.ping()  # rebuilds: a new producer id, the topics created again
+        assert producer.healthy
+        [acked] = await producer.send_all(settings.kafka_dispatch_topic, message, timeout_s=5)
+        assert not isinstance(acked, Exception)
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        await admin.start()
+        try:
+            assert settings.kafka_dead_letter_topic in await admin.list_topics()
+        finally:
+            await admin.close()
+    finally:
+        await producer.stop()
+        broker.stop()
