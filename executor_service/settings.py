@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from functools import cached_property
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from libs import config
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from libs import addresses, config
 
 
 class Settings(config.KafkaSettings):
@@ -45,8 +42,9 @@ class Settings(config.KafkaSettings):
     # --- The http job type ---
     # Non-public networks (CIDRs, comma-separated) that http jobs may reach all the same:
     # loopback, private, link-local, multicast and reserved addresses are refused otherwise,
-    # after name resolution. Empty by default: jobs reach public addresses only.
-    http_allowed_networks: str = ""
+    # after name resolution. Empty by default: jobs reach public addresses only. The job service
+    # reads the same setting, to refuse literal addresses at creation (`libs.addresses`).
+    http_allowed_networks: addresses.NetworksSetting = ""
     # Bytes of a response body read at most; the rest is not read (the status decides).
     http_max_response_bytes: int = Field(default=65_536, ge=0, le=64 * 1024 * 1024)
     # Connections kept open to targets, across all jobs of this process.
@@ -69,22 +67,7 @@ class Settings(config.KafkaSettings):
             )
         return self
 
-    @field_validator("http_allowed_networks")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                try:
-                    ipaddress.ip_network(part.strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"{part.strip()!r} is not a network (CIDR): {exc}") from None
-        return value
-
     @cached_property
-    def allowed_networks(self) -> tuple[IpNetwork, ...]:
+    def allowed_networks(self) -> tuple[addresses.IpNetwork, ...]:
         """`http_allowed_networks` parsed."""
-        return tuple(
-            ipaddress.ip_network(part.strip(), strict=False)
-            for part in self.http_allowed_networks.split(",")
-            if part.strip()
-        )
+        return addresses.parse_networks(self.http_allowed_networks)

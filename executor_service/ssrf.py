@@ -4,7 +4,8 @@ A job names any URL, so without a guard a job owner could make the executor call
 metadata service (169.254.169.254), an admin port on loopback or a database on the private
 network. `GuardedBackend` is the network layer of the executor's HTTP client: it resolves the
 host itself, refuses the connection when ANY resolved address is not public (unless it lies in a
-network the operator allowed), and then connects to the vetted address, never to the name
+network the operator allowed: the rule is `libs.addresses`, which the job service also applies
+to literal addresses at creation), and then connects to the vetted address, never to the name
 again, so a DNS answer that changes between the check and the connect (DNS rebinding) cannot
 slip through. Checking at connection time also covers every spelling of an address
 (`2130706433`, `0x7f000001`, `127.1`, `0177.0.0.1`): the resolver normalises them all.
@@ -22,19 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import httpcore
 
-from libs import log
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# IPv6 forms that carry an IPv4 address the packet ends up at. IPv4-mapped (::ffff:0:0/96)
-# reaches the IPv4 address through this very host's dual-stack socket; 6to4 (2002::/16) and
-# NAT64 (64:ff9b::/96, RFC 6052) through a relay. Teredo (2001::/32) needs no unwrapping:
-# `is_global` is false for all of it, so it is refused whole.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-# Not globally reachable by the IANA registries, yet `is_global` on some Python versions (3.11
-# lists only 192.0.0.0/29 of the IETF protocol assignments): refused whatever the version says.
-_ALSO_NOT_PUBLIC = (ipaddress.IPv4Network("192.0.0.0/24"),)
+from libs import addresses, log
 
 
 class AddressNotAllowed(Exception):
@@ -50,54 +39,13 @@ class AddressNotAllowed(Exception):
         self.address = address
 
 
-def embedded_ipv4(ip: IpAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64), or None."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
-    return None
-
-
-def is_public(ip: IpAddress) -> bool:
-    """Whether `ip` is a public unicast address: globally reachable, neither multicast nor
-    reserved, and, for an IPv6 form of an IPv4 address, the IPv4 address public too."""
-    inner = embedded_ipv4(ip)
-    if inner is not None:
-        # Judged by where the packet goes: 64:ff9b::808:808 is 8.8.8.8 (the NAT64 prefix itself
-        # counts as reserved), ::ffff:127.0.0.1 is loopback.
-        return is_public(inner)
-    if any(ip in network for network in _ALSO_NOT_PUBLIC):
-        return False
-    # `is_global` excludes private, loopback, link-local, CGNAT (100.64/10), documentation and
-    # unique-local ranges, but not multicast, and not all reserved IPv6 ranges (::/8 holds the
-    # deprecated IPv4-compatible ::a.b.c.d).
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
-def is_allowed(ip: IpAddress, allowed_networks: Sequence[IpNetwork] = ()) -> bool:
-    """Whether the executor may connect to `ip`: a public address, or one inside a network
-    the operator allowed (an IPv4-mapped address counts as its IPv4 address there)."""
-    candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        candidates.append(ip.ipv4_mapped)
-    # `in` is False across IP versions, so mixed lists need no care.
-    if any(candidate in network for candidate in candidates for network in allowed_networks):
-        return True
-    return is_public(ip)
-
-
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that connects only to allowed addresses (see the module
     docstring). `backend` does the actual connecting; by default httpcore's asyncio one."""
 
     def __init__(
         self,
-        allowed_networks: Sequence[IpNetwork] = (),
+        allowed_networks: Sequence[addresses.IpNetwork] = (),
         backend: httpcore.AsyncNetworkBackend | None = None,
     ):
         self._allowed = tuple(allowed_networks)
@@ -111,16 +59,16 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port, timeout)
-        for address in addresses:
-            if not is_allowed(ipaddress.ip_address(address), self._allowed):
+        resolved = await self._resolve(host, port, timeout)
+        for address in resolved:
+            if not addresses.is_allowed(ipaddress.ip_address(address), self._allowed):
                 log.get(__name__).warning("http_address_refused", host=host, address=address)
                 raise AddressNotAllowed(host, address)
 
         # Every address passed; connect to them in turn, as a resolver-driven client would.
         # They are literals, so the backend resolves nothing again.
         last_error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:
+        for address in resolved:
             try:
                 return await self._backend.connect_tcp(
                     address,
@@ -158,7 +106,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
             raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
         # sockaddr[0] is the address as text; IPv6 link-local ones keep their "%scope".
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not addresses:
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not found:
             raise httpcore.ConnectError(f"{host} resolves to no address")
-        return addresses
+        return found
