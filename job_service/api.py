@@ -49,14 +49,20 @@ async def create_job(
     body: schemas.JobCreate,
     principal: h.Writer,
     sessions: h.Sessions,
+    settings: h.ServiceSettings,
     response: Response,
     idempotency_key: h.IdempotencyKey = None,
 ) -> schemas.Job:
     """Create a job: its first run is computed from the schedule with the database's clock.
-    A schedule that would never fire is refused."""
+    A schedule that would never fire is refused, and so is an `http` job whose URL names a
+    non-public address (loopback, private, link-local...) that the executors would refuse."""
     async with db.unit_of_work(sessions) as session:
         job, replayed = await service.create_job(
-            session, principal, body, idempotency_key=idempotency_key
+            session,
+            principal,
+            body,
+            idempotency_key=idempotency_key,
+            allowed_networks=settings.allowed_networks,
         )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if replayed:
@@ -70,13 +76,18 @@ async def create_job(
     responses=h.responses(h.WITH_BODY),
 )
 async def create_jobs(
-    body: schemas.JobBatchCreate, principal: h.Writer, sessions: h.Sessions
+    body: schemas.JobBatchCreate,
+    principal: h.Writer,
+    sessions: h.Sessions,
+    settings: h.ServiceSettings,
 ) -> schemas.JobBatchResult:
     """Create up to 1000 jobs in one transaction. Each item is validated on its own: the
     answer has one result per item, in order (201 with the job, or 422 with the problem), and
     the valid items are created even when others are refused."""
     async with db.unit_of_work(sessions) as session:
-        outcomes = await service.create_jobs(session, principal, body.jobs)
+        outcomes = await service.create_jobs(
+            session, principal, body.jobs, allowed_networks=settings.allowed_networks
+        )
     results = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, errors.InvalidRequest):
@@ -263,6 +274,7 @@ async def update_job(
     body: schemas.JobPatch,
     principal: h.Writer,
     sessions: h.Sessions,
+    settings: h.ServiceSettings,
     response: Response,
     if_match: h.IfMatch,
 ) -> schemas.Job:
@@ -270,7 +282,14 @@ async def update_job(
     made by someone else since the job was read is never overwritten unseen."""
     versions = if_match.required()
     async with db.unit_of_work(sessions) as session:
-        job = await service.update_job(session, principal, job_id, body, versions=versions)
+        job = await service.update_job(
+            session,
+            principal,
+            job_id,
+            body,
+            versions=versions,
+            allowed_networks=settings.allowed_networks,
+        )
     return _job(response, job)
 
 

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from job_service import cursors, errors
+from job_service.settings import Settings
 from libs import auth, problems, scopes
 from libs.tokens import Principal
 
@@ -58,7 +59,12 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.sessions
 
 
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+ServiceSettings = Annotated[Settings, Depends(_settings)]
 Reader = Annotated[Principal, Depends(_principal(scopes.JOBS_READ))]
 Writer = Annotated[Principal, Depends(_principal(scopes.JOBS_WRITE))]
 Runner = Annotated[Principal, Depends(_principal(scopes.JOBS_RUN))]

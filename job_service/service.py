@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from job_service import cursors, errors, repository, schedules, schemas
-from libs import job_types, log, misfire, models, schedule, scopes
+from job_service import cursors, errors, repository, schedules, schemas, targets
+from libs import addresses, job_types, log, misfire, models, schedule, scopes
 from libs.states import JobStatus
 from libs.tokens import Principal
 
@@ -26,6 +26,7 @@ from libs.tokens import Principal
 PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED})
 
 Versions = Collection[int] | None  # from If-Match: the versions the client expects; None: any
+Networks = Sequence[addresses.IpNetwork]  # `http.allowed.networks`
 
 
 # --- Who is asking ------------------------------------------------------------------------------
@@ -58,15 +59,19 @@ def _pydantic_errors(exc: ValidationError, prefix: str) -> errors.InvalidRequest
     )
 
 
-def _payload(type_name: str, payload: Any, prefix: str) -> dict[str, Any]:
+def _payload(type_name: str, payload: Any, allowed: Networks, prefix: str) -> dict[str, Any]:
+    """The payload as stored, or `InvalidRequest`: not valid for its type, or (http) naming an
+    address the executors would refuse."""
     try:
-        return job_types.validate_payload(type_name, payload)
+        validated = job_types.validate_payload(type_name, payload)
     except job_types.UnknownJobType as exc:
         raise errors.InvalidRequest.field(f"{prefix}.type", str(exc), "unknown_type") from None
     except job_types.InvalidPayload as exc:
         raise errors.InvalidRequest(
             [(f"{prefix}.{field}", message, "invalid_payload") for field, message in exc.errors]
         ) from None
+    targets.check(type_name, validated, allowed, prefix)
+    return validated
 
 
 Plan = tuple[schedule.Schedule, datetime]
@@ -76,10 +81,12 @@ def _new_row(
     body: schemas.JobCreate,
     owner: uuid.UUID,
     now: datetime,
+    allowed: Networks,
     prefix: str,
     plans: dict[str, Plan] | None = None,
 ) -> dict[str, Any]:
     """The columns of a new job, or `InvalidRequest` with every error of payload and schedule.
+    `allowed`: the non-public networks http jobs may reach.
 
     `plans`: schedules already planned at this `now`, by their canonical JSON. A plan is a pure
     function of the two, and the jobs of a batch often share a schedule: cron math is the
@@ -88,7 +95,7 @@ def _new_row(
     found: list[tuple[str, str, str]] = []
     payload: dict[str, Any] = {}
     try:
-        payload = _payload(body.type, body.payload, prefix)
+        payload = _payload(body.type, body.payload, allowed, prefix)
     except errors.InvalidRequest as exc:
         found.extend((e["field"], e["message"], e["code"]) for e in exc.errors)
     key = json.dumps(body.schedule, sort_keys=True, default=str) if plans is not None else ""
@@ -168,9 +175,11 @@ async def create_job(
     body: schemas.JobCreate,
     *,
     idempotency_key: str | None,
+    allowed_networks: Networks,
 ) -> tuple[models.Job, bool]:
     """The new job, and whether it is an earlier creation replayed for the same
-    `idempotency_key` (then nothing was created)."""
+    `idempotency_key` (then nothing was created). `allowed_networks`: the non-public networks
+    http jobs may reach (`http.allowed.networks`)."""
     owner = owner_id(principal)
     digest = request_hash(body) if idempotency_key else ""
     if idempotency_key:
@@ -180,7 +189,7 @@ async def create_job(
         if earlier is not None:
             return earlier, True
     now = await repository.database_now(session)
-    row = _new_row(body, owner, now, "body")
+    row = _new_row(body, owner, now, allowed_networks, "body")
     if idempotency_key:
         claimed = await repository.claim_idempotency_key(
             session, owner_id=owner, key=idempotency_key, request_hash=digest, job_id=row["id"]
@@ -196,7 +205,11 @@ async def create_job(
 
 
 async def create_jobs(
-    session: AsyncSession, principal: Principal, items: Sequence[Any]
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[Any],
+    *,
+    allowed_networks: Networks,
 ) -> list[models.Job | errors.InvalidRequest]:
     """One result per item, in order: the created job, or why the item was refused. The valid
     items are inserted together (multi-row statements, one transaction)."""
@@ -210,7 +223,7 @@ async def create_jobs(
         prefix = f"body.jobs.{index}"
         try:
             body = schemas.JobCreate.model_validate(item)
-            row = _new_row(body, owner, now, prefix, plans)
+            row = _new_row(body, owner, now, allowed_networks, prefix, plans)
         except ValidationError as exc:
             results[index] = _pydantic_errors(exc, prefix)
             continue
@@ -311,8 +324,10 @@ async def update_job(
     patch: schemas.JobPatch,
     *,
     versions: Versions,
+    allowed_networks: Networks,
 ) -> models.Job:
-    """Apply `patch` to the job (version + 1); unchanged when the patch is empty."""
+    """Apply `patch` to the job (version + 1); unchanged when the patch is empty. The job's
+    status, and the reason the platform gave for it, stay as they are."""
     job = await _locked(session, principal, job_id, versions)
     if job.status not in PATCHABLE:
         raise errors.JobStateConflict(f"a {job.status} job cannot be changed", job.status)
@@ -329,7 +344,7 @@ async def update_job(
     found: list[tuple[str, str, str]] = []
     if "payload" in sent:
         try:
-            values["payload"] = _payload(job.type, patch.payload, "body")
+            values["payload"] = _payload(job.type, patch.payload, allowed_networks, "body")
         except errors.InvalidRequest as exc:
             found.extend((e["field"], e["message"], e["code"]) for e in exc.errors)
     if "schedule" in sent:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import ClassVar
 
 from pydantic import Field
 
-from libs import config
+from libs import addresses, config
 
 TWO_MIB = 2 * 1024 * 1024
 
@@ -20,3 +21,12 @@ class Settings(config.ApiSettings):
     # A scheduler or executor not heard from for longer than this is shown as down (its
     # heartbeat period is a few seconds).
     node_down_after_s: float = Field(default=30.0, gt=0)
+    # The executors' setting of the same name (CIDRs, comma-separated): an http job whose URL
+    # names a non-public address outside these networks is refused at creation, as the
+    # executors would refuse to connect to it. Names are left to the executors' check.
+    http_allowed_networks: addresses.NetworksSetting = ""
+
+    @cached_property
+    def allowed_networks(self) -> tuple[addresses.IpNetwork, ...]:
+        """`http_allowed_networks` parsed."""
+        return addresses.parse_networks(self.http_allowed_networks)

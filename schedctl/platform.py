@@ -61,9 +61,10 @@ class PlatformSettings(config.ServiceSettings):
     executor_service_http_port: int = Field(default=8004, ge=1, le=65535)
     admin_email: str = "admin@example.com"
     ready_timeout_s: float = Field(default=90.0, gt=0)
-    # Handed to the executor as HTTP_ALLOWED_NETWORKS. `make up` is a local development
-    # platform, so jobs may call services on this machine; production executors default to
-    # public addresses only.
+    # Handed to the executor and the job service as HTTP_ALLOWED_NETWORKS (the job service
+    # refuses at creation what the executor would refuse to call). `make up` is a local
+    # development platform, so jobs may call services on this machine; production executors
+    # default to public addresses only.
     executor_http_allowed_networks: str = "127.0.0.0/8,::1/128"
 
 
@@ -181,8 +182,10 @@ class Platform:
         }
         if service.package == "auth_service":  # the only holder of private keys
             env["SIGNING_KEY_ENCRYPTION_KEY"] = self._key_encryption_key()
-        if service.package == "executor_service":
+        if service.package in ("executor_service", "job_service"):
+            # One value for both: the job service's check at creation is the executor's rule.
             env["HTTP_ALLOWED_NETWORKS"] = self.settings.executor_http_allowed_networks
+        if service.package == "executor_service":
             if self.settings.kafka_bootstrap_servers is None:
                 # The embedded broker holds a fetch for its whole wait even when messages
                 # arrive meanwhile: a short wait keeps it out of the jobs' start lag.
