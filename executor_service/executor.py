@@ -38,7 +38,13 @@ from executor_service.offsets import Offsets
 from executor_service.outcomes import SUCCEEDED, Fetched, Outcome, OutcomeWriter, Result
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
-from executor_service.strategy import PermanentFailure, Run, TransientFailure, describe
+from executor_service.strategy import (
+    PermanentFailure,
+    Run,
+    TargetGone,
+    TransientFailure,
+    describe,
+)
 from libs import db, job_types, kafka, log, loops, messages
 from libs.states import ExecutionStatus
 
@@ -392,6 +398,14 @@ class Executor:
                 message = f"no result within the job's timeout of {dispatch.timeout_s} s"
                 return Result(ExecutionStatus.TIMED_OUT, "timeout", message, retryable=True)
             return Result(ExecutionStatus.FAILED, "timeout", "timed out", retryable=True)
+        except TargetGone as exc:
+            return Result(
+                ExecutionStatus.FAILED,
+                exc.kind,
+                str(exc)[:1000],
+                retryable=False,
+                pause_reason=exc.reason,
+            )
         except PermanentFailure as exc:
             return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=False)
         except TransientFailure as exc:

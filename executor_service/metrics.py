@@ -46,6 +46,13 @@ class ExecutorMetrics:
             ["type", "reason"],
             registry=registry,
         )
+        self.paused = Counter(
+            "executor_jobs_paused_total",
+            "Jobs paused because their target asked never to be called again (HTTP 410 Gone), "
+            "by job type.",
+            ["type"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "executor_in_flight",
             "Dispatches fetched and not yet finished (claiming, running or being recorded).",

@@ -2,10 +2,11 @@
 
 A batch locks its jobs (in id order, as lease recovery does), records the executions still
 RUNNING, moves each job still RUNNING under the dispatch's fencing token to its next state
-(`libs.occurrences`: next occurrence, completion, retry, failure), stores dead letters and
-notifies sleeping schedulers of the earliest new `next_run_at`. After the commit the dead
-letters are published to the dead-letter topic, and the batch's messages are reported recorded
-(their offsets may then be committed).
+(`libs.occurrences`: next occurrence, completion, retry, failure, or a pause with its status
+reason when the target asked never to be called again), stores dead letters and notifies
+sleeping schedulers of the earliest new `next_run_at`. After the commit the dead letters are
+published to the dead-letter topic, and the batch's messages are reported recorded (their
+offsets may then be committed).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Result:
     error: str | None = None
     retryable: bool = False
     retry_after_s: float | None = None  # what the target asked for, if anything
+    # The target asked never to be called again: the job is paused with this status reason.
+    pause_reason: str | None = None
 
 
 SUCCEEDED = Result(ExecutionStatus.SUCCEEDED)
@@ -170,6 +173,7 @@ class OutcomeWriter:
                         next_run_at=decided.next_run_at,
                         attempt=decided.attempt,
                         run_count=decided.run_count,
+                        status_reason=decided.reason,
                     )
                 )
                 if decided.dead_letter:
@@ -192,6 +196,12 @@ class OutcomeWriter:
         except ValueError:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
             parsed = None
+        if outcome.result.pause_reason is not None:
+            return occurrences.after_target_gone(
+                scheduled_for=dispatch.scheduled_for,
+                run_count=job.run_count,
+                reason=outcome.result.pause_reason,
+            )
         if outcome.result.status is ExecutionStatus.SUCCEEDED:
             return occurrences.after_success(
                 parsed,
@@ -234,6 +244,14 @@ class OutcomeWriter:
             if decided.dead_letter:
                 reason = "exhausted" if outcome.result.retryable else "permanent"
                 self._metrics.dead_letters.labels(job_type, reason).inc()
+            if decided.outcome is occurrences.Outcome.PAUSED:
+                self._metrics.paused.labels(job_type).inc()
+                log.get().warning(
+                    "job_paused_by_target",
+                    job_id=str(outcome.dispatch.job_id),
+                    execution_id=str(outcome.dispatch.execution_id),
+                    reason=decided.reason,
+                )
             if outcome.result.status is not ExecutionStatus.SUCCEEDED:
                 log.get().info(
                     "attempt_failed",

@@ -205,13 +205,14 @@ class Move:
     next_run_at: datetime | None
     attempt: int
     run_count: int
+    status_reason: str | None = None  # why the platform put the job in `status`, if it says
 
 
 _MOVE = text("""
 UPDATE jobs AS j
 SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
-    run_count = u.run_count, last_finished_at = now(), lease_expires_at = NULL,
-    leased_by = NULL, updated_at = now(),
+    run_count = u.run_count, status_reason = u.status_reason, last_finished_at = now(),
+    lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
     -- A retry remembers the nominal time of the occurrence it retries (the right-hand side
     -- reads the row as it was: the occurrence that ran).
     occurrence_at = CASE WHEN u.attempt = 1 THEN NULL
@@ -219,8 +220,8 @@ SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
                          ELSE j.next_run_at END
 FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:statuses AS text[]),
             CAST(:nexts AS timestamptz[]), CAST(:attempts AS integer[]),
-            CAST(:run_counts AS integer[]))
-     AS u(id, lease_version, status, next_run_at, attempt, run_count)
+            CAST(:run_counts AS integer[]), CAST(:reasons AS text[]))
+     AS u(id, lease_version, status, next_run_at, attempt, run_count, status_reason)
 -- No `status = 'RUNNING'` here: `lock_jobs` locked these rows and checked it in this
 -- transaction, and the condition would tempt the planner into scanning every RUNNING job
 -- (the partial index ix_jobs_lease_expiry) instead of looking each id up.
@@ -233,7 +234,7 @@ _NOTIFY = text("SELECT pg_notify(:channel, :earliest)")
 async def move_jobs(session: AsyncSession, moves: Sequence[Move]) -> set[uuid.UUID]:
     """Apply each move to its job, locked by `lock_jobs` in this transaction and found RUNNING
     under the same token there, and tell sleeping schedulers (NOTIFY, delivered at commit)
-    when a job is now due at a time. Returns the jobs moved."""
+    when a job is now due at a time (a PAUSED one is not due). Returns the jobs moved."""
     if not moves:
         return set()
     rows = await session.execute(
@@ -245,10 +246,15 @@ async def move_jobs(session: AsyncSession, moves: Sequence[Move]) -> set[uuid.UU
             "nexts": [m.next_run_at for m in moves],
             "attempts": [m.attempt for m in moves],
             "run_counts": [m.run_count for m in moves],
+            "reasons": [m.status_reason for m in moves],
         },
     )
     moved = {row.id for row in rows}
-    nexts = [m.next_run_at for m in moves if m.job_id in moved and m.next_run_at is not None]
+    nexts = [
+        m.next_run_at
+        for m in moves
+        if m.job_id in moved and m.next_run_at is not None and m.status is JobStatus.SCHEDULED
+    ]
     if nexts:
         await session.execute(
             _NOTIFY, {"channel": channels.JOBS_DUE, "earliest": min(nexts).isoformat()}

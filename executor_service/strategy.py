@@ -10,9 +10,10 @@ occurrences at once:
 
 `run` returns normally when the occurrence succeeded. It raises `PermanentFailure` when the
 occurrence can never succeed as it is (a retry would fail the same way: the payload or the
-target is wrong), and `TransientFailure` when a later attempt may succeed. Any other exception
-counts as transient. The executor cancels `run` at the job's timeout (also transient), so a
-strategy needs no timeout of its own beyond what its client library requires.
+target is wrong), `TargetGone` when the target asks never to be called again (the job is then
+paused until its owner resumes it), and `TransientFailure` when a later attempt may succeed.
+Any other exception counts as transient. The executor cancels `run` at the job's timeout (also
+transient), so a strategy needs no timeout of its own beyond what its client library requires.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ class Failure(Exception):
 
 class PermanentFailure(Failure):
     """Retrying cannot help: the occurrence ends at once and goes to the dead letters."""
+
+
+class TargetGone(PermanentFailure):
+    """The target will never want these calls again (HTTP 410 Gone, as Standard Webhooks has
+    it): no retry, and the job is paused with `reason` as its status reason, so that nothing
+    calls the target again until the job's owner resumes it. The occurrence is not given up
+    on: it stays the job's next, for the resume to run or skip (misfire policy)."""
+
+    def __init__(self, message: str, *, kind: str, reason: str):
+        super().__init__(message, kind=kind)
+        self.reason = reason
 
 
 class TransientFailure(Failure):

@@ -277,14 +277,15 @@ async def transition_job(
     values: Mapping[str, Any] | None = None,
 ) -> models.Job | None:
     """Move the job to `target` if its state allows it (`libs.states`; `sources` narrows the
-    allowed states further) and, when `versions` is given, its version is one of them."""
+    allowed states further) and, when `versions` is given, its version is one of them. The move
+    is a person's request, so the reason the platform gave for the old status is cleared."""
     allowed = states.job_sources(target)
     if sources is not None:
         allowed = allowed & frozenset(sources)
     statement = (
         update(Job)
         .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in allowed]))
-        .values(**(values or {}), status=target, version=Job.version + 1)
+        .values(**(values or {}), status=target, status_reason=None, version=Job.version + 1)
         .returning(Job)
     )
     if versions is not None:
@@ -328,6 +329,7 @@ async def delete_job(
             deleted_at=func.now(),
             next_run_at=None,
             status=case((Job.status.in_(cancellable), JobStatus.CANCELLED), else_=Job.status),
+            status_reason=None,
             version=Job.version + 1,
         )
         .returning(Job)
@@ -352,6 +354,7 @@ async def replay_job(session: AsyncSession, job_id: uuid.UUID) -> models.Job | N
         )
         .values(
             status=JobStatus.SCHEDULED,
+            status_reason=None,
             attempt=1,
             next_run_at=func.now(),
             version=Job.version + 1,

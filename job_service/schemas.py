@@ -284,6 +284,7 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "misfireGraceSeconds": 300,
     "timeoutSeconds": 120,
     "status": "SCHEDULED",
+    "statusReason": None,
     "nextRunAt": "2030-01-02T02:00:00Z",
     "lastRunAt": None,
     "lastFinishedAt": None,
@@ -292,6 +293,17 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "version": 1,
     "createdAt": _EXAMPLE_TIME,
     "updatedAt": _EXAMPLE_TIME,
+}
+# Paused by the platform: its target answered 410 Gone to the occurrence still pending.
+_PAUSED_JOB_EXAMPLE: dict[str, Any] = {
+    **_JOB_EXAMPLE,
+    "status": "PAUSED",
+    "statusReason": "target answered 410 Gone",
+    "nextRunAt": "2030-01-05T02:00:00Z",
+    "lastRunAt": "2030-01-05T02:00:00.150000Z",
+    "lastFinishedAt": "2030-01-05T02:00:00.410000Z",
+    "runCount": 3,
+    "updatedAt": "2030-01-05T02:00:00.410000Z",
 }
 
 _DEAD_LETTER_EXAMPLE: dict[str, Any] = {
@@ -308,7 +320,7 @@ _DEAD_LETTER_EXAMPLE: dict[str, Any] = {
 
 
 class Job(BaseModel):
-    model_config = _examples(_JOB_EXAMPLE)
+    model_config = _examples(_JOB_EXAMPLE, _PAUSED_JOB_EXAMPLE)
 
     id: uuid.UUID
     owner_id: uuid.UUID
@@ -323,6 +335,10 @@ class Job(BaseModel):
     misfire_grace_s: int
     timeout_s: int
     status: JobStatus
+    # Why the platform put the job in its status on its own, such as "target answered 410
+    # Gone" for an http job it paused; null otherwise. Cleared when a person changes the
+    # status (resume, pause, cancel); editing the job keeps it, as the job stays paused.
+    status_reason: str | None
     # When the next occurrence is due; null when there is none (paused without a pending
     # occurrence, finished, cancelled).
     next_run_at: datetime | None
@@ -352,6 +368,7 @@ class Job(BaseModel):
             misfire_grace_s=job.misfire_grace_s,
             timeout_s=job.timeout_s,
             status=JobStatus(job.status),
+            status_reason=job.status_reason,
             next_run_at=job.next_run_at,
             last_run_at=job.last_run_at,
             last_finished_at=job.last_finished_at,

@@ -13,6 +13,10 @@ job's fencing token.
 - Failure for good (permanent, or the last attempt): the occurrence is given up on (a dead
   letter) and counts as made, so `max_runs` still ends the job; a recurring job moves on to its
   next occurrence, a job with none left ends FAILED.
+- The target asked never to be called again (HTTP 410 Gone), one-time and recurring jobs alike:
+  the job is PAUSED with a status reason, and the occurrence is not given up on (no dead letter,
+  not counted): it stays the job's next run, so that a resume judges it as any occurrence
+  missed while paused (the misfire policy runs it or moves on).
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ class Outcome(StrEnum):
     COMPLETED = "completed"  # no occurrence left after a success
     RETRY = "retry"  # the same occurrence again after a backoff
     FAILED = "failed"  # given up on, and no occurrence left
+    PAUSED = "paused"  # the target asked to be left alone: nothing runs until a resume
 
 
 @dataclass(frozen=True, slots=True)
 class Next:
-    """The job's next state: SCHEDULED at `next_run_at`, or COMPLETED / FAILED (no next run)."""
+    """The job's next state: SCHEDULED at `next_run_at`, COMPLETED / FAILED (no next run), or
+    PAUSED with its pending occurrence at `next_run_at`."""
 
     status: JobStatus
     next_run_at: datetime | None
@@ -46,6 +52,7 @@ class Next:
     run_count: int
     outcome: Outcome
     dead_letter: bool  # the occurrence was given up on
+    reason: str | None = None  # why the platform put the job in `status` (the job's status reason)
 
 
 def parse_schedule(stored: Mapping[str, Any]) -> schedule.Schedule:
@@ -102,3 +109,17 @@ def after_failure(
     if following is None:
         return Next(JobStatus.FAILED, None, attempt, runs, Outcome.FAILED, dead_letter=True)
     return Next(JobStatus.SCHEDULED, following, 1, runs, Outcome.NEXT, dead_letter=True)
+
+
+def after_target_gone(*, scheduled_for: datetime, run_count: int, reason: str) -> Next:
+    """The target answered that it will never want these calls again: PAUSED with `reason`,
+    the occurrence (`scheduled_for`, its nominal time) pending, attempts counted from 1."""
+    return Next(
+        JobStatus.PAUSED,
+        scheduled_for,
+        1,
+        run_count,
+        Outcome.PAUSED,
+        dead_letter=False,
+        reason=reason,
+    )

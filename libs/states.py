@@ -11,6 +11,9 @@ The transition tables are data so that repositories can build guarded updates fr
 with `sources = states.job_sources(JobStatus.PAUSED)`. Zero rows back is an answer (the job was
 not in a state that allows the move), never silently ignored. Staying in a state (for example a
 SCHEDULED job whose `next_run_at` moves) is an update, not a transition, and is not in the tables.
+
+Who makes a move: `PLATFORM_JOB_MOVES` are those schedulers and executors make on their own;
+every other allowed job move is a person's request through the API.
 """
 
 from __future__ import annotations
@@ -81,13 +84,16 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
             # outcome is still recorded on its execution row, but the executor's job update is
             # guarded on `status = 'RUNNING' AND lease_version = :token`, so it finds zero rows
             # and the job keeps the state the user asked for (no rescheduling, no retry).
+            # The executor pauses a job itself, under that same guard, when its target answered
+            # that it will never want these calls again (HTTP 410 Gone), with a status reason.
             _J.PAUSED,
             _J.CANCELLED,
         }
     ),
     _J.PAUSED: frozenset(
         {
-            # Resume with a freshly computed `next_run_at`.
+            # Resume with a freshly computed `next_run_at` (a pause by the platform included:
+            # only a person resumes a job).
             _J.SCHEDULED,
             # Resume of a job whose schedule has no occurrence left (its end passed meanwhile).
             _J.COMPLETED,
@@ -102,6 +108,24 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     _J.COMPLETED: frozenset(),
     _J.CANCELLED: frozenset(),
 }
+
+# The job moves schedulers and executors make on their own, each as a guarded update; the other
+# moves of JOB_TRANSITIONS are requests through the API (a person's, or a program's with a token).
+PLATFORM_JOB_MOVES: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
+    {
+        # A scheduler claims a due occurrence; its misfire policy may end a job whose late
+        # occurrence was the last one.
+        (_J.SCHEDULED, _J.RUNNING),
+        (_J.SCHEDULED, _J.COMPLETED),
+        (_J.SCHEDULED, _J.FAILED),
+        # An occurrence's outcome (executor), a lost one (lease recovery), a hand-back.
+        (_J.RUNNING, _J.SCHEDULED),
+        (_J.RUNNING, _J.COMPLETED),
+        (_J.RUNNING, _J.FAILED),
+        # The target answered 410 Gone (executor): paused until a person resumes the job.
+        (_J.RUNNING, _J.PAUSED),
+    }
+)
 
 _E = ExecutionStatus
 EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
@@ -156,6 +180,11 @@ def can_transition(
     if isinstance(current, ExecutionStatus) and isinstance(target, ExecutionStatus):
         return target in EXECUTION_TRANSITIONS[current]
     raise TypeError(f"not two states of one machine: {current!r} -> {target!r}")
+
+
+def platform_may_move(current: JobStatus, target: JobStatus) -> bool:
+    """Whether a scheduler or an executor may move a job from `current` to `target` on its own."""
+    return (current, target) in PLATFORM_JOB_MOVES
 
 
 def job_sources(target: JobStatus) -> frozenset[JobStatus]:

@@ -16,7 +16,8 @@ environment names). Connections go through `executor_service.ssrf.GuardedBackend
 refuses non-public addresses after resolution.
 
 Outcomes: an expected status succeeds; 408, 429 and 5xx, timeouts and connection errors are
-transient; any other status, a refused address and an unusable URL are permanent.
+transient; 410 Gone pauses the job (`strategy.TargetGone`); any other status, a refused address
+and an unusable URL are permanent.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 SECRETS_TTL_S = 30.0  # how long an owner's secrets are reused before they are read again
 SECRETS_CACHE_MAX_OWNERS = 10_000
 ERROR_EXCERPT_CHARS = 200  # of the response body quoted in a failure message
+GONE_REASON = "target answered 410 Gone"  # the paused job's status reason
 MAX_RETRY_AFTER_S = 86_400.0  # a Retry-After beyond a day is read as a day
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -276,10 +278,13 @@ def classify(
 ) -> None:
     """Return when `status` is one `payload` expects; raise the failure it means otherwise.
     `excerpt` (the start of the response body) goes into the message; `retry_after_s` (from
-    `Retry-After`) goes with a transient failure, to raise its backoff."""
+    `Retry-After`) goes with a transient failure, to raise its backoff. 410 Gone (unless
+    expected) is the target asking to be left alone for good: the job is paused."""
     if payload.accepts(status):
         return
     detail = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
+    if status == 410:
+        raise strategy.TargetGone(detail, kind="gone", reason=GONE_REASON)
     if status in (408, 429):
         raise strategy.TransientFailure(detail, kind=f"http_{status}", retry_after_s=retry_after_s)
     if 500 <= status <= 599:

@@ -276,6 +276,8 @@ async def test_a_post_without_a_body_says_so(target, runner):
         (400, ["2xx"], strategy.PermanentFailure, "http_4xx"),
         (401, ["2xx"], strategy.PermanentFailure, "http_4xx"),
         (404, ["2xx"], strategy.PermanentFailure, "http_4xx"),
+        (410, ["2xx"], strategy.TargetGone, "gone"),  # the job is paused (test_executor_gone)
+        (410, ["2xx", "410"], None, None),
         (408, ["2xx"], strategy.TransientFailure, "http_408"),
         (429, ["2xx"], strategy.TransientFailure, "http_429"),
         (500, ["2xx"], strategy.TransientFailure, "http_5xx"),

@@ -417,6 +417,69 @@ async def test_resume_without_a_pending_run_computes_the_next_one(jobs):
     assert now < parse_time(resumed["nextRunAt"]) <= now + timedelta(seconds=60)
 
 
+# --- The platform's reason for a status ---------------------------------------------------------
+
+GONE = "target answered 410 Gone"
+
+
+async def paused_by_the_platform(jobs: JobService) -> dict:
+    """A job the executor paused because its target answered 410 Gone (as it leaves one)."""
+    job = await jobs.created()
+    await set_status(jobs, job["id"], JobStatus.PAUSED)
+    await jobs.sql(
+        "UPDATE jobs SET status_reason = :reason WHERE id = :id",
+        reason=GONE,
+        id=uuid.UUID(job["id"]),
+    )
+    return job
+
+
+async def test_the_reason_the_platform_gave_is_shown_and_a_persons_pause_gives_none(jobs):
+    by_platform = await paused_by_the_platform(jobs)
+    by_person = await jobs.created()
+    await jobs.post(f"/v1/jobs/{by_person['id']}:pause")
+
+    shown = (await jobs.get(f"/v1/jobs/{by_platform['id']}")).json()
+    listed = (await jobs.get("/v1/jobs", params={"status": "PAUSED"})).json()["items"]
+
+    assert (shown["status"], shown["statusReason"]) == ("PAUSED", GONE)
+    assert {j["id"]: j["statusReason"] for j in listed} == {
+        by_platform["id"]: GONE,
+        by_person["id"]: None,
+    }
+    assert by_person["statusReason"] is None  # as created
+
+
+@pytest.mark.parametrize(("action", "status"), [("resume", "SCHEDULED"), ("cancel", "CANCELLED")])
+async def test_a_person_changing_the_status_clears_the_reason(jobs, action, status):
+    job = await paused_by_the_platform(jobs)
+
+    response = await jobs.post(f"/v1/jobs/{job['id']}:{action}")
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["statusReason"]) == (status, None)
+    assert (await stored(jobs, job["id"])).status_reason is None
+
+
+async def test_editing_a_paused_job_keeps_its_reason(jobs):
+    job = await paused_by_the_platform(jobs)
+
+    response = await patch(jobs, job["id"], {"payload": {"message": "fixed"}})
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["statusReason"]) == ("PAUSED", GONE)
+
+
+async def test_deleting_clears_the_reason(jobs):
+    job = await paused_by_the_platform(jobs)
+
+    response = await jobs.client.delete(f"/v1/jobs/{job['id']}", headers=jobs.bearer())
+
+    assert response.status_code == 204
+    row = await stored(jobs, job["id"])
+    assert (row.status, row.status_reason) == ("CANCELLED", None)
+
+
 # --- Cancel, run now, delete -------------------------------------------------------------------
 
 

@@ -18,7 +18,13 @@ from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategies import http
 from executor_service.strategies.kafka import KafkaStrategy
-from executor_service.strategy import PermanentFailure, Resources, Run, TransientFailure
+from executor_service.strategy import (
+    PermanentFailure,
+    Resources,
+    Run,
+    TargetGone,
+    TransientFailure,
+)
 from libs import messages
 from libs.job_types import HttpPayload, KafkaPayload
 from libs.states import ExecutionStatus
@@ -83,6 +89,19 @@ def executor(strategy) -> Executor:
 async def test_each_way_an_attempt_ends_is_classified(strategy, status, kind, retryable):
     result = await executor(strategy)._attempt(dispatch())
     assert (result.status, result.error_kind, result.retryable) == (status, kind, retryable)
+
+
+async def test_a_target_gone_fails_the_attempt_for_good_and_asks_for_a_pause():
+    gone = TargetGone("HTTP 410", kind="gone", reason="target answered 410 Gone")
+
+    result = await executor(Scripted(raises=gone))._attempt(dispatch())
+
+    assert (result.status, result.error_kind, result.retryable) == (
+        ExecutionStatus.FAILED,
+        "gone",
+        False,
+    )
+    assert result.pause_reason == "target answered 410 Gone"
 
 
 async def test_the_jobs_timeout_cancels_the_strategy_and_is_retryable():
@@ -162,3 +181,16 @@ def test_a_transient_status_carries_the_retry_after(status, kind):
     with pytest.raises(TransientFailure) as caught:
         http.classify(payload, status, "", retry_after_s=12.0)
     assert (caught.value.kind, caught.value.retry_after_s) == (kind, 12.0)
+
+
+def test_410_gone_asks_for_the_job_to_be_paused():
+    payload = HttpPayload(url="https://example.com/hook")
+    with pytest.raises(TargetGone) as caught:
+        http.classify(payload, 410, "no such hook")
+    assert (caught.value.kind, caught.value.reason) == ("gone", "target answered 410 Gone")
+    assert str(caught.value) == "HTTP 410: no such hook"
+    assert isinstance(caught.value, PermanentFailure)  # never retried
+
+
+def test_a_410_the_job_expects_is_a_success():
+    http.classify(HttpPayload(url="https://example.com/hook", expected_status=["410"]), 410, "")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import backoff, occurrences, schedule
+from libs import backoff, occurrences, schedule, states
 from libs.occurrences import Outcome
 from libs.states import JobStatus
 
@@ -113,3 +113,39 @@ def test_a_failure_either_retries_within_the_window_or_gives_up(
     else:
         assert decided.dead_letter and decided.attempt == 1 and decided.run_count == 1
         assert decided.next_run_at == T0 + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("run_count", [0, 4])
+def test_a_target_gone_pauses_the_job_with_its_occurrence_pending(run_count):
+    # One-time and recurring alike (the schedule is not consulted): the occurrence is neither
+    # given up on nor counted, and stays the job's next run for a resume to judge.
+    decided = occurrences.after_target_gone(
+        scheduled_for=T0, run_count=run_count, reason="target answered 410 Gone"
+    )
+    assert decided == occurrences.Next(
+        JobStatus.PAUSED, T0, 1, run_count, Outcome.PAUSED, dead_letter=False,
+        reason="target answered 410 Gone",
+    )  # fmt: skip
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=5),
+    retryable=st.booleans(),
+    succeeded=st.booleans(),
+    gone=st.booleans(),
+    parsed=st.sampled_from([hourly(), hourly(max_runs=2), schedule.Once(at=T0), None]),
+)
+def test_every_decision_is_a_move_the_platform_may_make_from_running(
+    attempt, retryable, succeeded, gone, parsed
+):
+    if gone:
+        decided = occurrences.after_target_gone(scheduled_for=T0, run_count=1, reason="gone")
+    elif succeeded:
+        decided = occurrences.after_success(parsed, scheduled_for=T0, run_count=1, finished_at=T0)
+    else:
+        decided = occurrences.after_failure(
+            parsed, POLICY, scheduled_for=T0, attempt=attempt, run_count=1, now=T0, random=0.5,
+            retryable=retryable,
+        )  # fmt: skip
+    assert states.platform_may_move(JobStatus.RUNNING, decided.status)
+    assert (decided.reason is not None) is (decided.status is JobStatus.PAUSED)

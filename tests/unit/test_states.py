@@ -20,12 +20,23 @@ ALLOWED_JOB_MOVES = {
     (J.RUNNING, J.SCHEDULED),
     (J.RUNNING, J.COMPLETED),
     (J.RUNNING, J.FAILED),
-    (J.RUNNING, J.PAUSED),
+    (J.RUNNING, J.PAUSED),  # requested, or the executor's when the target answered 410 Gone
     (J.RUNNING, J.CANCELLED),
     (J.PAUSED, J.SCHEDULED),
     (J.PAUSED, J.COMPLETED),
     (J.PAUSED, J.CANCELLED),
     (J.FAILED, J.SCHEDULED),  # dead-letter replay through the API
+}
+
+# Moves schedulers and executors make on their own; the rest are requests through the API.
+PLATFORM_JOB_MOVES = {
+    (J.SCHEDULED, J.RUNNING),
+    (J.SCHEDULED, J.COMPLETED),
+    (J.SCHEDULED, J.FAILED),
+    (J.RUNNING, J.SCHEDULED),
+    (J.RUNNING, J.COMPLETED),
+    (J.RUNNING, J.FAILED),
+    (J.RUNNING, J.PAUSED),  # the target answered 410 Gone
 }
 
 ALLOWED_EXECUTION_MOVES = {
@@ -45,6 +56,22 @@ ALLOWED_EXECUTION_MOVES = {
 )
 def test_job_transition(current: J, target: J) -> None:
     assert states.can_transition(current, target) is ((current, target) in ALLOWED_JOB_MOVES)
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    list(itertools.product(J, J)),
+    ids=lambda s: str(s),
+)
+def test_what_the_platform_may_do_on_its_own(current: J, target: J) -> None:
+    expected = (current, target) in PLATFORM_JOB_MOVES
+    assert states.platform_may_move(current, target) is expected
+    if expected:
+        assert states.can_transition(current, target)
+
+
+def test_only_a_person_revives_a_job_from_paused_or_failed() -> None:
+    assert not any(current in (J.PAUSED, J.FAILED) for current, _ in states.PLATFORM_JOB_MOVES)
 
 
 @pytest.mark.parametrize(
