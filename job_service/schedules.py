@@ -58,8 +58,9 @@ class FixedDelaySchedule(schedule.FixedDelay):
 
 
 class CalendarSchedule(schedule.Calendar):
-    """Every `every` days, weeks or months from `anchor`, keeping its wall-clock time in
-    `timezone` across DST changes (the 31st becomes the last day of a shorter month)."""
+    """Every `every` days, weeks, months or years from `anchor`, keeping its wall-clock time in
+    `timezone` across DST changes (the 31st becomes the last day of a shorter month, 29 February
+    the 28th in other years)."""
 
     model_config = schemas.CAMEL_CASE | ConfigDict(
         json_schema_extra={

@@ -12,9 +12,12 @@ Why pure: a fire time is a function of the schedule and of the instants passed i
 Time rules (ARCHITECTURE.md, "Jobs and their lifecycle"): every datetime in and out is aware and
 UTC. `cron` and `calendar` are computed on the wall clock of the job's zone, then mapped to an
 instant by `_wall_to_utc`: a wall time inside a DST gap fires at the first instant after the
-gap; one inside an overlap fires once, at its first occurrence (fold=0). `fixed_rate` is absolute
-time (anchor + k * interval, never drifting); `fixed_delay` counts from the end of the previous
-run. `start_at` and `end_at` are inclusive and apply, with `max_runs`, to every kind.
+gap; one inside an overlap fires once, at its first occurrence (fold=0). `calendar` moves by
+whole days, weeks, months or years from its anchor, keeping the anchor's wall-clock time; a day
+the target month lacks becomes its last day (31 January + 1 month is 28 or 29 February; 29
+February + 1 year is 28 February, and 29 February again in the next leap year). `fixed_rate` is
+absolute time (anchor + k * interval, never drifting); `fixed_delay` counts from the end of the
+previous run. `start_at` and `end_at` are inclusive and apply, with `max_runs`, to every kind.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class FixedDelay(_Base):
 class Calendar(_Base):
     kind: Literal["calendar"] = "calendar"
     every: int = Field(ge=1, le=1000)
-    unit: Literal["days", "weeks", "months"]
+    unit: Literal["days", "weeks", "months", "years"]
     anchor: schemas.UtcDateTime | None = None  # None: start_at, else now
 
 
@@ -308,6 +311,8 @@ def _calendar_at_or_after(s: Calendar, lower: datetime) -> datetime | None:
 
 
 def _periods_between(s: Calendar, start: datetime, end: datetime) -> int:
+    if s.unit == "years":
+        return (end.year - start.year) // s.every
     if s.unit == "months":
         return ((end.year - start.year) * 12 + end.month - start.month) // s.every
     days = s.every * (7 if s.unit == "weeks" else 1)
@@ -319,8 +324,8 @@ def _calendar_occurrence(
 ) -> datetime | None:
     """Occurrence k, or None past the end of the calendar."""
     try:
-        if s.unit == "months":
-            wall = _add_months(anchor_wall, k * s.every)
+        if s.unit in ("months", "years"):
+            wall = _add_months(anchor_wall, k * s.every * (12 if s.unit == "years" else 1))
         else:
             wall = anchor_wall + timedelta(days=k * s.every * (7 if s.unit == "weeks" else 1))
         return _wall_to_utc(wall, tz)
@@ -330,7 +335,8 @@ def _calendar_occurrence(
 
 def _add_months(wall: datetime, months: int) -> datetime:
     """`wall` moved by whole months, the day clamped to the target month's last day (Jan 31 +
-    1 month is Feb 28 or 29). Always computed from the anchor, so the day comes back (Mar 31)."""
+    1 month is Feb 28 or 29, Feb 29 + 12 months is Feb 28). Always computed from the anchor, so
+    the day comes back (Mar 31; Feb 29 in the next leap year)."""
     index = wall.month - 1 + months
     year, month = wall.year + index // 12, index % 12 + 1
     if year > datetime.max.year:

@@ -215,7 +215,7 @@ async def test_payload_and_schedule_errors_are_reported_together(jobs):
           "endAt": "2030-01-01T00:00:00Z"}, "body.schedule.endAt"),
         ({"kind": "fixed_rate", "intervalSeconds": 5, "endAt": "2001-01-01T00:00:00Z"},
          "body.schedule.endAt"),
-        ({"kind": "calendar", "every": 1, "unit": "years"}, "body.schedule.unit"),
+        ({"kind": "calendar", "every": 1, "unit": "decades"}, "body.schedule.unit"),
         ({"kind": "hourly"}, "body.schedule.kind"),
         ({"kind": "fixed_rate", "intervalSeconds": 5, "colour": "red"}, "body.schedule.colour"),
     ],

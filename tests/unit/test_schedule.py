@@ -236,6 +236,48 @@ CALENDAR = [
         [utc(2025, 12, 31, 9), utc(2026, 2, 28, 9), utc(2026, 4, 30, 9), utc(2026, 6, 30, 9)],
     ),
     (
+        "leap-day-every-year",
+        "UTC",
+        1,
+        "years",
+        utc(2024, 2, 29, 9),
+        # 29 February becomes 28 February in other years, as the 31st does in shorter months.
+        [
+            utc(2024, 2, 29, 9),
+            utc(2025, 2, 28, 9),
+            utc(2026, 2, 28, 9),
+            utc(2027, 2, 28, 9),
+            utc(2028, 2, 29, 9),
+        ],
+    ),
+    (
+        "leap-day-every-4-years",
+        "UTC",
+        4,
+        "years",
+        utc(2024, 2, 29, 9),
+        [utc(2024, 2, 29, 9), utc(2028, 2, 29, 9), utc(2032, 2, 29, 9)],
+    ),
+    (
+        "every-year-keeps-the-wall-clock-time",
+        LONDON,
+        1,
+        "years",
+        # 01:30 GMT on 28 March 2026; in 2027 clocks spring forward that night (01:30 is in the
+        # gap: 02:00 BST); in 2028 it is summer time.
+        utc(2026, 3, 28, 1, 30),
+        [utc(2026, 3, 28, 1, 30), utc(2027, 3, 28, 1, 0), utc(2028, 3, 28, 0, 30)],
+    ),
+    (
+        "every-2-years-in-local-time",
+        "Pacific/Chatham",
+        2,
+        "years",
+        # 1 January 10:00 local (+13:45) is still 31 December in UTC.
+        utc(2025, 12, 31, 20, 15),
+        [utc(2025, 12, 31, 20, 15), utc(2027, 12, 31, 20, 15), utc(2029, 12, 31, 20, 15)],
+    ),
+    (
         "month-end-in-local-time",
         "Pacific/Chatham",
         1,
@@ -262,6 +304,17 @@ def test_calendar_anchored_in_the_repeated_hour_waits_for_the_next_day() -> None
     anchor = utc(2026, 11, 1, 6, 30)
     s = schedule.Calendar(every=1, unit="days", anchor=anchor, timezone=NEW_YORK)
     assert fires(s, anchor, 1) == [utc(2026, 11, 2, 6, 30)]
+
+
+def test_calendar_every_1000_years_ends_with_the_calendar() -> None:
+    s = schedule.Calendar(every=1000, unit="years", anchor=utc(2026, 6, 1))
+    assert schedule.preview(s, utc(2026, 6, 1), 20)[-1] == utc(9026, 6, 1)
+
+
+def test_calendar_years_count_from_the_anchor_after_a_long_pause() -> None:
+    s = schedule.Calendar(every=1, unit="years", anchor=utc(2024, 2, 29, 9))
+    assert schedule.next_fire(s, after=utc(2031, 5, 1), runs=5) == utc(2032, 2, 29, 9)
+    assert schedule.next_fire(s, after=utc(2032, 2, 29, 9), runs=6) == utc(2033, 2, 28, 9)
 
 
 def test_calendar_months_count_from_the_anchor_after_a_long_pause() -> None:
@@ -432,7 +485,7 @@ def test_a_schedule_ending_before_its_first_fire_is_refused() -> None:
         ({"kind": "cron", "expression": ""}, "expression"),
         ({"kind": "fixed_rate", "interval_s": 0}, "interval_s"),
         ({"kind": "fixed_delay", "delay_s": 366 * 86400 + 1}, "delay_s"),
-        ({"kind": "calendar", "every": 1, "unit": "years"}, "unit"),
+        ({"kind": "calendar", "every": 1, "unit": "fortnights"}, "unit"),
         ({"kind": "calendar", "every": 0, "unit": "days"}, "every"),
         ({"kind": "once", "max_runs": 0}, "max_runs"),
         ({"kind": "once", "run_at": "2026-06-01T12:00:00Z"}, "run_at"),

@@ -112,7 +112,7 @@ def cases(draw: st.DrawFn) -> tuple[datetime, schedule.Schedule]:
         return now, schedule.FixedRate(interval_s=interval, anchor=anchor, **common)
     if kind == "fixed_delay":
         return now, schedule.FixedDelay(delay_s=draw(st.integers(1, 2 * DAY_S)), **common)
-    unit = draw(st.sampled_from(["days", "weeks", "months"]))
+    unit = draw(st.sampled_from(["days", "weeks", "months", "years"]))
     every = draw(st.sampled_from([1, 2, 13, 1000]))
     return now, schedule.Calendar(every=every, unit=unit, anchor=anchor, **common)
 
