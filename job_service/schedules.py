@@ -32,7 +32,7 @@ class OnceSchedule(schedule.Once):
 
 class CronSchedule(schedule.Cron):
     """A cron expression on the wall clock of `timezone`: 5 fields, or Quartz style with
-    seconds first (6 or 7 fields, `?` allowed)."""
+    seconds first and an optional year (6 or 7 fields; `?`, `L`, `L-n`, `W`, `LW`, `#`)."""
 
     model_config = schemas.CAMEL_CASE | ConfigDict(
         json_schema_extra={

@@ -35,6 +35,7 @@ from libs import cron, schemas
 
 ONCE_PAST_TOLERANCE_S = 60  # a `once` this far in the past still runs (clock skew, slow clients)
 NEVER_FIRES_HORIZON_DAYS = 366 * 10  # a cron expression with no fire this far ahead is refused
+# (unless it names its years: those bound it, so a fire decades ahead is what it asks for)
 MAX_CRON_CANDIDATES = 1000  # wall times tried per fire; only DST-gap duplicates are skipped
 MAX_PREVIEW = 1000
 MAX_INTERVAL_S = 366 * 86400
@@ -219,11 +220,20 @@ def _check_once(s: Once, now: datetime) -> None:
 
 def _check_cron(s: Cron, now: datetime) -> None:
     try:
-        cron.parse(s.expression)
+        expression = cron.parse(s.expression)
     except cron.CronError as exc:
         raise InvalidSchedule("schedule.expression", str(exc)) from exc
     start = max(now, s.start_at or now)
     fire = _cron_after(s, start - TICK)
+    if expression.years is not None:
+        last = max(expression.years)
+        if fire is None and last < start.astimezone(zoneinfo.ZoneInfo(s.timezone)).year:
+            reason = f"never fires again: {last}, its last year, is past"
+            raise InvalidSchedule("schedule.expression", reason)
+        if fire is None:
+            reason = f"never fires again: it has no occurrence from now to the end of {last}"
+            raise InvalidSchedule("schedule.expression", reason)
+        return
     horizon = _plus(start, timedelta(days=NEVER_FIRES_HORIZON_DAYS))
     if fire is None or (horizon is not None and fire > horizon):
         years = NEVER_FIRES_HORIZON_DAYS // 366

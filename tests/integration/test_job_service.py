@@ -216,6 +216,8 @@ async def test_payload_and_schedule_errors_are_reported_together(jobs):
         ({"kind": "fixed_rate", "intervalSeconds": 5, "endAt": "2001-01-01T00:00:00Z"},
          "body.schedule.endAt"),
         ({"kind": "calendar", "every": 1, "unit": "decades"}, "body.schedule.unit"),
+        ({"kind": "cron", "expression": "0 0 12 1-5W * ?"}, "body.schedule.expression"),
+        ({"kind": "cron", "expression": "0 0 12 * * ? 2020"}, "body.schedule.expression"),
         ({"kind": "hourly"}, "body.schedule.kind"),
         ({"kind": "fixed_rate", "intervalSeconds": 5, "colour": "red"}, "body.schedule.colour"),
     ],

@@ -39,6 +39,12 @@ TRANSLATIONS = [
     ("quartz-last-day-of-month", "0 30 23 L * ?", "30 23 l * * 0"),
     ("quartz-7-fields-any-year", "0 0 12 * * ? *", "0 12 * * * 0"),
     ("quartz-day-of-month-with-star-day-of-week", "0 0 12 15 * *", "0 12 15 * * 0"),
+    # croniter reads neither W, L-n nor years: it gets * and libs.cron filters its wall times.
+    ("quartz-nearest-weekday", "0 0 12 15W * ?", "0 12 * * * 0"),
+    ("quartz-last-weekday", "0 0 12 LW * ?", "0 12 * * * 0"),
+    ("quartz-days-before-end", "0 0 12 L-3 * ?", "0 12 * * * 0"),
+    ("quartz-years", "0 0 12 ? * 2#1 2027", "0 12 * * 1#1 0"),
+    ("standard-nearest-weekday", "0 9 15W * *", "0 9 * * *"),
 ]
 
 
@@ -53,12 +59,28 @@ REFUSALS = [
     # (id, expression, part of the reason)
     ("too-few-fields", "* * * *", "expected 5 fields"),
     ("too-many-fields", "0 0 0 * * ? * *", "expected 5 fields"),
-    ("nearest-weekday", "0 0 15W * *", "nearest weekday"),
-    ("nearest-weekday-quartz", "0 0 12 15W * ?", "nearest weekday"),
-    ("last-weekday", "0 0 12 LW * ?", "nearest weekday"),
-    ("days-before-end", "0 0 12 L-3 * ?", "days before the end of the month"),
-    ("year", "0 0 12 * * ? 2027", "years are not supported"),
-    ("year-range", "0 0 12 * * ? 2026-2030", "years are not supported"),
+    ("nearest-weekday-of-a-range", "0 0 12 1-5W * ?", "W (nearest weekday) follows one day"),
+    ("nearest-weekday-of-a-step", "0 0 12 1/5W * ?", "never a range, step or *"),
+    ("nearest-weekday-of-every-day", "0 0 12 *W * ?", "never a range, step or *"),
+    ("nearest-weekday-alone", "0 0 12 W * ?", "W (nearest weekday) follows one day"),
+    ("nearest-weekday-croniter-spelling", "0 0 12 W15 * ?", "W (nearest weekday) follows one day"),
+    ("nearest-weekday-of-day-0", "0 0 12 0W * ?", "day-of-month 0 is out of range 1-31"),
+    ("nearest-weekday-of-day-32", "0 0 12 32W * ?", "day-of-month 32 is out of range 1-31"),
+    ("days-before-end-over-30", "0 0 12 L-31 * ?", "at most 30 days before the last day"),
+    ("days-before-end-empty", "0 0 12 L- * ?", "'L-' is not valid in the day-of-month field"),
+    ("nearest-weekday-in-day-of-week", "0 0 12 ? * 2W", "not valid in the day-of-week"),
+    ("days-before-end-in-day-of-week", "0 0 12 ? * L-2", "not valid in the day-of-week"),
+    ("nearest-weekday-with-a-weekday", "0 0 15W * MON", "put * in the day-of-week field"),
+    ("days-before-end-with-a-weekday", "0 0 L-2 * 1-5", "put * in the day-of-week field"),
+    ("quartz-nearest-weekday-and-weekday", "0 0 12 LW * MON", "put ? in one of them"),
+    ("year-before-1970", "0 0 12 * * ? 1969", "year 1969 is out of range 1970-2099"),
+    ("year-after-2099", "0 0 12 * * ? 2100", "year 2100 is out of range 1970-2099"),
+    ("year-range-backwards", "0 0 12 * * ? 2030-2026", "runs backwards: write 2026-2030"),
+    ("year-step-0", "0 0 12 * * ? 2026/0", "a step of 0 in the year field"),
+    ("year-question-mark", "0 0 12 * * ? ?", "'?' is not valid in the year field"),
+    ("year-last", "0 0 12 * * ? L", "'L' is not valid in the year field"),
+    ("two-digit-year", "0 0 12 * * ? 26", "year 26 is out of range 1970-2099"),
+    ("quartz-calendar", "0 0 12 5C * ?", "'5C' is not valid in the day-of-month field"),
     ("hashed", "H 0 * * *", "hashed"),
     ("minute-out-of-range", "60 * * * *", "minute 60 is out of range 0-59"),
     ("hour-out-of-range", "0 24 * * *", "hour 24 is out of range 0-23"),
@@ -156,6 +178,96 @@ FIRES = [
         "0 0 29 2 *",
         ["2028-02-29 00:00:00", "2032-02-29 00:00:00", "2036-02-29 00:00:00"],
     ),
+    # W: 2026-08-01 is a Saturday, 2026-02-15 a Sunday, 2026-08-15 a Saturday, 2026-05-31 a
+    # Sunday, 2026-01-31 a Saturday.
+    (
+        "nearest-weekday-1st-on-a-saturday-is-monday-the-3rd",
+        "0 0 12 1W 8 ? 2026",
+        ["2026-08-03 12:00:00"],
+    ),
+    (
+        "nearest-weekday-15th",
+        "0 0 12 15W * ?",
+        # Thursday 15 January; Sunday 15 February -> Monday 16th; Sunday 15 March -> 16th.
+        ["2026-01-15 12:00:00", "2026-02-16 12:00:00", "2026-03-16 12:00:00"],
+    ),
+    ("nearest-weekday-saturday-15th-is-friday", "0 0 12 15W 8 ?", ["2026-08-14 12:00:00"]),
+    (
+        "nearest-weekday-31st-on-a-sunday-is-friday-the-29th",
+        "0 0 12 31W 5 ?",
+        ["2026-05-29 12:00:00", "2027-05-31 12:00:00"],
+    ),
+    (
+        "nearest-weekday-31st-skips-shorter-months",
+        "0 0 12 31W * ?",
+        # 31 January is a Saturday: Friday the 30th. No 31st in February or April.
+        ["2026-01-30 12:00:00", "2026-03-31 12:00:00", "2026-05-29 12:00:00"],
+    ),
+    (
+        "standard-nearest-weekday",
+        "0 9 1W * *",
+        ["2026-01-01 09:00:00", "2026-02-02 09:00:00", "2026-03-02 09:00:00"],
+    ),
+    (
+        "last-weekday",
+        "0 0 12 LW * ?",
+        # Saturday 31 January -> Friday 30th; Saturday 28 February -> 27th; Tuesday 31 March.
+        ["2026-01-30 12:00:00", "2026-02-27 12:00:00", "2026-03-31 12:00:00"],
+    ),
+    ("last-weekday-on-a-sunday", "0 0 12 LW 5 ?", ["2026-05-29 12:00:00"]),
+    (
+        "days-before-end",
+        "0 0 12 L-3 * ?",
+        ["2026-01-28 12:00:00", "2026-02-25 12:00:00", "2026-03-28 12:00:00"],
+    ),
+    (
+        "days-before-end-in-a-leap-february",
+        "0 0 12 L-1 2 ?",
+        ["2026-02-27 12:00:00", "2027-02-27 12:00:00", "2028-02-28 12:00:00"],
+    ),
+    (
+        "days-before-end-skips-short-months",
+        "0 0 12 L-30 * ?",
+        # Only a 31-day month has a day 30 days before its last: its 1st.
+        ["2026-01-01 12:00:00", "2026-03-01 12:00:00", "2026-05-01 12:00:00"],
+    ),
+    ("days-before-end-0-is-the-last-day", "0 0 12 L-0 2 ?", ["2026-02-28 12:00:00"]),
+    (
+        "weekday-nearest-days-before-end",
+        "0 0 12 L-2W * ?",
+        # 29 January is a Thursday; 26 February a Thursday; 29 March a Sunday -> Monday 30th.
+        ["2026-01-29 12:00:00", "2026-02-26 12:00:00", "2026-03-30 12:00:00"],
+    ),
+    (
+        "nearest-weekday-in-a-list",
+        "0 0 12 1W,15W,L * ?",
+        ["2026-01-01 12:00:00", "2026-01-15 12:00:00", "2026-01-31 12:00:00"],
+    ),
+    (
+        "days-before-end-with-a-range",
+        "0 0 12 1-2,L-1 * ?",
+        ["2026-01-01 12:00:00", "2026-01-02 12:00:00", "2026-01-30 12:00:00"],
+    ),
+    ("year", "0 0 12 1 1 ? 2030", ["2030-01-01 12:00:00"]),
+    (
+        "year-list-and-range",
+        "0 0 12 1 1 ? 2027,2030-2031",
+        ["2027-01-01 12:00:00", "2030-01-01 12:00:00", "2031-01-01 12:00:00"],
+    ),
+    (
+        "year-step",
+        "0 0 12 1 1 ? 2026/4",
+        ["2026-01-01 12:00:00", "2030-01-01 12:00:00", "2034-01-01 12:00:00"],
+    ),
+    ("year-every-5-from-1970", "0 0 12 1 1 ? */5", ["2030-01-01 12:00:00"]),
+    ("year-decades-ahead", "0 0 12 ? * 6L 2090", ["2090-01-27 12:00:00"]),
+    (
+        "year-with-last-weekday",
+        "0 30 17 LW 12 ? 2026-2099",
+        ["2026-12-31 17:30:00", "2027-12-31 17:30:00", "2028-12-29 17:30:00"],
+    ),
+    ("leap-day-in-a-leap-year", "0 0 0 29 2 ? 2027-2030", ["2028-02-29 00:00:00"]),
+    ("all-years-is-every-year", "0 0 12 1 1 ? 1970-2099", ["2026-01-01 12:00:00"]),
 ]
 
 
@@ -178,7 +290,48 @@ def test_an_expression_that_never_fires_is_refused(expression: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["0 0 15W * *", "0 0 12 ? * 2#1 2027", "61 * * * *"], ids=["W", "year", "range"]
+    ("expression", "now", "reason"),
+    [
+        ("0 0 12 * * ? 2020", NOW, "2020, its last year, is past"),
+        ("0 0 12 * * ? 2000-2010,2025", NOW, "2025, its last year, is past"),
+        ("0 0 12 1 1 ? 2026", datetime(2026, 1, 2, tzinfo=UTC), "to the end of 2026"),
+        ("0 0 0 29 2 ? 2027,2029-2031", NOW, "to the end of 2031"),
+    ],
+    ids=["past-year", "past-years", "last-occurrence-past", "no-leap-year"],
+)
+def test_an_expression_whose_years_are_over_is_refused(
+    expression: str, now: datetime, reason: str
+) -> None:
+    with pytest.raises(schedule.InvalidSchedule, match="never fires again") as caught:
+        schedule.normalise(schedule.Cron(expression=expression), now)
+    assert caught.value.field == "schedule.expression"
+    assert reason in str(caught.value)
+
+
+def test_an_expression_in_a_named_year_decades_ahead_is_accepted() -> None:
+    # Other expressions are refused without a fire within 10 years; one naming its years is
+    # bounded by them instead.
+    s = schedule.normalise(schedule.Cron(expression="0 0 12 1 1 ? 2090"), NOW)
+    assert schedule.preview(s, NOW, 2) == [datetime(2090, 1, 1, 12, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    ("expression", "wall", "expected"),
+    [
+        ("0 0 12 LW * ?", datetime(2026, 1, 30, 12), True),
+        ("0 0 12 LW * ?", datetime(2026, 1, 31, 12), False),
+        ("0 0 12 LW * ?", datetime(2026, 1, 30, 12, 0, 1), False),
+        ("0 0 12 * * ? 2027", datetime(2027, 3, 1, 12), True),
+        ("0 0 12 * * ? 2027", datetime(2026, 3, 1, 12), False),
+        ("*/5 * * * *", datetime(2026, 3, 1, 12, 5), True),
+    ],
+)
+def test_matches(expression: str, wall: datetime, expected: bool) -> None:
+    assert cron.matches(cron.parse(expression), wall) is expected
+
+
+@pytest.mark.parametrize(
+    "expression", ["0 0 15W * MON", "0 0 12 * * ? 2100", "61 * * * *"], ids=["W", "year", "range"]
 )
 def test_normalise_reports_an_unsupported_expression_on_its_field(expression: str) -> None:
     with pytest.raises(schedule.InvalidSchedule) as caught:
@@ -198,3 +351,10 @@ def test_walls_after_is_strictly_after_and_ascending() -> None:
 def test_walls_after_stops_at_the_end_of_the_calendar() -> None:
     walls = cron.walls_after(cron.parse("0 0 1 1 *"), datetime(9998, 6, 1))
     assert list(walls) == [datetime(9999, 1, 1)]
+    walls = cron.walls_after(cron.parse("0 0 0 LW 12 ?"), datetime(9998, 6, 1))
+    assert list(walls) == [datetime(9998, 12, 31), datetime(9999, 12, 31)]
+
+
+def test_walls_after_gives_up_on_a_day_that_never_comes() -> None:
+    # February never has a day 30 days before its last: no fire, and no search to year 9999.
+    assert list(cron.walls_after(cron.parse("0 0 12 L-30 2 ?"), datetime(2026, 1, 1))) == []
