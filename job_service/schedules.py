@@ -32,7 +32,9 @@ class OnceSchedule(schedule.Once):
 
 class CronSchedule(schedule.Cron):
     """A cron expression on the wall clock of `timezone`: 5 fields, or Quartz style with
-    seconds first and an optional year (6 or 7 fields; `?`, `L`, `L-n`, `W`, `LW`, `#`)."""
+    seconds first and an optional year (6 or 7 fields; `?`, `L`, `L-n`, `W`, `LW`, `#`). An
+    expression whose hour is `*` or `*/n` fires in both passes of an hour repeated when clocks go
+    back; one at a fixed hour fires once."""
 
     model_config = schemas.CAMEL_CASE | ConfigDict(
         json_schema_extra={

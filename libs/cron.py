@@ -24,6 +24,16 @@ of the week (Quartz requires `?` in one of them), and a 5-field expression combi
 `L-n` with a day of the week. Otherwise a 5-field expression restricting both days fires on a day
 matching either, as crontab does.
 
+Repeated hours (`CronExpression.wildcard_hour`, applied by `libs.schedule`): when clocks go back,
+an expression whose hour field is a wildcard fires in both passes of the repeated wall-clock
+hour, keeping its spacing in UTC; any other fires once, in the first pass. A wildcard is what
+Vixie cron and cronie call one (their HR_STAR flag): an hour field beginning with `*` (`*`, `*/2`)
+and `@hourly`; Quartz's `0/n`, which Quartz defines to mean `*/n`, counts too. Every other hour
+field is a fixed hour: numbers, lists, ranges and ranges with a step (`1`, `9,17`, `1-3`,
+`0-23/2`), as cronie has it. The second and minute fields are not looked at: `*/15 1 * * *` and
+`* * 1 * * ?` fire once through a repeated 01:00-01:59 (Vixie cron and cronie, which also look at
+the minute field, would run them in both passes; here a job at a fixed hour fires once).
+
 Iteration is on naive wall-clock time: `libs.schedule` maps wall times to instants under the
 platform's DST rules, because croniter's own time-zone handling fires twice in a DST overlap.
 """
@@ -70,6 +80,7 @@ _CRONITER_LAST_DAY = re.compile(r"^l(?P<a>\d)$", re.ASCII)  # croniter "L5": las
 # Quartz day-of-month items croniter cannot read: "15W", "L", "L-3", "LW", "L-3W".
 _DAY_FROM_END = re.compile(r"^(?:(?P<day>\d{1,2})w|l(?:-(?P<back>\d{1,2}))?(?P<w>w)?)$", re.ASCII)
 _NEAREST_WEEKDAY = re.compile(r"w$|^w\d", re.ASCII)  # W after something, or croniter's "W15"
+_QUARTZ_STEP_FROM_0 = re.compile(r"^0/\d{1,4}$", re.ASCII)  # Quartz: "0/n" is "*/n"
 
 
 class CronError(ValueError):
@@ -113,11 +124,13 @@ class CronExpression:
 
     `croniter_form`: what croniter reads (5 fields, or 6 with seconds last); with `days` or
     `years` set it names more wall times than the expression, and `walls_after` filters them.
+    `wildcard_hour`: it fires in both passes of a repeated hour (see the module docstring).
     `years`: the years it may fire in; None for every year.
     """
 
     source: str
     croniter_form: str
+    wildcard_hour: bool = False
     days: DaysOfMonth | None = None
     years: frozenset[int] | None = None
 
@@ -134,15 +147,18 @@ def parse(expression: str) -> CronExpression:
     fields = text.split(" ")
     if len(fields) == 5:
         form, days, years = _standard(fields)
+        hour = fields[1]
     elif len(fields) in (6, 7):
         form, days, years = _quartz(fields)
+        hour = fields[2]
     else:
         raise CronError(f"{FIELD_COUNT_HINT}; got {len(fields)}")
     try:
         croniter(form, datetime(2000, 1, 1))  # naive: croniter runs on wall-clock time
     except (CroniterError, TypeError) as exc:
         raise CronError(f"not a valid cron expression: {exc}") from exc
-    return CronExpression(expression, form, days, years)
+    wildcard_hour = hour.startswith("*") or _QUARTZ_STEP_FROM_0.match(hour) is not None
+    return CronExpression(expression, form, wildcard_hour, days, years)
 
 
 def walls_after(expression: CronExpression, wall: datetime) -> Iterator[datetime]:

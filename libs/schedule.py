@@ -12,7 +12,10 @@ Why pure: a fire time is a function of the schedule and of the instants passed i
 Time rules (ARCHITECTURE.md, "Jobs and their lifecycle"): every datetime in and out is aware and
 UTC. `cron` and `calendar` are computed on the wall clock of the job's zone, then mapped to an
 instant by `_wall_to_utc`: a wall time inside a DST gap fires at the first instant after the
-gap; one inside an overlap fires once, at its first occurrence (fold=0). `calendar` moves by
+gap; one inside an overlap fires once, at its first occurrence (fold=0). The exception: a cron
+expression whose hour field is a wildcard (`*`, `*/n`, `0/n`; `libs.cron` defines it, as Vixie
+cron does) fires in both passes of a repeated hour, so that it keeps its spacing in UTC
+(`*/30` in London fires at 01:00, 01:30 BST and again at 01:00, 01:30 GMT). `calendar` moves by
 whole days, weeks, months or years from its anchor, keeping the anchor's wall-clock time; a day
 the target month lacks becomes its last day (31 January + 1 month is 28 or 29 February; 29
 February + 1 year is 28 February, and 29 February again in the next leap year). `fixed_rate` is
@@ -278,7 +281,21 @@ def _rate_at_or_after(s: FixedRate, lower: datetime) -> datetime | None:
 def _cron_after(s: Cron, after: datetime) -> datetime | None:
     """The first fire of the expression strictly after `after`, on the zone's wall clock."""
     tz = zoneinfo.ZoneInfo(s.timezone)
-    walls = cron.walls_after(cron.parse(s.expression), _cron_start_wall(after, tz))
+    expression = cron.parse(s.expression)
+    fire = _first_pass_after(expression, after, tz)
+    if expression.wildcard_hour:
+        again = _second_pass_after(expression, after, tz)
+        if again is not None and (fire is None or again < fire):
+            return again
+    return fire
+
+
+def _first_pass_after(
+    expression: cron.CronExpression, after: datetime, tz: zoneinfo.ZoneInfo
+) -> datetime | None:
+    """The first wall time after `after` that the expression names, at its first occurrence
+    (or at the end of the DST gap it falls in)."""
+    walls = cron.walls_after(expression, _cron_start_wall(after, tz))
     try:
         for wall in itertools.islice(walls, MAX_CRON_CANDIDATES):
             fire = _wall_to_utc(wall, tz)
@@ -287,6 +304,29 @@ def _cron_after(s: Cron, after: datetime) -> datetime | None:
     except OverflowError:  # the end of the calendar (year 9999)
         return None
     return None
+
+
+def _second_pass_after(
+    expression: cron.CronExpression, after: datetime, tz: zoneinfo.ZoneInfo
+) -> datetime | None:
+    """For an expression that fires in both passes of a repeated hour: its first fire after
+    `after` in the second pass of the DST overlap `after` is in (either pass of it). None when
+    `after` is in no overlap or the second pass has no fire left: then the first pass decides."""
+    wall = after.astimezone(tz).replace(tzinfo=None, fold=0)
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.astimezone(UTC) >= second.astimezone(UTC):  # one instant: not in an overlap
+        return None
+    change = _transition(first.astimezone(UTC), second.astimezone(UTC), tz)
+    old_offset, new_offset = first.utcoffset(), second.utcoffset()
+    assert old_offset is not None and new_offset is not None  # a ZoneInfo always has one
+    naive_change = change.replace(tzinfo=None)
+    # The second pass reads the wall times [change + new, change + old) with the new offset.
+    naive_after = after.astimezone(UTC).replace(tzinfo=None)
+    start = max(naive_change + new_offset - TICK, naive_after + new_offset)
+    repeated = next(cron.walls_after(expression, start), None)
+    if repeated is None or repeated >= naive_change + old_offset:
+        return None
+    return (repeated - new_offset).replace(tzinfo=UTC)
 
 
 def _cron_start_wall(after: datetime, tz: zoneinfo.ZoneInfo) -> datetime:

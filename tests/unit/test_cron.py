@@ -315,6 +315,37 @@ def test_an_expression_in_a_named_year_decades_ahead_is_accepted() -> None:
     assert schedule.preview(s, NOW, 2) == [datetime(2090, 1, 1, 12, tzinfo=UTC)]
 
 
+WILDCARD_HOURS = [
+    # (id, expression, whether its hour field is a wildcard: it fires in both passes)
+    ("star", "*/30 * * * *", True),
+    ("star-step", "0 */2 * * *", True),
+    ("star-in-a-list", "0 *,5 * * *", True),
+    ("hourly-macro", "@hourly", True),
+    ("quartz-star", "0/10 * * * * ?", True),
+    ("quartz-step-from-0", "0 0 0/2 * * ?", True),
+    ("quartz-star-with-year", "0 0 * ? * MON 2027", True),
+    ("fixed-hour", "30 1 * * *", False),
+    ("fixed-hour-every-minute", "* 1 * * *", False),
+    ("fixed-hour-star-minutes", "*/15 1 * * *", False),
+    ("quartz-fixed-hour-every-second", "* * 1 * * ?", False),
+    ("list", "0 1,2 * * *", False),
+    ("range", "0 1-3 * * *", False),
+    ("range-of-every-hour", "0 0-23 * * *", False),
+    ("range-with-a-step", "0 0-23/2 * * *", False),
+    ("step-from-1", "0 0 1/2 * * ?", False),
+    ("daily-macro", "@daily", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("expression", "wildcard"),
+    [w[1:] for w in WILDCARD_HOURS],
+    ids=[w[0] for w in WILDCARD_HOURS],
+)
+def test_wildcard_hour(expression: str, wildcard: bool) -> None:
+    assert cron.parse(expression).wildcard_hour is wildcard
+
+
 @pytest.mark.parametrize(
     ("expression", "wall", "expected"),
     [

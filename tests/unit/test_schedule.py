@@ -3,7 +3,10 @@ bounds, and the validation a job's schedule goes through when it is written.
 
 Expected fire times are written in UTC with the local wall time beside them. 2026 transitions:
 Europe/London springs forward 01:00 -> 02:00 on 29 March and falls back 02:00 -> 01:00 on
-25 October; America/New_York springs 02:00 -> 03:00 on 8 March, falls 02:00 -> 01:00 on 1 November.
+25 October; America/New_York springs 02:00 -> 03:00 on 8 March, falls 02:00 -> 01:00 on 1 November;
+Australia/Lord_Howe falls back 30 minutes, 02:00 (+11) -> 01:30 (+10:30), on 5 April (15:00 UTC
+on the 4th); Antarctica/Troll springs forward two hours, 01:00 (+00) -> 03:00 (+02), on 29 March
+and falls back two hours, 03:00 -> 01:00, on 25 October (both at 01:00 UTC).
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
+def spaced(first: datetime, minutes: int, count: int) -> list[datetime]:
+    """`count` instants `minutes` apart from `first`: a frequent job keeping its UTC spacing."""
+    return [first + timedelta(minutes=minutes * k) for k in range(count)]
+
+
 def fires(s: schedule.Schedule, now: datetime, count: int) -> list[datetime]:
     return schedule.preview(schedule.normalise(s, now), now, count)
 
 
 LONDON, NEW_YORK = "Europe/London", "America/New_York"
+LORD_HOWE, TROLL = "Australia/Lord_Howe", "Antarctica/Troll"
 
 CRON_DST = [
     # (id, zone, expression, now, expected fires)
@@ -95,8 +104,91 @@ CRON_DST = [
         NEW_YORK,
         "*/30 * * * *",
         utc(2026, 11, 1, 4, 45),
-        # 01:00 and 01:30 EDT fire; their repeats at 01:00 and 01:30 EST do not; 02:00 EST does.
-        [utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 7, 0)],
+        # A wildcard hour: 01:00 and 01:30 fire in both passes, EDT then EST, 30 minutes apart.
+        spaced(utc(2026, 11, 1, 5, 0), 30, 5),
+    ),
+    (
+        "london-overlap-every-30-minutes",
+        LONDON,
+        "*/30 * * * *",
+        utc(2026, 10, 24, 23, 45),
+        # 01:00, 01:30 BST, then 01:00, 01:30 GMT: no 90-minute hole on the night clocks go back.
+        spaced(utc(2026, 10, 25, 0, 0), 30, 5),
+    ),
+    (
+        "london-overlap-hourly",
+        LONDON,
+        "0 * * * *",
+        utc(2026, 10, 24, 22, 30),
+        spaced(utc(2026, 10, 24, 23, 0), 60, 4),
+    ),
+    (
+        "london-overlap-quartz-every-20-minutes",
+        LONDON,
+        "0 0/20 * * * ?",
+        utc(2026, 10, 25, 0, 30),
+        # 01:40 BST, then the second pass from 01:00 GMT.
+        [utc(2026, 10, 25, 0, 40), utc(2026, 10, 25, 1, 0), utc(2026, 10, 25, 1, 20)],
+    ),
+    (
+        "london-overlap-quartz-hour-step-from-0",
+        LONDON,
+        "0 30 0/1 * * ?",
+        utc(2026, 10, 24, 23, 45),
+        [utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 2, 30)],
+    ),
+    (
+        "london-overlap-fixed-hour-every-15-minutes",
+        LONDON,
+        "*/15 1 * * *",
+        utc(2026, 10, 24, 23, 45),
+        # A fixed hour fires once: 01:00-01:45 BST, then 01:00 GMT the next day.
+        [*spaced(utc(2026, 10, 25, 0, 0), 15, 4), utc(2026, 10, 26, 1, 0)],
+    ),
+    (
+        "london-overlap-range-of-every-hour-is-a-fixed-hour",
+        LONDON,
+        "0 0-23 * * *",
+        utc(2026, 10, 24, 23, 30),
+        [utc(2026, 10, 25, 0, 0), utc(2026, 10, 25, 2, 0)],
+    ),
+    (
+        "troll-2-hour-overlap-hourly",
+        TROLL,
+        "0 * * * *",
+        utc(2026, 10, 24, 22, 30),
+        # 01:00 and 02:00 (+02), then 01:00, 02:00 and 03:00 (+00): an hour apart throughout.
+        spaced(utc(2026, 10, 24, 23, 0), 60, 5),
+    ),
+    (
+        "troll-2-hour-overlap-fixed-hour",
+        TROLL,
+        "30 1 * * *",
+        utc(2026, 10, 24, 22, 30),
+        [utc(2026, 10, 24, 23, 30), utc(2026, 10, 26, 1, 30)],
+    ),
+    (
+        "troll-2-hour-gap-hourly",
+        TROLL,
+        "0 * * * *",
+        utc(2026, 3, 29, 0, 30),
+        # 01:00 and 02:00 (+00) do not exist: one fire when the gap ends (03:00 +02), then 04:00.
+        [utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 2, 0)],
+    ),
+    (
+        "lord-howe-30-minute-overlap-every-15-minutes",
+        LORD_HOWE,
+        "*/15 * * * *",
+        utc(2026, 4, 4, 14, 20),
+        # 01:30, 01:45 (+11), again at 01:30, 01:45 (+10:30), then 02:00: 15 minutes apart.
+        spaced(utc(2026, 4, 4, 14, 30), 15, 5),
+    ),
+    (
+        "lord-howe-30-minute-overlap-fixed-hour",
+        LORD_HOWE,
+        "*/15 1 * * *",
+        utc(2026, 4, 4, 14, 20),
+        [utc(2026, 4, 4, 14, 30), utc(2026, 4, 4, 14, 45), utc(2026, 4, 5, 14, 30)],
     ),
     (
         "new-york-gap-weekly-sunday-0230",
@@ -127,15 +219,43 @@ def test_cron_across_dst(zone: str, expression: str, now: datetime, expected: li
 
 
 def test_cron_resumed_inside_the_repeated_hour_does_not_fire_it_again() -> None:
-    s = schedule.Cron(expression="*/30 * * * *", timezone=NEW_YORK)
+    s = schedule.Cron(expression="*/30 1-2 * * *", timezone=NEW_YORK)
     # 01:15 EST, the second pass: 01:30 already fired in the first pass (05:30 UTC).
     assert schedule.next_fire(s, after=utc(2026, 11, 1, 6, 15), runs=0) == utc(2026, 11, 1, 7)
 
 
 def test_cron_every_second_resumed_inside_the_repeated_hour_skips_to_its_end() -> None:
-    s = schedule.Cron(expression="* * * * * ?", timezone=NEW_YORK)
+    s = schedule.Cron(expression="* * 1-2 * * ?", timezone=NEW_YORK)
     # 01:00:30 EST: every second up to 01:59:59 already fired, an hour earlier (EDT).
     assert schedule.next_fire(s, after=utc(2026, 11, 1, 6, 0, 30), runs=0) == utc(2026, 11, 1, 7)
+
+
+@pytest.mark.parametrize(
+    ("zone", "expression", "after", "expected"),
+    [
+        # 01:15 EST, in the second pass: its 01:30 comes next.
+        (NEW_YORK, "*/30 * * * *", utc(2026, 11, 1, 6, 15), utc(2026, 11, 1, 6, 30)),
+        (NEW_YORK, "* * * * * ?", utc(2026, 11, 1, 6, 0, 30), utc(2026, 11, 1, 6, 0, 31)),
+        # 01:45 EDT, the end of the first pass: the second begins at 01:00 EST.
+        (NEW_YORK, "*/30 * * * *", utc(2026, 11, 1, 5, 45), utc(2026, 11, 1, 6, 0)),
+        # 02:30 (+02), the first pass: next is 01:00 (+00), the second pass's first hour.
+        (TROLL, "0 * * * *", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 0)),
+        # 01:40 (+10:30), the second pass: 01:45 again.
+        (LORD_HOWE, "*/15 * * * *", utc(2026, 4, 4, 15, 10), utc(2026, 4, 4, 15, 15)),
+    ],
+    ids=[
+        "new-york-second-pass",
+        "new-york-every-second",
+        "new-york-end-of-first-pass",
+        "troll-first-pass",
+        "lord-howe-second-pass",
+    ],
+)
+def test_wildcard_hour_cron_resumed_around_the_repeated_hour(
+    zone: str, expression: str, after: datetime, expected: datetime
+) -> None:
+    s = schedule.Cron(expression=expression, timezone=zone)
+    assert schedule.next_fire(s, after=after, runs=0) == expected
 
 
 CALENDAR = [
@@ -190,7 +310,7 @@ CALENDAR = [
     ),
     (
         "lord-howe-30-minute-gap",
-        "Australia/Lord_Howe",
+        LORD_HOWE,
         1,
         "days",
         # 02:15 local (+10:30); on 4 October clocks go 02:00 -> 02:30 (+11).

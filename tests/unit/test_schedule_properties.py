@@ -2,10 +2,12 @@
 
 For every kind, the fires a job would get (first_fire, then next_fire after each) strictly
 increase, never precede max(now, start_at, anchor), never pass end_at, never exceed max_runs,
-and are real instants of the zone. For cron and calendar, no two fires share a local wall time,
-none is in the second pass of a DST overlap, and each is a wall time the schedule names or the
-end of a DST gap. Starting anywhere between two fires finds the later one: resuming never skips
-or invents an occurrence. Half the instants are drawn within days of a DST change of the zone.
+and are real instants of the zone. For cron and calendar, each is a wall time the schedule names
+or the end of a DST gap, and (but for a cron expression whose hour field is a wildcard, which
+fires in both passes: tests/unit/test_cron_transitions.py) no two fires share a local wall time
+and none is in the second pass of a DST overlap. Starting anywhere between two fires finds the
+later one: resuming never skips or invents an occurrence. Half the instants are drawn within
+days of a DST change of the zone.
 """
 
 from __future__ import annotations
@@ -211,8 +213,9 @@ def check_wall_clock(
     for wall in walls:
         if wall.replace(fold=1).utcoffset() != wall.utcoffset():
             event(f"{s.kind} fired in a DST overlap")
-    assert len({w.replace(tzinfo=None) for w in walls}) == len(walls), "a wall time fired twice"
-    assert all(w.fold == 0 for w in walls), "fired in the second pass of an overlap"
+    if not (isinstance(s, schedule.Cron) and cron.parse(s.expression).wildcard_hour):
+        assert len({w.replace(tzinfo=None) for w in walls}) == len(walls), "a wall fired twice"
+        assert all(w.fold == 0 for w in walls), "fired in the second pass of an overlap"
     for fire, wall in zip(fires, walls, strict=True):
         if gap_end(fire, tz):
             event(f"{s.kind} fired at the end of a DST gap")
