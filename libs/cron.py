@@ -41,6 +41,7 @@ platform's DST rules, because croniter's own time-zone handling fires twice in a
 from __future__ import annotations
 
 import calendar
+import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ def parse(expression: str) -> CronExpression:
     else:
         raise CronError(f"{FIELD_COUNT_HINT}; got {len(fields)}")
     try:
-        croniter(form, datetime(2000, 1, 1))  # naive: croniter runs on wall-clock time
+        _parsed(form)
     except (CroniterError, TypeError) as exc:
         raise CronError(f"not a valid cron expression: {exc}") from exc
     wildcard_hour = hour.startswith("*") or _QUARTZ_STEP_FROM_0.match(hour) is not None
@@ -224,12 +225,21 @@ def _nearest_weekday(year: int, month: int, day: int, last: int) -> int:
 
 
 def _croniter_walls(form: str, start: datetime) -> Iterator[datetime]:
-    itr = croniter(form, start)
+    itr = copy.copy(_parsed(form))
+    itr.set_current(start, force=True)
     while True:
         try:
             yield itr.get_next(datetime)
         except (ValueError, OverflowError):  # CroniterBadDateError, or past year 9999
             return
+
+
+@lru_cache(maxsize=1024)
+def _parsed(form: str) -> croniter:
+    """A croniter for `form`, to copy: croniter parses its expression again for every instance,
+    which costs several times a step to the next wall time, and a schedule makes one per fire.
+    A copy shares the parsed fields, which croniter only reads, and keeps its own position."""
+    return croniter(form, datetime(2000, 1, 1))  # naive: croniter runs on wall-clock time
 
 
 def _first_day(expression: CronExpression, day: date) -> date | None:
