@@ -83,6 +83,9 @@ UuidPk = Annotated[
 CreatedAt = Annotated[datetime, mapped_column(server_default=func.now())]
 UpdatedAt = Annotated[datetime, mapped_column(server_default=func.now(), onupdate=func.now())]
 TextList = Annotated[list[str], mapped_column(server_default=text("'{}'::text[]"))]
+# An account's tokens are honoured only while they carry its current generation, which every
+# change of its standing raises (disabling, enabling, role, password, secret): libs.revocation.
+TokenGeneration = Annotated[int, mapped_column(server_default=text("0"))]
 
 
 class User(Base):
@@ -92,6 +95,7 @@ class User(Base):
         # refuses a row that was not, instead of letting "A@x" and "a@x" both exist.
         CheckConstraint("email = lower(email)", name="email_lower_case"),
         CheckConstraint(_one_of("role", Role), name="role"),
+        CheckConstraint("token_generation >= 0", name="token_generation_non_negative"),
     )
 
     id: Mapped[UuidPk]
@@ -101,14 +105,18 @@ class User(Base):
     role: Mapped[str] = mapped_column(server_default=text(f"'{Role.USER}'::text"))
     # Set when an administrator disables the account; it then can neither log in nor refresh.
     disabled_at: Mapped[datetime | None]
-    # Tokens issued before this instant are refused after a password change.
+    # When the password last changed (its change also raises `token_generation`).
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    token_generation: Mapped[TokenGeneration]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
 
 class ServiceAccount(Base):
     __tablename__ = "service_accounts"
+    __table_args__ = (
+        CheckConstraint("token_generation >= 0", name="token_generation_non_negative"),
+    )
 
     id: Mapped[UuidPk]
     client_id: Mapped[str] = mapped_column(unique=True)
@@ -122,6 +130,7 @@ class ServiceAccount(Base):
     disabled_at: Mapped[datetime | None]
     # NULL until the secret is first rotated (the creation time stands for the first secret).
     secret_rotated_at: Mapped[datetime | None]
+    token_generation: Mapped[TokenGeneration]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
 
@@ -134,6 +143,7 @@ class RefreshToken(Base):
             "num_nonnulls(user_id, service_account_id) = 1", name="exactly_one_subject"
         ),
         CheckConstraint("expires_at > issued_at", name="expires_after_issue"),
+        CheckConstraint("token_generation >= 0", name="token_generation_non_negative"),
     )
 
     id: Mapped[UuidPk]
@@ -148,6 +158,8 @@ class RefreshToken(Base):
         ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
     )
     scopes: Mapped[TextList]
+    # Its account's `token_generation` when it was issued: honoured only while still current.
+    token_generation: Mapped[TokenGeneration]
     issued_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Indexed for the purge of expired tokens.
     expires_at: Mapped[datetime] = mapped_column(index=True)
