@@ -80,9 +80,11 @@ async def insert_refresh_token(
     user_id: uuid.UUID | None,
     service_account_id: uuid.UUID | None,
     scopes: Iterable[str],
+    token_generation: int,
     ttl_s: int,
 ) -> uuid.UUID:
-    """Insert a refresh token expiring `ttl_s` after now (database clock); return its id."""
+    """Insert a refresh token expiring `ttl_s` after now (database clock), honoured while its
+    account's token generation is `token_generation`; return its id."""
     table = models.RefreshToken
     return (
         await session.execute(
@@ -93,6 +95,7 @@ async def insert_refresh_token(
                 user_id=user_id,
                 service_account_id=service_account_id,
                 scopes=sorted(scopes),
+                token_generation=token_generation,
                 expires_at=func.now() + timedelta(seconds=ttl_s),
             )
             .returning(table.id)

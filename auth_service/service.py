@@ -61,6 +61,15 @@ async def identity_resource(
 
 
 @dataclass(frozen=True)
+class Holder:
+    """The account tokens are issued to, and its token generation as read for the issue."""
+
+    subject: uuid.UUID
+    kind: tokens.PrincipalKind
+    generation: int
+
+
+@dataclass(frozen=True)
 class Issued:
     access_token: str
     expires_in: int
@@ -74,10 +83,12 @@ def access_claims(
     subject: uuid.UUID,
     kind: tokens.PrincipalKind,
     granted: frozenset[str],
+    generation: int,
     now: int,
     jti: str,
 ) -> dict[str, Any]:
-    """The claims of an access token issued at `now` (seconds since the epoch)."""
+    """The claims of an access token issued at `now` (seconds since the epoch) to an account
+    whose token generation is `generation`."""
     return {
         "iss": settings.auth_issuer,
         "aud": settings.auth_audience,
@@ -88,22 +99,23 @@ def access_claims(
         "jti": jti,
         "scope": scopes.render(granted),
         tokens.PRINCIPAL_CLAIM: kind,
+        tokens.GENERATION_CLAIM: generation,
     }
 
 
 def _mint(
     identity: Identity,
     signer: keys.Signer,
-    subject: uuid.UUID,
-    kind: tokens.PrincipalKind,
+    holder: Holder,
     granted: frozenset[str],
     refresh_token: str | None = None,
 ) -> Issued:
     claims = access_claims(
         identity.settings,
-        subject=subject,
-        kind=kind,
+        subject=holder.subject,
+        kind=holder.kind,
         granted=granted,
+        generation=holder.generation,
         now=int(time.time()),
         jti=secrets.token_urlsafe(JTI_BYTES),
     )
@@ -159,13 +171,17 @@ async def password_login(
         raise errors.LoginLocked(retry_after)
 
     verified, new_hash = await _verify(identity.hasher, request.password, user)
-    if user is None or not verified:
+    # A disabled account is answered and counted as a wrong password, so that neither the
+    # answer nor the throttle confirms a password to whoever tries it.
+    disabled = user is not None and user.disabled_at is not None
+    if user is None or not verified or disabled:
         async with db.unit_of_work(identity.sessions) as session:
             locked = await throttle.record_failure(session, identity.settings, login_keys)
-        log.get().info("login_failed", address=address, locked=locked)
+        log.get().info(
+            "login_failed", address=address, locked=locked, account_disabled=verified and disabled
+        )
         raise errors.InvalidGrant(BAD_CREDENTIALS)
-    if user.disabled_at is not None:
-        raise errors.InvalidGrant("the account is disabled")
+    holder = Holder(user.id, "user", user.token_generation)
     granted = _narrow(requested, scopes.for_role(user.role))
 
     signer = await identity.keys.signer()
@@ -183,10 +199,11 @@ async def password_login(
             user_id=user.id,
             service_account_id=None,
             scopes=granted,
+            token_generation=holder.generation,
             ttl_s=identity.settings.refresh_token_ttl_s,
         )
     log.get().info("login_succeeded", user_id=str(user.id), rehashed=new_hash is not None)
-    return _mint(identity, signer, user.id, "user", granted, refresh_token)
+    return _mint(identity, signer, holder, granted, refresh_token)
 
 
 async def _verify(
@@ -223,7 +240,8 @@ async def client_login(identity: Identity, request: schemas.ClientCredentialsGra
     granted = _narrow(requested, frozenset(account.scopes))
     signer = await identity.keys.signer()
     log.get().info("client_login_succeeded", service_account_id=str(account.id))
-    return _mint(identity, signer, account.id, "service_account", granted)
+    holder = Holder(account.id, "service_account", account.token_generation)
+    return _mint(identity, signer, holder, granted)
 
 
 # --- Refresh-token grant ----------------------------------------------------------------------
@@ -237,15 +255,12 @@ async def refresh(identity: Identity, request: schemas.RefreshGrant) -> Issued:
         outcome = await _rotate(session, identity.settings, request.refresh_token, requested)
     if isinstance(outcome, errors.InvalidGrant):
         raise outcome  # after the commit: a family revoked for reuse stays revoked
-    return _mint(
-        identity, signer, outcome.subject, outcome.kind, outcome.granted, outcome.refresh_token
-    )
+    return _mint(identity, signer, outcome.holder, outcome.granted, outcome.refresh_token)
 
 
 @dataclass(frozen=True)
 class _Rotated:
-    subject: uuid.UUID
-    kind: tokens.PrincipalKind
+    holder: Holder
     granted: frozenset[str]
     refresh_token: str
 
@@ -266,9 +281,10 @@ async def _rotate(
     refusal = await _refusal(session, token, now)
     if refusal is not None:
         return refusal
-    subject, kind, allowed = await _holder(session, token)
-    if subject is None:
-        return errors.InvalidGrant("the account is disabled, gone, or its password changed")
+    found_holder = await _holder(session, token)
+    if found_holder is None:
+        return errors.InvalidGrant("the account is disabled, gone, or changed since the login")
+    holder, allowed = found_holder
     if requested is not None and not requested <= frozenset(token.scopes):
         raise errors.InvalidScope("a refresh may only narrow the scope granted at login")
     granted = _narrow(requested, frozenset(token.scopes) & allowed)
@@ -280,11 +296,12 @@ async def _rotate(
         user_id=token.user_id,
         service_account_id=token.service_account_id,
         scopes=token.scopes,  # RFC 6749 section 6: the new token keeps the original scope
+        token_generation=holder.generation,
         ttl_s=settings.refresh_token_ttl_s,
     )
     await repository.mark_refresh_token_rotated(session, token.id, replaced_by=new_id)
     log.get().info("refresh_token_rotated", family_id=str(token.family_id))
-    return _Rotated(subject, kind, granted, new_token)
+    return _Rotated(holder, granted, new_token)
 
 
 async def _refusal(
@@ -307,23 +324,29 @@ async def _refusal(
 
 async def _holder(
     session: AsyncSession, token: models.RefreshToken
-) -> tuple[uuid.UUID | None, tokens.PrincipalKind, frozenset[str]]:
-    """Whom a refresh token speaks for and the scopes they may hold now; no subject when the
-    account is gone, disabled, or changed its password after the token was issued."""
+) -> tuple[Holder, frozenset[str]] | None:
+    """Whom a refresh token speaks for and the scopes they may hold now; None when the account
+    is gone, disabled, or changed (password, role, secret) since the token was issued: its
+    token generation is no longer the token's."""
+    account: models.User | models.ServiceAccount | None
     if token.user_id is not None:
-        user = await repository.user_by_id(session, token.user_id)
-        if (
-            user is None
-            or user.disabled_at is not None
-            or token.issued_at < user.password_changed_at
-        ):
-            return None, "user", frozenset()
-        return user.id, "user", scopes.for_role(user.role)
-    assert token.service_account_id is not None
-    account = await repository.service_account_by_id(session, token.service_account_id)
-    if account is None or account.disabled_at is not None:
-        return None, "service_account", frozenset()
-    return account.id, "service_account", frozenset(account.scopes)
+        account = await repository.user_by_id(session, token.user_id)
+        kind: tokens.PrincipalKind = "user"
+    else:
+        assert token.service_account_id is not None
+        account = await repository.service_account_by_id(session, token.service_account_id)
+        kind = "service_account"
+    if (
+        account is None
+        or account.disabled_at is not None
+        or account.token_generation != token.token_generation
+    ):
+        return None
+    if isinstance(account, models.User):
+        allowed = scopes.for_role(account.role)
+    else:
+        allowed = frozenset(account.scopes)
+    return Holder(account.id, kind, account.token_generation), allowed
 
 
 # --- Revocation -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def signed_tokens(settings: Settings, signer: keys.Signer, count: int) -> list[s
                 subject=uuid.uuid4(),
                 kind="user",
                 granted=scopes.for_role(Role.USER),
+                generation=0,
                 now=now,
                 jti=uuid.uuid4().hex,
             )

@@ -4,8 +4,11 @@
     async def list_jobs(principal: Principal = Depends(auth.require(scopes.JOBS_READ))): ...
 
 No token, or one the verifier refuses: 401 with `WWW-Authenticate: Bearer` (RFC 6750), with
-`error="invalid_token"` when a token was presented. A valid token without every required scope:
-403 `insufficient_scope`, naming the scopes needed. Both are problem documents.
+`error="invalid_token"` when a token was presented. A valid token whose account no longer
+stands behind it (`libs.revocation`): 401 `invalid_token` when the account is gone or changed
+since the token was issued, 403 `account-disabled` while it is disabled. A valid token without
+every required scope: 403 `insufficient_scope`, naming the scopes needed. All are problem
+documents.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from libs import problems, tokens
+from libs import problems, revocation, tokens
 from libs.tokens import Principal
 
 REALM = "scheduler"
@@ -32,9 +35,44 @@ class InsufficientScope(problems.Problem):
     title = "The token lacks a required scope"
 
 
+class AccountDisabled(problems.Problem):
+    status = 403
+    slug = "account-disabled"
+    title = "The account is disabled"
+
+    def __init__(self, detail: str = "the account this token was issued for is disabled"):
+        super().__init__(detail)
+
+
 def _challenge(**params: str) -> dict[str, str]:
     rendered = ", ".join([f'realm="{REALM}"', *(f'{k}="{v}"' for k, v in params.items())])
     return {"WWW-Authenticate": f"Bearer {rendered}"}
+
+
+class TokenRefused(Unauthenticated):
+    """A token was presented and cannot be honoured (RFC 6750 `invalid_token`)."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            detail, headers=_challenge(error="invalid_token", error_description=detail)
+        )
+
+
+class AccountGone(TokenRefused):
+    def __init__(self) -> None:
+        super().__init__("the account this token was issued for no longer exists")
+
+
+class TokenRevoked(TokenRefused):
+    def __init__(self) -> None:
+        super().__init__("the token was revoked: its account changed since it was issued")
+
+
+_REFUSALS: dict[revocation.Verdict, type[problems.Problem]] = {
+    revocation.Verdict.GONE: AccountGone,
+    revocation.Verdict.DISABLED: AccountDisabled,
+    revocation.Verdict.REVOKED: TokenRevoked,
+}
 
 
 def bearer_token(request: Request) -> str | None:
@@ -59,12 +97,14 @@ def require(*required: str) -> Callable[[Request], Awaitable[Principal]]:
         if token is None:
             raise Unauthenticated("this endpoint requires a bearer token", headers=_challenge())
         verifier: tokens.Verifier = request.app.state.verifier
+        standings: revocation.StandingCache = request.app.state.standings
         try:
             principal = await verifier.verify(token)
         except tokens.InvalidToken as exc:
-            raise Unauthenticated(
-                str(exc), headers=_challenge(error="invalid_token", error_description=str(exc))
-            ) from None
+            raise TokenRefused(str(exc)) from None
+        verdict = await standings.verdict(principal)
+        if verdict is not revocation.Verdict.HONOURED:
+            raise _REFUSALS[verdict]()
         missing = needed - principal.scopes
         if missing:
             scope = " ".join(sorted(needed))

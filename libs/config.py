@@ -323,6 +323,9 @@ class ApiSettings(ServiceSettings):
     # How often, at most, an unknown `kid` may make this service refetch the JWKS.
     auth_jwks_refresh_min_interval_s: float = Field(default=10.0, ge=0)
     auth_jwks_max_age_s: float = Field(default=300.0, gt=0)
+    # Longest a process honours a token after its account was disabled, its role, password or
+    # secret changed (libs.revocation): what it read of an account is kept this long at most.
+    auth_revocation_max_staleness_s: float = Field(default=5.0, ge=0, le=60)
 
 
 class KafkaSettings(ServiceSettings):

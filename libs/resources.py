@@ -9,7 +9,7 @@ from functools import partial
 import httpx
 from fastapi import FastAPI
 
-from libs import db, kafka, tokens
+from libs import db, kafka, revocation, tokens
 from libs.config import ApiSettings, KafkaSettings, ServiceSettings
 from libs.web import Check
 
@@ -51,11 +51,16 @@ async def kafka_producer(app: FastAPI, settings: KafkaSettings) -> AsyncIterator
 
 @asynccontextmanager
 async def token_verifier(app: FastAPI, settings: ApiSettings) -> AsyncIterator[dict[str, Check]]:
-    """A verifier of access tokens on `app.state.verifier`, keys fetched from the JWKS URL.
+    """A verifier of access tokens on `app.state.verifier`, keys fetched from the JWKS URL, and
+    the cache of account standings that ends revoked tokens on `app.state.standings`: what
+    `libs.auth` needs. Enter it after `database`, whose sessions the standings are read with.
 
     Contributes no readiness check: a service whose auth service is briefly away still serves
     requests whose tokens it can verify with the keys it has.
     """
+    app.state.standings = revocation.StandingCache(
+        app.state.sessions, max_staleness_s=settings.auth_revocation_max_staleness_s
+    )
     async with httpx.AsyncClient(timeout=JWKS_TIMEOUT_S, follow_redirects=False) as client:
         keys = tokens.KeyCache(
             tokens.http_jwks(client, settings.auth_jwks_url),

@@ -8,6 +8,10 @@ leeway, refuses any `crit` header (it implements no extension), and takes public
 auth service's JWKS: cached, refetched when a token names an unknown `kid` (at most once per
 `refresh_min_interval_s`, so garbage tokens cannot make it hammer the auth service), and
 periodically, so keys rotate without downtime.
+
+A token also carries its account's generation (claim `generation`, 0 when absent), which
+`libs.revocation` compares with the account's current one: a valid signature says who issued
+the token, not whether the account still stands behind it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub")
 PRINCIPAL_CLAIM = "principal"  # "user" or "service_account"
+GENERATION_CLAIM = "generation"  # the account's token generation at issue (libs.revocation)
 PrincipalKind = Literal["user", "service_account"]
 
 
@@ -42,6 +47,8 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     expires_at: int
+    # The account's token generation when the token was issued; 0 for a token without one.
+    generation: int = 0
 
     @property
     def is_user(self) -> bool:
@@ -202,10 +209,15 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         raise InvalidToken("the token's scope is not valid")
     if kind not in ("user", "service_account"):
         raise InvalidToken("the token does not say what kind of principal it is for")
+    generation = claims.get(GENERATION_CLAIM, 0)
+    # bool is an int in Python, never a generation.
+    if type(generation) is not int or generation < 0:
+        raise InvalidToken("the token's generation is not valid")
     return Principal(
         subject=subject,
         kind=kind,
         scopes=frozenset(scope.split()),
         token_id=str(claims.get("jti", "")),
         expires_at=int(claims["exp"]),
+        generation=generation,
     )

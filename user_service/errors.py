@@ -41,19 +41,10 @@ class EmailUnavailable(problems.Problem):
         super().__init__("this email cannot be registered")
 
 
-class AccountGone(auth.Unauthenticated):
-    """The token is valid but speaks for an account that no longer exists."""
-
-    def __init__(self) -> None:
-        detail = "the account this token was issued for no longer exists"
-        challenge = f'Bearer realm="{auth.REALM}", error="invalid_token"'
-        super().__init__(detail, headers={"WWW-Authenticate": challenge})
-
-
-class AccountDisabled(problems.Problem):
-    status = 403
-    slug = "account-disabled"
-    title = "The account is disabled"
+# The refusals of `libs.auth`, raised again by this service's own re-checks of the account inside
+# a request's transaction (which see a change at once, where `libs.auth` may see it seconds late).
+AccountGone = auth.AccountGone
+AccountDisabled = auth.AccountDisabled
 
 
 class UserPrincipalRequired(problems.Problem):

@@ -3,6 +3,9 @@
 State changes are guarded updates (`UPDATE ... WHERE id = :id AND <guard> RETURNING`): None
 back means the guard did not hold, and the caller names the reason. Nothing here commits; the
 request that holds the session does.
+
+Every change that must end an account's earlier tokens (disabling, enabling, a role, password
+or secret change) raises its `token_generation` in the same statement (`libs.revocation`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, exists, func, insert, select, text, tuple_, update
+from sqlalchemy import ColumnElement, case, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -31,6 +34,14 @@ ServiceAccount = models.ServiceAccount
 RefreshToken = models.RefreshToken
 # Re-read what an UPDATE ... RETURNING gives back even if the session holds the row already.
 _FRESH = {"populate_existing": True}
+
+
+def _next_generation(
+    account: type[models.User] | type[models.ServiceAccount], *, unless: ColumnElement[bool]
+) -> ColumnElement[int]:
+    """The account's token generation, raised by one unless `unless` holds (a change that
+    changes nothing, such as disabling a disabled account, ends no token)."""
+    return case((unless, account.token_generation), else_=account.token_generation + 1)
 
 
 # --- Users -------------------------------------------------------------------------------------
@@ -114,7 +125,11 @@ async def replace_password(
     statement = (
         update(User)
         .where(User.id == user_id, User.password_hash == old_hash, User.disabled_at.is_(None))
-        .values(password_hash=new_hash, password_changed_at=func.now())
+        .values(
+            password_hash=new_hash,
+            password_changed_at=func.now(),
+            token_generation=User.token_generation + 1,
+        )
         .returning(User)
     )
     return await session.scalar(statement, execution_options=_FRESH)
@@ -132,7 +147,12 @@ def _keeps_an_active_admin(user_id: uuid.UUID) -> ColumnElement[bool]:
 
 async def set_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> models.User | None:
     """None when the user does not exist, or is the last active admin and `role` is not admin."""
-    statement = update(User).where(User.id == user_id).values(role=role).returning(User)
+    statement = (
+        update(User)
+        .where(User.id == user_id)
+        .values(role=role, token_generation=_next_generation(User, unless=User.role == role))
+        .returning(User)
+    )
     if role != Role.ADMIN:
         statement = statement.where(_keeps_an_active_admin(user_id))
     return await session.scalar(statement, execution_options=_FRESH)
@@ -144,14 +164,27 @@ async def disable_user(session: AsyncSession, user_id: uuid.UUID) -> models.User
     statement = (
         update(User)
         .where(User.id == user_id, _keeps_an_active_admin(user_id))
-        .values(disabled_at=func.coalesce(User.disabled_at, func.now()))
+        .values(
+            disabled_at=func.coalesce(User.disabled_at, func.now()),
+            token_generation=_next_generation(User, unless=User.disabled_at.is_not(None)),
+        )
         .returning(User)
     )
     return await session.scalar(statement, execution_options=_FRESH)
 
 
 async def enable_user(session: AsyncSession, user_id: uuid.UUID) -> models.User | None:
-    statement = update(User).where(User.id == user_id).values(disabled_at=None).returning(User)
+    """Enable the user. The generation rises with it, so that a token issued after the enabling
+    is newer than anything a verifier kept from while the account was disabled."""
+    statement = (
+        update(User)
+        .where(User.id == user_id)
+        .values(
+            disabled_at=None,
+            token_generation=_next_generation(User, unless=User.disabled_at.is_(None)),
+        )
+        .returning(User)
+    )
     return await session.scalar(statement, execution_options=_FRESH)
 
 
@@ -232,7 +265,11 @@ async def replace_service_account_secret(
     statement = (
         update(ServiceAccount)
         .where(ServiceAccount.id == account_id)
-        .values(secret_hash=secret_hash, secret_rotated_at=func.now())
+        .values(
+            secret_hash=secret_hash,
+            secret_rotated_at=func.now(),
+            token_generation=ServiceAccount.token_generation + 1,
+        )
         .returning(ServiceAccount)
     )
     return await session.scalar(statement, execution_options=_FRESH)
@@ -242,11 +279,16 @@ async def set_service_account_disabled(
     session: AsyncSession, account_id: uuid.UUID, *, disabled: bool
 ) -> models.ServiceAccount | None:
     """Disable (keeping the first instant if already disabled) or enable; None if absent."""
+    was_disabled = ServiceAccount.disabled_at.is_not(None)
     disabled_at = func.coalesce(ServiceAccount.disabled_at, func.now()) if disabled else None
+    unchanged = was_disabled if disabled else ~was_disabled
     statement = (
         update(ServiceAccount)
         .where(ServiceAccount.id == account_id)
-        .values(disabled_at=disabled_at)
+        .values(
+            disabled_at=disabled_at,
+            token_generation=_next_generation(ServiceAccount, unless=unchanged),
+        )
         .returning(ServiceAccount)
     )
     return await session.scalar(statement, execution_options=_FRESH)

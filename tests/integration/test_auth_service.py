@@ -55,7 +55,9 @@ async def test_password_login_issues_an_access_token_the_verifier_accepts(databa
     assert header == {"alg": "ES256", "kid": header["kid"], "typ": "at+jwt"}
     assert header["kid"]
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "scope", "principal"}
+    assert set(claims) == {
+        "iss", "aud", "sub", "exp", "iat", "nbf", "jti", "scope", "principal", "generation"
+    }  # fmt: skip
     assert claims["iss"] == settings.auth_issuer
     assert claims["aud"] == settings.auth_audience
     assert claims["sub"] == str(user_id)
@@ -63,12 +65,14 @@ async def test_password_login_issues_an_access_token_the_verifier_accepts(databa
     assert claims["nbf"] == claims["iat"]
     assert claims["scope"] == USER_SCOPES
     assert claims[tokens.PRINCIPAL_CLAIM] == "user"
+    assert claims[tokens.GENERATION_CLAIM] == 0  # a new account's
     assert principal == tokens.Principal(
         subject=str(user_id),
         kind="user",
         scopes=scopes.ROLE_SCOPES[Role.USER],
         token_id=claims["jti"],
         expires_at=claims["exp"],
+        generation=0,
     )
 
 
@@ -133,6 +137,30 @@ async def test_a_disabled_user_cannot_log_in(database_url):
         response = await login(client, "ada@example.com")
 
     assert_oauth_problem(response, 400, "invalid_grant")
+
+
+async def test_a_disabled_account_with_its_right_password_is_answered_as_a_wrong_password(
+    database_url,
+):
+    app = auth_app(database_url)
+    async with running(app) as client:
+        await add_user(app, "ada@example.com", disabled=True)
+        await add_user(app, "bob@example.com")
+        disabled = await login(client, "ada@example.com", PASSWORD)
+        wrong = await login(client, "bob@example.com", "not the password")
+        counted = await execute(
+            app, select(models.LoginThrottle.key, models.LoginThrottle.failures)
+        )
+
+    assert_oauth_problem(disabled, 400, "invalid_grant")
+    assert disabled.json() == wrong.json()
+    assert dict(disabled.headers.items()).keys() == dict(wrong.headers.items()).keys()
+    # Counted as a failure too, so the lockout does not tell the right password either.
+    assert dict(counted.all()) == {
+        "account:ada@example.com": 1,
+        "account:bob@example.com": 1,
+        "address:127.0.0.1": 2,
+    }
 
 
 # --- Client-credentials grant -----------------------------------------------------------------
@@ -328,11 +356,13 @@ async def test_a_refresh_token_issued_before_a_password_change_is_refused(databa
     async with running(app) as client:
         user_id = await add_user(app, "ada@example.com")
         token = (await login(client, "ada@example.com")).json()["refresh_token"]
-        await execute(
+        await execute(  # as the user service changes a password
             app,
             update(models.User)
             .where(models.User.id == user_id)
-            .values(password_changed_at=func.now()),
+            .values(
+                password_changed_at=func.now(), token_generation=models.User.token_generation + 1
+            ),
         )
         refused = await refresh(client, token)
         fresh = (await login(client, "ada@example.com")).json()["refresh_token"]

@@ -2,19 +2,23 @@
 
 `running` runs the app's lifespan (database, token verifier fetching the test issuer's JWKS over
 loopback HTTP) and yields a `JobService` that calls the app in process, mints tokens, and
-arranges or inspects rows with SQL on the app's own engine.
+arranges or inspects rows with SQL on the app's own engine. As in production, where the auth
+service issues tokens only to accounts, every request's token speaks for an account: the client
+creates it before the request if the test did not (`ensure_account`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import jwt
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -130,13 +134,46 @@ class JobService:
         return letter.id
 
 
+def ensure_account(app: FastAPI) -> Callable[[httpx.Request], Awaitable[None]]:
+    """An httpx request hook that creates the account the request's token speaks for, unless
+    it exists or the subject is no account id (the service refuses such a token)."""
+
+    async def hook(request: httpx.Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return
+        with contextlib.suppress(jwt.PyJWTError, ValueError, TypeError):
+            claims = jwt.decode(token, options={"verify_signature": False})
+            subject, kind = uuid.UUID(claims["sub"]), claims.get("principal")
+            if kind == "user":
+                statement = (
+                    "INSERT INTO users (id, email, password_hash)"
+                    " VALUES (:id, :name || '@accounts.test', 'x') ON CONFLICT DO NOTHING"
+                )
+            elif kind == "service_account":
+                statement = (
+                    "INSERT INTO service_accounts (id, client_id, name, secret_hash)"
+                    " VALUES (:id, 'sa_' || :name, 'robot', 'x') ON CONFLICT DO NOTHING"
+                )
+            else:
+                return
+            async with db.unit_of_work(app.state.sessions) as session:
+                await session.execute(text(statement), {"id": subject, "name": subject.hex})
+
+    return hook
+
+
 @asynccontextmanager
 async def running(database_url: str, issuer: Any, **settings: Any) -> AsyncIterator[JobService]:
     app = api.create_app(Settings(database_url=database_url, **issuer.settings(), **settings))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://jobs") as client,
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://jobs",
+            event_hooks={"request": [ensure_account(app)]},
+        ) as client,
     ):
         yield JobService(app, client, issuer)
 

@@ -226,8 +226,9 @@ async def test_without_a_token_the_answer_is_401(jobs):
 async def test_a_subject_that_is_not_an_account_id_has_no_secret(jobs):
     headers = jobs.bearer("client-without-uuid", "jobs:write")
 
-    assert_problem(await jobs.get(GET, headers=headers), 403, "subject-not-an-id")
-    assert_problem(await jobs.post(ROTATE, headers=headers), 403, "subject-not-an-id")
+    # No account has such an id: the token speaks for nobody.
+    assert_problem(await jobs.get(GET, headers=headers), 401, "unauthenticated")
+    assert_problem(await jobs.post(ROTATE, headers=headers), 401, "unauthenticated")
 
 
 # --- Logs ----------------------------------------------------------------------------------------

@@ -200,8 +200,9 @@ async def test_me_requires_a_bearer_token(users):
 
 
 async def test_me_refuses_a_service_account(users):
+    account_id = await users.add_service_account("jobs:read")
     response = await users.client.get(
-        "/v1/users/me", headers=users.bearer(uuid.uuid4(), principal="service_account")
+        "/v1/users/me", headers=users.bearer(account_id, principal="service_account")
     )
 
     assert_problem(response, 403, "user-principal-required")
@@ -338,6 +339,31 @@ async def test_password_change_stores_a_new_hash_and_revokes_the_users_refresh_t
     assert all(revoked[token] is not None for token in mine)
     assert revoked[already_revoked].year == 2000  # the first revocation is kept
     assert revoked[theirs] is None
+
+
+async def test_a_password_change_ends_the_users_earlier_tokens_not_those_issued_after_it(
+    database_url, token_issuer
+):
+    # Read on every request, so that this process sees the change at once (the bound on
+    # other processes: test_revocation.py).
+    async with running(database_url, token_issuer, auth_revocation_max_staleness_s=0) as users:
+        user_id = await add_user(users, "ann@example.com")
+        earlier = users.bearer(user_id)
+        changed = await users.client.post(
+            "/v1/users/me/password",
+            json={"current_password": PASSWORD, "new_password": OTHER_PASSWORD},
+            headers=earlier,
+        )
+        generation = await users.token_generation(user_id)
+        refused = await users.client.get("/v1/users/me", headers=earlier)
+        later = users.bearer(user_id, generation=generation)
+        honoured = await users.client.get("/v1/users/me", headers=later)
+
+    assert changed.status_code == 204
+    assert generation == 1
+    assert_problem(refused, 401, "unauthenticated")
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert honoured.status_code == 200, honoured.text
 
 
 async def test_password_change_refuses_a_current_password_over_the_limit(users):

@@ -135,6 +135,47 @@ async def test_a_disabled_service_account_cannot_administer(users, admin):
     assert_problem(response, 403, "account-disabled")
 
 
+async def test_a_rotated_service_accounts_earlier_tokens_end(database_url, token_issuer):
+    # Read on every request, so that this process sees the change at once (the bound on
+    # other processes: test_revocation.py).
+    async with running(database_url, token_issuer, auth_revocation_max_staleness_s=0) as users:
+        [admin_id] = await users.add_users("admin@example.com", role=Role.ADMIN)
+        admin = users.bearer(admin_id, ADMIN)
+        account_id = (await create_account(users, admin, scopes=[ADMIN])).json()["id"]
+        earlier = users.bearer(account_id, ADMIN, principal="service_account")
+        before = await users.client.get("/v1/users", headers=earlier)
+        rotated = await users.client.post(
+            f"/v1/service-accounts/{account_id}/rotate-secret", headers=admin
+        )
+        after = await users.client.get("/v1/users", headers=earlier)
+
+    assert before.status_code == 200
+    assert rotated.status_code == 200
+    assert_problem(after, 401, "unauthenticated")
+
+
+async def test_each_change_of_a_service_accounts_standing_raises_its_generation_once(users, admin):
+    account_id = (await create_account(users, admin)).json()["id"]
+    steps = [
+        ("rotate-secret", 1),
+        ("disable", 2),
+        ("disable", 2),  # disabled already
+        ("enable", 3),
+        ("enable", 3),  # enabled already
+        ("rotate-secret", 4),
+    ]
+
+    generations = []
+    for action, _ in steps:
+        response = await users.client.post(
+            f"/v1/service-accounts/{account_id}/{action}", headers=admin
+        )
+        assert response.status_code == 200, response.text
+        generations.append(await users.token_generation(account_id, "service_accounts"))
+
+    assert generations == [expected for _, expected in steps]
+
+
 @pytest.mark.parametrize("action", ["rotate-secret", "disable", "enable"])
 async def test_an_unknown_service_account_is_not_found(users, action, admin):
     unknown = uuid.uuid4()

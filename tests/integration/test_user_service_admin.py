@@ -208,26 +208,87 @@ async def test_an_unknown_user_cannot_change_role(users, admin):
     assert_problem(response, 404, "user-not-found")
 
 
-async def test_a_user_is_disabled_losing_their_refresh_tokens_then_enabled(users, admin):
-    [user_id] = await users.add_users("ann@example.com")
-    token = await users.add_refresh_token(user_id=user_id)
-    me = users.bearer(user_id, "jobs:read")
+async def test_a_user_is_disabled_losing_their_refresh_tokens_then_enabled(
+    database_url, token_issuer
+):
+    # Read on every request, so that this process sees each change at once.
+    async with running(database_url, token_issuer, auth_revocation_max_staleness_s=0) as users:
+        [admin_id] = await users.add_users("admin@example.com", role=Role.ADMIN)
+        admin = users.bearer(admin_id, ADMIN)
+        [user_id] = await users.add_users("ann@example.com")
+        token = await users.add_refresh_token(user_id=user_id)
+        me = users.bearer(user_id, "jobs:read")
 
-    disabled = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
-    _, disabled_at = await users.role_and_disabled_at(user_id)
-    again = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
-    refused = await users.client.get("/v1/users/me", headers=me)
-    enabled = await users.client.post(f"/v1/users/{user_id}/enable", headers=admin)
-    allowed = await users.client.get("/v1/users/me", headers=me)
+        disabled = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
+        _, disabled_at = await users.role_and_disabled_at(user_id)
+        again = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
+        refused = await users.client.get("/v1/users/me", headers=me)
+        enabled = await users.client.post(f"/v1/users/{user_id}/enable", headers=admin)
+        still_refused = await users.client.get("/v1/users/me", headers=me)
+        generation = await users.token_generation(user_id)
+        allowed = await users.client.get(
+            "/v1/users/me", headers=users.bearer(user_id, "jobs:read", generation=generation)
+        )
+        revoked_at = await users.revoked_at(token)
+        role_and_disabled_at = await users.role_and_disabled_at(user_id)
 
     assert (disabled.status_code, disabled.json()["disabled"]) == (200, True)
-    assert await users.revoked_at(token) is not None
+    assert revoked_at is not None
     assert again.status_code == 200
     assert disabled_at is not None
     assert_problem(refused, 403, "account-disabled")
     assert (enabled.status_code, enabled.json()["disabled"]) == (200, False)
-    assert allowed.status_code == 200
-    assert await users.role_and_disabled_at(user_id) == ("user", None)
+    # Enabling does not bring back the tokens the disabling ended; a new login's token works.
+    assert_problem(still_refused, 401, "unauthenticated")
+    assert allowed.status_code == 200, allowed.text
+    assert role_and_disabled_at == ("user", None)
+
+
+@pytest.mark.parametrize(
+    ("role", "new_role"), [(Role.USER, Role.ADMIN), (Role.ADMIN, Role.USER)], ids=["up", "down"]
+)
+async def test_a_role_change_ends_the_users_earlier_tokens(
+    database_url, token_issuer, role, new_role
+):
+    # Read on every request, so that this process sees the change at once (the bound on
+    # other processes: test_revocation.py).
+    async with running(database_url, token_issuer, auth_revocation_max_staleness_s=0) as users:
+        [admin_id] = await users.add_users("admin@example.com", role=Role.ADMIN)
+        [user_id] = await users.add_users("ann@example.com", role=role)
+        earlier = users.bearer(user_id, "jobs:read")
+        before = await users.client.get("/v1/users/me", headers=earlier)
+        changed = await users.client.patch(
+            f"/v1/users/{user_id}", json={"role": new_role}, headers=users.bearer(admin_id, ADMIN)
+        )
+        after = await users.client.get("/v1/users/me", headers=earlier)
+
+    assert before.status_code == 200
+    assert changed.status_code == 200, changed.text
+    assert_problem(after, 401, "unauthenticated")
+    assert 'error="invalid_token"' in after.headers["www-authenticate"]
+
+
+async def test_each_change_of_a_users_standing_raises_their_generation_once(users, admin):
+    [user_id] = await users.add_users("ann@example.com")
+    steps = [
+        ("PATCH", "", {"role": "user"}, 0),  # the role they have: nothing changes
+        ("POST", "/disable", None, 1),
+        ("POST", "/disable", None, 1),  # disabled already
+        ("POST", "/enable", None, 2),
+        ("POST", "/enable", None, 2),  # enabled already
+        ("PATCH", "", {"role": "admin"}, 3),
+        ("PATCH", "", {"role": "admin"}, 3),
+    ]
+
+    generations = []
+    for method, suffix, body, _ in steps:
+        response = await users.client.request(
+            method, f"/v1/users/{user_id}{suffix}", json=body, headers=admin
+        )
+        assert response.status_code == 200, response.text
+        generations.append(await users.token_generation(user_id))
+
+    assert generations == [expected for *_, expected in steps]
 
 
 async def test_an_unknown_user_cannot_be_disabled_or_enabled(users, admin):

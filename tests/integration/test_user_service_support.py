@@ -37,8 +37,11 @@ class UserService:
     client: httpx.AsyncClient
     issuer: Any
 
-    def bearer(self, subject: uuid.UUID | str, *scopes: str, principal: str = "user") -> dict:
-        token = self.issuer.mint(str(subject), scopes, principal=principal)
+    def bearer(
+        self, subject: uuid.UUID | str, *scopes: str, principal: str = "user", generation: int = 0
+    ) -> dict:
+        """A token for `subject`, issued when its account's token generation was `generation`."""
+        token = self.issuer.mint(str(subject), scopes, principal=principal, generation=generation)
         return {"authorization": f"Bearer {token}"}
 
     async def register(self, email: str, password: str = PASSWORD, **extra: Any) -> httpx.Response:
@@ -81,6 +84,22 @@ class UserService:
     async def role_and_disabled_at(self, user_id: uuid.UUID) -> tuple[str, Any]:
         [row] = await self.sql("SELECT role, disabled_at FROM users WHERE id = :id", id=user_id)
         return row.role, row.disabled_at
+
+    async def token_generation(self, account_id: uuid.UUID | str, table: str = "users") -> int:
+        [row] = await self.sql(
+            f"SELECT token_generation FROM {table} WHERE id = :id",  # noqa: S608
+            id=uuid.UUID(str(account_id)),
+        )
+        return row.token_generation
+
+    async def add_service_account(self, *scopes: str) -> uuid.UUID:
+        [row] = await self.sql(
+            "INSERT INTO service_accounts (client_id, name, secret_hash, scopes)"
+            " VALUES (:client_id, 'robot', 'x', :scopes) RETURNING id",
+            client_id=f"sa_{uuid.uuid4().hex}",
+            scopes=list(scopes),
+        )
+        return row.id
 
     async def user_count(self) -> int:
         return (await self.sql("SELECT count(*) AS n FROM users"))[0].n

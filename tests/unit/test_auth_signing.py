@@ -84,6 +84,7 @@ def test_access_claims_are_exactly_the_specified_ones() -> None:
         subject=uuid.UUID(subject),
         kind="service_account",
         granted=frozenset({"jobs:run", "jobs:read"}),
+        generation=3,
         now=1_700_000_000,
         jti="abc",
     )
@@ -98,6 +99,7 @@ def test_access_claims_are_exactly_the_specified_ones() -> None:
         "jti": "abc",
         "scope": "jobs:read jobs:run",
         "principal": "service_account",
+        "generation": 3,
     }
     signer = keys.generate("ES256")
     token = signer.sign(claims)

@@ -199,6 +199,15 @@ async def test_a_service_account_token_gives_a_service_account_principal(token_i
     assert not principal.is_user
 
 
+async def test_a_token_carries_its_accounts_generation_and_none_stands_for_0(
+    token_issuer, verifier
+):
+    with_one = await verifier.verify(token_issuer.mint("user-1", generation=7))
+    without = await verifier.verify(token_issuer.mint("user-1"))
+
+    assert (with_one.generation, without.generation) == (7, 0)
+
+
 async def test_a_token_without_scope_has_no_scopes(token_issuer, verifier):
     principal = await verifier.verify(token_issuer.mint("user-1", drop=["scope"]))
 
@@ -369,6 +378,13 @@ async def test_a_token_whose_scope_is_not_a_string_is_refused(token_issuer, veri
     reason = await refused(verifier, token_issuer.mint("user-1", scope=scope))
 
     assert "scope" in reason
+
+
+@pytest.mark.parametrize("generation", [-1, True, 1.5, "3", None, [1]])
+async def test_a_token_with_an_invalid_generation_is_refused(token_issuer, verifier, generation):
+    reason = await refused(verifier, token_issuer.mint("user-1", generation=generation))
+
+    assert "generation" in reason
 
 
 # --- refused: header --------------------------------------------------------------------------
