@@ -1,5 +1,5 @@
-"""Every query of the auth service: accounts (read), refresh tokens, login throttles and
-signing keys.
+"""Every query of the auth service: accounts (read), refresh tokens and signing keys (login
+throttles: `libs.throttles`).
 
 Times that decide anything (expiry, lockout, key activation) come from the database clock, so
 every copy of the service agrees on them.
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,57 +149,6 @@ async def revoke_refresh_family_of(session: AsyncSession, token_hash: str) -> uu
     if family_id is not None:
         await revoke_refresh_family(session, family_id)
     return family_id
-
-
-# --- Login throttles --------------------------------------------------------------------------
-
-
-async def lockout_remaining(session: AsyncSession, keys: Iterable[str]) -> timedelta | None:
-    """How long the longest lock among `keys` still holds, or None when none is locked."""
-    table = models.LoginThrottle
-    remaining = await session.scalar(
-        select(func.max(table.locked_until) - func.now()).where(
-            table.key.in_(list(keys)), table.locked_until > func.now()
-        )
-    )
-    return remaining
-
-
-async def record_login_failure(
-    session: AsyncSession, key: str, *, window_s: int, max_failures: int, lockout_s: int
-) -> bool:
-    """Count one failure for `key` in its fixed window, locking it at `max_failures`.
-
-    One statement (an upsert), so concurrent failures all count. A failure after the window
-    ended starts a new window. Returns whether the key is locked now.
-    """
-    table = models.LoginThrottle
-    window = timedelta(seconds=window_s)
-    stale = table.window_started_at <= func.now() - window
-    failures = case((stale, 1), else_=table.failures + 1)
-    statement = insert(table).values(
-        key=key,
-        failures=1,
-        window_started_at=func.now(),
-        locked_until=(func.now() + timedelta(seconds=lockout_s)) if max_failures <= 1 else None,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.key],
-        set_={
-            "failures": failures,
-            "window_started_at": case((stale, func.now()), else_=table.window_started_at),
-            "locked_until": case(
-                (failures >= max_failures, func.now() + timedelta(seconds=lockout_s)),
-                else_=table.locked_until,
-            ),
-            "updated_at": func.now(),
-        },
-    ).returning(func.coalesce(table.locked_until > func.now(), False))
-    return bool((await session.execute(statement)).scalar_one())
-
-
-async def clear_login_failures(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(models.LoginThrottle).where(models.LoginThrottle.key == key))
 
 
 # --- Signing keys -----------------------------------------------------------------------------

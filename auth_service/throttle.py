@@ -14,15 +14,12 @@ Attempts refused because of a lock are not counted, so a lock ends when it says 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service import repository
 from auth_service.settings import Settings
-
-UNKNOWN_ADDRESS = "unknown"  # an ASGI server that does not report the peer
+from libs import throttles
 
 
 @dataclass(frozen=True)
@@ -32,15 +29,12 @@ class LoginKeys:
 
     @classmethod
     def of(cls, email: str, address: str | None) -> LoginKeys:
-        return cls(account=f"account:{email}", address=f"address:{address or UNKNOWN_ADDRESS}")
+        return cls(account=f"account:{email}", address=throttles.address_key("address", address))
 
 
 async def retry_after_s(session: AsyncSession, keys: LoginKeys) -> int | None:
     """Whole seconds until neither key is locked, or None when neither is locked now."""
-    remaining = await repository.lockout_remaining(session, (keys.account, keys.address))
-    if remaining is None:
-        return None
-    return max(1, math.ceil(remaining.total_seconds()))
+    return await throttles.retry_after_s(session, (keys.account, keys.address))
 
 
 async def record_failure(session: AsyncSession, settings: Settings, keys: LoginKeys) -> bool:
@@ -50,16 +44,16 @@ async def record_failure(session: AsyncSession, settings: Settings, keys: LoginK
         (keys.account, settings.account_max_failures),
         (keys.address, settings.address_max_failures),
     ):
-        locked_now = await repository.record_login_failure(
+        failures = await throttles.count(
             session,
             key,
             window_s=settings.login_window_s,
-            max_failures=limit,
+            limit=limit,
             lockout_s=settings.login_lockout_s,
         )
-        locked = locked or locked_now
+        locked = locked or failures >= limit
     return locked
 
 
 async def record_success(session: AsyncSession, keys: LoginKeys) -> None:
-    await repository.clear_login_failures(session, keys.account)
+    await throttles.clear(session, keys.account)

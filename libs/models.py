@@ -450,7 +450,8 @@ class WebhookSecret(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins counted per key (`account:<email>` or `address:<ip>`) in a fixed window.
+    """Attempts counted per key in a fixed window (`libs.throttles`): failed logins per
+    `account:<email>` and `address:<ip>`, registrations per `registration:<ip>`.
 
     Keyed by the email as typed (normalised), not by user id, so that an address that does not
     belong to any account is throttled exactly like one that does: the answer reveals nothing.

@@ -52,19 +52,24 @@ accounts = APIRouter(prefix="/v1/service-accounts", tags=["service accounts"])
 # --- Registration and one's own account ---------------------------------------------------------
 
 
-@users.post("", status_code=201)
+@users.post("", status_code=202)
 async def register(
-    body: schemas.Registration, sessions: Sessions, hasher: Hasher, response: Response
-) -> schemas.User:
+    body: schemas.Registration, request: Request, sessions: Sessions, hasher: Hasher
+) -> schemas.RegistrationAccepted:
+    """Register an account: 202 whether the email was free or already had an account (then
+    nothing changes), so the answer tells nobody who has one. Log in to use the account."""
+    settings: Settings = request.app.state.settings
+    address = request.client.host if request.client else None
+    async with db.unit_of_work(sessions) as session:
+        await service.admit_registration(session, settings, address)
     password_hash = await service.hash_new_password(
         hasher, body.password, email=body.email, field="body.password"
     )
     async with db.unit_of_work(sessions) as session:
-        user = await service.register(
+        await service.register(
             session, email=body.email, display_name=body.display_name, password_hash=password_hash
         )
-    response.headers["Location"] = f"/v1/users/{user.id}"
-    return schemas.User.of(user)
+    return schemas.RegistrationAccepted(email=body.email)
 
 
 @users.get("/me")

@@ -32,7 +32,8 @@ class InvalidCursor(FieldRejected):
 
 
 class EmailUnavailable(problems.Problem):
-    # Says no more than this: not whether an account holds the address, nor why.
+    # Says no more than this: not whether an account holds the address, nor why. Only
+    # `schedctl create-admin` meets it: registration answers a taken email as a free one.
     status = 409
     slug = "email-unavailable"
     title = "Email unavailable"
@@ -100,6 +101,17 @@ class LastAdmin(problems.Problem):
     status = 409
     slug = "last-admin"
     title = "The platform would have no admin left"
+
+
+class RegistrationsLocked(problems.Problem):
+    """The client address reached its limit of registrations (`registration.*` settings)."""
+
+    status = 429
+    slug = "too-many-registrations"
+    title = "Too many registrations from this address"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("try again later", headers={"Retry-After": str(retry_after_s)})
 
 
 class HashingBusy(problems.Problem):

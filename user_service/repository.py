@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, case, exists, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -75,6 +76,21 @@ async def create_user(
         if _violated_constraint(exc) == EMAIL_UNIQUE:
             raise errors.EmailUnavailable from exc
         raise
+
+
+async def register_user(
+    session: AsyncSession, *, email: str, password_hash: str, display_name: str
+) -> models.User | None:
+    """Insert a user with the role `user` and an already normalised `email`; None, and nothing
+    written, when the address is taken (the unique constraint decides, so of two concurrent
+    registrations of one address one gets None)."""
+    statement = (
+        pg_insert(User)
+        .values(email=email, password_hash=password_hash, display_name=display_name)
+        .on_conflict_do_nothing(constraint=EMAIL_UNIQUE)
+        .returning(User)
+    )
+    return await session.scalar(statement, execution_options=_FRESH)
 
 
 def _violated_constraint(exc: IntegrityError) -> str | None:

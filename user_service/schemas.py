@@ -80,6 +80,13 @@ class ServiceAccountCreation(StrictModel):
         return sorted(set(value))
 
 
+class RegistrationAccepted(BaseModel):
+    """The answer to every valid registration, whether its email was free or already had an
+    account, so that registering tells nobody who has one (ADR 0010). Log in to use it."""
+
+    email: str  # normalised: the name to log in with
+
+
 class User(BaseModel):
     id: uuid.UUID
     email: str

@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import emails, log, models, opaque, passwords
+from libs import emails, log, models, opaque, passwords, throttles
 from libs.states import Role
 from libs.tokens import Principal
 from user_service import cursors, errors, password_policy, repository
+from user_service.settings import Settings
 
 CLIENT_ID_PREFIX = "sa_"
 CLIENT_ID_BYTES = 16  # 22 URL-safe characters after the prefix
@@ -116,19 +117,42 @@ async def store_password(session: AsyncSession, user: models.User, new_hash: str
 # --- Users --------------------------------------------------------------------------------------
 
 
+async def admit_registration(
+    session: AsyncSession, settings: Settings, address: str | None
+) -> None:
+    """Count a registration from the client `address`; `RegistrationsLocked` when the address
+    has reached its limit (then nothing is counted: the refusal is raised inside the
+    transaction, which rolls back)."""
+    key = throttles.address_key("registration", address)
+    retry_after = await throttles.retry_after_s(session, [key])
+    if retry_after is None:
+        counted = await throttles.count(
+            session,
+            key,
+            window_s=settings.registration_window_s,
+            limit=settings.registration_max_per_address,
+            lockout_s=settings.registration_window_s,
+        )
+        if counted <= settings.registration_max_per_address:
+            return
+        retry_after = settings.registration_window_s  # others reached the limit meanwhile
+    log.get().info("registration_locked", address=address)
+    raise errors.RegistrationsLocked(retry_after)
+
+
 async def register(
     session: AsyncSession, *, email: str, display_name: str, password_hash: str
-) -> models.User:
-    """A new user with the role `user`; `EmailUnavailable` if the address is taken."""
-    user = await repository.create_user(
-        session,
-        email=email,
-        password_hash=password_hash,
-        display_name=display_name,
-        role=Role.USER,
+) -> None:
+    """A new user with the role `user`, unless the address is taken: then nothing changes,
+    and the caller answers as if the user had been created, so that registering tells nobody
+    which emails have accounts (ADR 0010)."""
+    user = await repository.register_user(
+        session, email=email, password_hash=password_hash, display_name=display_name
     )
+    if user is None:
+        log.get().info("registration_email_taken")
+        return
     log.get().info("user_registered", user_id=str(user.id))
-    return user
 
 
 async def update_profile(

@@ -75,7 +75,7 @@ class User:
             registered = await client.post(
                 f"http://127.0.0.1:{self.ports['user_service']}/v1/users", json=body
             )
-            assert registered.status_code == 201, registered.text
+            assert registered.status_code == 202, registered.text
             answer = await client.post(
                 f"http://127.0.0.1:{self.ports['auth_service']}/oauth/token",
                 data={"grant_type": "password", "username": self.email, "password": PASSWORD},
