@@ -18,6 +18,7 @@ the setting, never a secret's value. This is the only module that reads the envi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -29,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -224,6 +225,10 @@ class _PropertiesSource(PydanticBaseSettingsSource):
         }
 
 
+def _comma_separated(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -244,11 +249,31 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     # Larger request bodies are refused with 413 before they are read into memory.
     http_max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Empty: nobody's, and a client's address is its TCP peer's.
+    http_trusted_proxies: str = ""
 
     database_url: SecretStr
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=5, ge=0, le=200)
     database_statement_timeout_ms: int = Field(default=30_000, ge=100)
+
+    @field_validator("http_trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in _comma_separated(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network (CIDR)") from None
+        return value
+
+    def trusted_proxies(self) -> list[str]:
+        """`http_trusted_proxies` as a list of networks (an address is a network of one)."""
+        return [
+            str(ipaddress.ip_network(part, strict=False))
+            for part in _comma_separated(self.http_trusted_proxies)
+        ]
 
     @classmethod
     def settings_customise_sources(

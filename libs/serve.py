@@ -22,6 +22,26 @@ EXIT_CONFIG_ERROR = 2
 EXIT_START_FAILED = 3
 
 
+def server_config(settings: config.ServiceSettings, app: FastAPI) -> uvicorn.Config:
+    """How uvicorn serves `app` for a service with `settings`."""
+    trusted = settings.trusted_proxies()
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # logging is ours (libs.log)
+        access_log=False,  # requests are logged by libs.web with their ids
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        server_header=False,
+        # Forwarded headers only from the proxies named in the settings, never by default:
+        # uvicorn's own default believes any loopback peer (or FORWARDED_ALLOW_IPS), which lets
+        # a local client or a pass-through proxy choose the address the login limits count.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+    )
+
+
 def run(settings_cls: type[S], build_app: Callable[[S], FastAPI]) -> None:
     try:
         settings = config.load(settings_cls)
@@ -41,18 +61,7 @@ def run(settings_cls: type[S], build_app: Callable[[S], FastAPI]) -> None:
     except config.ConfigError as exc:
         print(f"{settings_cls.service_name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,  # logging is ours (libs.log)
-            access_log=False,  # requests are logged by libs.web with their ids
-            lifespan="on",
-            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-            server_header=False,
-        )
-    )
+    server = uvicorn.Server(server_config(settings, app))
     server.run()
     if not server.started:
         sys.exit(EXIT_START_FAILED)
