@@ -104,6 +104,7 @@ class Bench:
     broker: embedded.EmbeddedBroker
     database_url: str
     services: list[Service] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # of every service, once started
 
     @property
     def dsn(self) -> str:
@@ -147,25 +148,35 @@ def start_platform(
         KAFKA_FETCH_MAX_WAIT_MS="50",
     )
     common.update(settings or {})
+    bench.environment = common
     for module, count in (("scheduler_service", SCHEDULERS), ("executor_service", EXECUTORS)):
-        started = []
-        for index in range(count):
-            name = f"{module.split('_')[0]}-{index + 1}"
-            service = Service(name, module, f"bench-{name}", embedded.free_port())
-            env = {**common, "HTTP_PORT": str(service.port), "NODE_ID": service.node_id}
-            with (bench.folder / f"{name}.log").open("ab") as log:
-                argv = [sys.executable, "-m", module]
-                if profile is not None:
-                    argv = [sys.executable, "-c", _PROFILED, str(profile / f"{name}.prof"), module]
-                service.popen = embedded.spawn(argv, log=log, env=env)
-            service.process = psutil.Process(service.popen.pid)
-            bench.services.append(service)
-            started.append(service)
+        started = [
+            start_service(bench, module, index + 1, profile=profile) for index in range(count)
+        ]
         for service in started:
-            _wait_ready(service)
+            wait_ready(service)
 
 
-def _wait_ready(service: Service) -> None:
+def start_service(
+    bench: Bench, module: str, number: int, *, profile: Path | None = None
+) -> Service:
+    """One more process of `module` (`scheduler_service`, `executor_service`), named
+    `<scheduler|executor>-<number>`, with the environment `start_platform` gave the others;
+    not waited for (`wait_ready`)."""
+    name = f"{module.split('_')[0]}-{number}"
+    service = Service(name, module, f"bench-{name}", embedded.free_port())
+    env = {**bench.environment, "HTTP_PORT": str(service.port), "NODE_ID": service.node_id}
+    with (bench.folder / f"{name}.log").open("ab") as log:
+        argv = [sys.executable, "-m", module]
+        if profile is not None:
+            argv = [sys.executable, "-c", _PROFILED, str(profile / f"{name}.prof"), module]
+        service.popen = embedded.spawn(argv, log=log, env=env)
+    service.process = psutil.Process(service.popen.pid)
+    bench.services.append(service)
+    return service
+
+
+def wait_ready(service: Service) -> None:
     def ready() -> bool:
         try:
             return httpx.get(f"{service.base_url}/readyz", timeout=1).status_code == 200
@@ -313,11 +324,17 @@ def print_usage(
 
 
 async def insert_jobs(
-    conn: asyncpg.Connection, prefix: str, count: int, *, offset_s: float, interval_s: float
+    conn: asyncpg.Connection,
+    prefix: str,
+    count: int,
+    *,
+    offset_s: float,
+    interval_s: float,
+    retry_policy: str = "{}",
 ) -> datetime:
     """`count` bench jobs named `prefix-<n>`, the first due `offset_s` after now, the next ones
-    every `interval_s`, with the notification the job service sends; returns the database
-    clock right after the commit."""
+    every `interval_s`, with `retry_policy` (JSON; the defaults when empty) and the notification
+    the job service sends; returns the database clock right after the commit."""
     async with conn.transaction():
         first = await conn.fetchval("SELECT now() + make_interval(secs => $1)", offset_s)
         spec = schedule.normalise(schedule.Once(kind="once", at=first), first)
@@ -325,7 +342,7 @@ async def insert_jobs(
             f"""
             INSERT INTO jobs ({JOB_COLUMNS})
             SELECT gen_random_uuid(), $1 || '-' || n, 'bench', jsonb_build_object('tag', $1),
-                   $2::jsonb, 'once', '{{}}', 'run_once', 3600, 30, 'SCHEDULED',
+                   $2::jsonb, 'once', $6::jsonb, 'run_once', 3600, 30, 'SCHEDULED',
                    $3::timestamptz + n * make_interval(secs => $4)
             FROM generate_series(0, $5 - 1) AS n
             """,  # noqa: S608 (constant column list)
@@ -334,6 +351,7 @@ async def insert_jobs(
             first,
             interval_s,
             count,
+            retry_policy,
         )
         await conn.execute("SELECT pg_notify($1, $2)", channels.JOBS_DUE, first.isoformat())
         # Statistics as a production database has them (autovacuum has no time to run in a
@@ -516,7 +534,7 @@ async def run_all(bench: Bench, burst_jobs: int, steady_s: int) -> Results:
 # --- main --------------------------------------------------------------------------------------
 
 
-async def _prepare_database(postgres: embedded.EmbeddedPostgres) -> str:
+async def prepare_database(postgres: embedded.EmbeddedPostgres) -> str:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(postgres.url)
     try:
@@ -533,7 +551,7 @@ async def _prepare_database(postgres: embedded.EmbeddedPostgres) -> str:
     return url
 
 
-def _setting(text: str) -> tuple[str, str]:
+def parse_setting(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
@@ -547,7 +565,7 @@ def main() -> None:
         "--set",
         action="append",
         default=[],
-        type=_setting,
+        type=parse_setting,
         metavar="NAME=VALUE",
         help="a setting of every service, as an environment variable (repeatable)",
     )
@@ -569,7 +587,7 @@ def main() -> None:
     bench: Bench | None = None
     results = Results(problems=["did not finish"])
     try:
-        url = asyncio.run(_prepare_database(postgres))
+        url = asyncio.run(prepare_database(postgres))
         bench = Bench(folder, postgres, broker, url)
         start_platform(bench, settings=dict(args.set), profile=args.profile)
         results = asyncio.run(run_all(bench, burst_jobs, steady_s))
