@@ -101,6 +101,11 @@ class Executor:
         self._last_commit = 0.0
         self._last_log_check = 0.0
         self._failing_since: float | None = None  # of commits, while there is work to commit
+        # A commit failed since the partitions were assigned: the member may have lost its
+        # place in the group (the broker restarted without its state), and a broker may take a
+        # commit from such a member, which would put the old log's offsets on the new one and
+        # skip the new log's first messages. Nothing is committed until the next assignment.
+        self._commits_held = False
         self.assigned = asyncio.Event()  # set while this member owns partitions
 
     @property
@@ -272,11 +277,14 @@ class Executor:
             if only is None:
                 self._failing_since = None
             return
+        if self._commits_held:
+            return  # offered again after the next assignment, if still owned
         try:
             await consumer.commit(points)
-        except KafkaError as exc:  # offered again at the next commit
+        except KafkaError as exc:
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
+            self._commits_held = True
             log.get().warning("offsets_not_committed", error=describe(exc))
             return
         self._failing_since = None
@@ -453,6 +461,10 @@ class Executor:
                     await self._progress.wait()
         return True
 
+    def assignment_changed(self) -> None:
+        """The group has (re)admitted this member: its commits count again."""
+        self._commits_held = False
+
     async def release(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions are being revoked: let their messages finish (bounded), commit them, and
         stop tracking them. Whatever is still running is recorded all the same; its message is
@@ -513,6 +525,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self._executor.release(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._executor.assignment_changed()
         if assigned:
             self._executor.assigned.set()
         log.get().info("partitions_assigned", partitions=sorted(p.partition for p in assigned))
