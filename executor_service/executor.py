@@ -38,13 +38,7 @@ from executor_service.offsets import Offsets
 from executor_service.outcomes import SUCCEEDED, Fetched, Outcome, OutcomeWriter, Result
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
-from executor_service.strategy import (
-    PermanentFailure,
-    Run,
-    TargetGone,
-    TransientFailure,
-    describe,
-)
+from executor_service.strategy import PermanentFailure, Run, TransientFailure, describe
 from libs import db, job_types, kafka, log, loops, messages
 from libs.states import ExecutionStatus
 
@@ -120,10 +114,8 @@ class Executor:
         """The readiness check: a consumer is in the group and its commits go through."""
         if self._consumer is None:
             raise kafka.KafkaUnavailable("the consumer is not connected")
-        if self._failing_since is not None:
-            failing_s = time.monotonic() - self._failing_since
-            if failing_s > CONSUMER_FAILING_S:
-                raise kafka.KafkaUnavailable(f"offsets not committed for {failing_s:.0f} s")
+        if self._consumer_lost():
+            raise kafka.KafkaUnavailable(f"offsets not committed for {CONSUMER_FAILING_S} s")
 
     # --- the poll loop -------------------------------------------------------------------------
 
@@ -406,16 +398,14 @@ class Executor:
                 message = f"no result within the job's timeout of {dispatch.timeout_s} s"
                 return Result(ExecutionStatus.TIMED_OUT, "timeout", message, retryable=True)
             return Result(ExecutionStatus.FAILED, "timeout", "timed out", retryable=True)
-        except TargetGone as exc:
+        except PermanentFailure as exc:
             return Result(
                 ExecutionStatus.FAILED,
                 exc.kind,
                 str(exc)[:1000],
                 retryable=False,
-                pause_reason=exc.reason,
+                pause_reason=exc.pause_reason,
             )
-        except PermanentFailure as exc:
-            return Result(ExecutionStatus.FAILED, exc.kind, str(exc)[:1000], retryable=False)
         except TransientFailure as exc:
             return Result(
                 ExecutionStatus.FAILED,

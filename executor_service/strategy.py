@@ -45,7 +45,10 @@ class Failure(Exception):
 
 
 class PermanentFailure(Failure):
-    """Retrying cannot help: the occurrence ends at once and goes to the dead letters."""
+    """Retrying cannot help: the occurrence ends at once and goes to the dead letters, unless
+    `pause_reason` says the job is to be paused instead (`TargetGone`)."""
+
+    pause_reason: str | None = None
 
 
 class TargetGone(PermanentFailure):
@@ -56,7 +59,7 @@ class TargetGone(PermanentFailure):
 
     def __init__(self, message: str, *, kind: str, reason: str):
         super().__init__(message, kind=kind)
-        self.reason = reason
+        self.pause_reason = reason
 
 
 class TransientFailure(Failure):

@@ -310,29 +310,29 @@ class Producer:
 
     A send that fails is never retried here: the caller decides what an unacknowledged message
     means (the scheduler hands its dispatches back) and backs off; the next send starts on a
-    fresh client. `ping` (the readiness check) fails while sends are failing, so `/readyz`
-    says whether this service can publish, not only whether a broker answers.
+    fresh client. `ping` (the readiness check) rebuilds a failed client too, and fails while
+    that cannot be done, so `/readyz` says whether this service can publish, not only whether
+    a broker answers.
     """
 
     def __init__(self, settings: KafkaSettings):
         self._settings = settings
         self._client: AIOKafkaProducer | None = None
-        self._broken: str | None = None  # why the last send failed, until one succeeds
+        # Why the last send failed, until a send succeeds or the client is rebuilt.
+        self._broken: str | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Create the service's topics unless they exist and start a client."""
-        await ensure_topics(self._settings)
-        client = create_producer(self._settings)
-        await start(client)
-        self._client = client
+        await self.connected(REBUILD_TIMEOUT_S)
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Flush and close, within `timeout_s` (1 s when sends are failing: nothing would
         flush), whatever the broker does."""
         if self._client is not None:
-            bound_s = timeout_s if self._broken is None else STOP_BROKEN_TIMEOUT_S
-            await stop(self._client, min(timeout_s, bound_s))
+            if self._broken is not None:
+                timeout_s = min(timeout_s, STOP_BROKEN_TIMEOUT_S)
+            await stop(self._client, timeout_s)
 
     async def send_all(
         self, topic: str, messages: Sequence[tuple[str, bytes]], *, timeout_s: float
@@ -395,11 +395,12 @@ class Producer:
         return self._broken is None
 
     async def connected(self, timeout_s: float) -> AIOKafkaProducer:
-        """The client to send with: after a failed send, a new one (topics recreated first);
-        `KafkaUnavailable` when the broker cannot give one."""
+        """The client to send with: the first one, or after a failed send a new one (topics
+        created first when missing); `KafkaUnavailable` when the broker cannot give one."""
         async with self._lock:
             if self._client is not None and self._broken is None:
                 return self._client
+            rebuilding = self._client is not None or self._broken is not None
             old, self._client = self._client, None
             if old is not None:
                 # Batches the old client still retries are failed: their callers have counted
@@ -415,7 +416,8 @@ class Producer:
                 self._broken = f"cannot rebuild the producer: {exc or type(exc).__name__}"
                 raise KafkaUnavailable(self._broken) from exc
             self._client = client
-            log.get().info("producer_rebuilt")
+            if rebuilding:
+                log.get().info("producer_rebuilt")
             self._record(None)  # a new producer id: the broker takes sends again
             return client
 

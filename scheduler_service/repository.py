@@ -340,14 +340,15 @@ async def fail_jobs(
     return [row.id for row in rows]
 
 
-# An undone claim never happened: the job's `last_run_at` (when its previous occurrence was
-# claimed, which the misfire rule `run_once` reads) goes back to the claim before it, which
-# is the newest execution left (an execution is created with its claim). The statement's
+# Undoing a claim whose DISPATCHED execution the statement deleted (CTE `gone`): the job is
+# SCHEDULED again with its occurrence and attempt, and its `last_run_at` (when its previous
+# occurrence was claimed, which the misfire rule `run_once` reads) goes back to the claim
+# before, the newest execution left (an execution is created with its claim). The statement's
 # snapshot still holds the deleted row, hence `gone` excluded.
-_LAST_CLAIM = """(
-    SELECT max(e.created_at) FROM executions AS e
-    WHERE e.job_id = j.id AND e.id NOT IN (SELECT id FROM gone)
-)"""
+_UNDO_CLAIM = """
+    status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+    last_run_at = (SELECT max(e.created_at) FROM executions AS e
+                   WHERE e.job_id = j.id AND e.id NOT IN (SELECT id FROM gone))"""
 
 _HAND_BACK = text(f"""
 WITH gone AS (
@@ -362,8 +363,7 @@ WITH gone AS (
     RETURNING e.id, e.job_id, e.lease_version
 )
 UPDATE jobs AS j
-SET status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL,
-    updated_at = now(), last_run_at = {_LAST_CLAIM}
+SET {_UNDO_CLAIM}
 FROM gone
 WHERE j.id = gone.job_id AND j.lease_version = gone.lease_version
   AND j.status = 'RUNNING'
@@ -527,8 +527,7 @@ WITH expired AS (
     RETURNING e.id, e.job_id
 )
 UPDATE jobs AS j
-SET status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL,
-    updated_at = now(), last_run_at = {_LAST_CLAIM}
+SET {_UNDO_CLAIM}
 FROM expired AS x
 WHERE j.id = x.id
 RETURNING j.id, j.lease_version, j.next_run_at, j.attempt
@@ -543,7 +542,8 @@ class Redispatched:
     attempt: int
 
 
-_NOTIFY_DUE = text("SELECT pg_notify(:channel, CAST(now() AS text))")
+# The payload is the earliest time now due, ISO 8601 (`libs.channels`): now.
+_NOTIFY_DUE = text("SELECT pg_notify(:channel, to_json(now()) #>> '{}')")
 
 
 async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Redispatched]:

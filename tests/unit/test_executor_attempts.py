@@ -187,7 +187,7 @@ def test_410_gone_asks_for_the_job_to_be_paused():
     payload = HttpPayload(url="https://example.com/hook")
     with pytest.raises(TargetGone) as caught:
         http.classify(payload, 410, "no such hook")
-    assert (caught.value.kind, caught.value.reason) == ("gone", "target answered 410 Gone")
+    assert (caught.value.kind, caught.value.pause_reason) == ("gone", "target answered 410 Gone")
     assert str(caught.value) == "HTTP 410: no such hook"
     assert isinstance(caught.value, PermanentFailure)  # never retried
 
