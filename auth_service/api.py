@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from auth_service import errors, keys, schemas, service
 from auth_service.settings import Settings
-from libs import resources, scopes, web
+from libs import resources, scopes, undeclared_input, web
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a secret)
 REVOCATION_PATH = "/oauth/revoke"
@@ -25,7 +25,8 @@ def _form_body(*fields: str) -> dict[str, Any]:
     properties = {name: {"type": "string"} for name in fields}
     schema = {"type": "object", "properties": properties}
     body = {"required": True, "content": {schemas.FORM_MEDIA_TYPE: {"schema": schema}}}
-    return {"requestBody": body}
+    # RFC 6749 section 3.2 (and RFC 7009, by reference): unknown parameters are ignored.
+    return {"requestBody": body, **undeclared_input.IGNORES_UNKNOWN_PARAMETERS}
 
 
 router = APIRouter()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -28,7 +28,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs import log, problems
+from libs import log, problems, undeclared_input
 from libs.config import ServiceSettings
 
 Check = Callable[[], Awaitable[None]]
@@ -241,7 +241,12 @@ def create_app(
                 app.state.draining = True
                 log.get().info("service_stopping")
 
-    app = _ServiceApp(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
+    app = _ServiceApp(
+        title=title,
+        lifespan=app_lifespan,
+        openapi_url="/openapi.json",
+        dependencies=[Depends(undeclared_input.refuse_undeclared_input)],
+    )
     app.state.settings = settings
     app.state.max_body_bytes = settings.http_max_body_bytes
     app.state.metrics = Metrics(settings)
