@@ -153,6 +153,14 @@ async def list_jobs(
             description="Only jobs whose name starts with this.",
         ),
     ] = None,
+    owner_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            alias="ownerId",
+            description="Only this account's jobs: a filter for admins, who see every "
+            "owner's; anyone else sees only their own, so another id matches nothing.",
+        ),
+    ] = None,
     sort: Annotated[
         repository.JobOrder,
         Query(
@@ -169,6 +177,7 @@ async def list_jobs(
         type=type,
         labels=_labels(label or []),
         name_prefix=name or None,
+        owner=owner_id,
     )
     async with db.unit_of_work(sessions) as session:
         rows, next_cursor = await service.list_jobs(

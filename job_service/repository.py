@@ -182,6 +182,7 @@ class JobFilter:
     type: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     name_prefix: str | None = None
+    owner: uuid.UUID | None = None
 
 
 def _filtered(owner: uuid.UUID | None, where: JobFilter) -> Select[tuple[models.Job]]:
@@ -194,6 +195,8 @@ def _filtered(owner: uuid.UUID | None, where: JobFilter) -> Select[tuple[models.
         statement = statement.where(Job.labels.contains(dict(where.labels)))
     if where.name_prefix:
         statement = statement.where(Job.name.startswith(where.name_prefix, autoescape=True))
+    if where.owner is not None:
+        statement = statement.where(Job.owner_id == where.owner)
     return statement
 
 

@@ -393,6 +393,24 @@ async def test_an_admin_sees_and_changes_every_owners_jobs(jobs):
     assert paused.json()["status"] == "PAUSED"
 
 
+async def test_jobs_are_listed_by_owner(jobs):
+    mine = await jobs.created(name="mine")
+    other = uuid.uuid4()
+    theirs = (await jobs.create(job_body(name="theirs"), headers=jobs.bearer(other))).json()
+    admin = jobs.bearer(uuid.uuid4(), "jobs:read", "users:admin")
+
+    def ids(response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [j["id"] for j in response.json()["items"]]
+
+    # An admin narrows everyone's jobs to one owner's.
+    assert ids(await jobs.get(f"/v1/jobs?ownerId={other}", headers=admin)) == [theirs["id"]]
+    assert ids(await jobs.get(f"/v1/jobs?ownerId={jobs.owner}", headers=admin)) == [mine["id"]]
+    # Anyone else sees their own jobs only: their own id matches them, another id nothing.
+    assert ids(await jobs.get(f"/v1/jobs?ownerId={jobs.owner}")) == [mine["id"]]
+    assert ids(await jobs.get(f"/v1/jobs?ownerId={other}")) == []
+
+
 # --- Reading and listing -------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import test_user_service_support as user_support
 
 from libs import scopes
 
-UNKNOWN = "ownerId"  # a plausible guess no operation takes
+UNKNOWN = "userName"  # a plausible guess no operation takes
 SERVICES = ("jobs", "users", "auth")
 
 
