@@ -11,18 +11,20 @@ If-Match, Idempotency-Key, documented problems) are in `job_service.http`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
+from collections.abc import Sequence
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Body, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response
 
 from job_service import errors, history, repository, schedules, schemas, service, webhooks
 from job_service import http as h
 from job_service.settings import Settings
 from libs import db, job_types, models, problems, resources, web
-from libs.states import JobStatus
+from libs.states import ExecutionStatus, JobStatus
 
 # --- Jobs ----------------------------------------------------------------------------------------
 
@@ -261,6 +263,8 @@ async def run_job_now(
 async def read_job(
     job_id: h.JobId, principal: h.Reader, sessions: h.Sessions, response: Response
 ) -> schemas.Job:
+    """The job, its version in `ETag`. A deleted job answers 404 (its definition is gone);
+    its executions and dead letters stay listed."""
     async with db.unit_of_work(sessions) as session:
         job = await service.get_job(session, principal, job_id)
     return _job(response, job)
@@ -311,8 +315,10 @@ async def update_job(
 async def delete_job(
     job_id: h.JobId, principal: h.Writer, sessions: h.Sessions, if_match: h.IfMatch
 ) -> None:
-    """Cancel the job (unless it has finished) and remove it from every listing. Its
-    executions stay readable by id (GET /v1/executions/{executionId})."""
+    """Cancel the job (unless it has finished) and remove it from the job listings; reading it
+    answers 404 from then on. Its history stays readable: its executions
+    (GET /v1/jobs/{jobId}/executions, GET /v1/executions) and dead letters, marked
+    `jobDeleted: true`."""
     async with db.unit_of_work(sessions) as session:
         await service.delete_job(session, principal, job_id, versions=if_match.versions)
 
@@ -322,25 +328,95 @@ async def delete_job(
 history_router = APIRouter(tags=["executions and dead letters"])
 
 
+def _execution_filter(
+    status: Annotated[
+        list[ExecutionStatus] | None,
+        Query(description="Only executions in these states (repeatable)."),
+    ] = None,
+    created_after: Annotated[
+        schemas.QueryTime | None,
+        Query(
+            alias="createdAfter",
+            description="Only executions created at or after this time (RFC 3339, with a UTC "
+            "offset: `Z`, or `+01:00` percent-encoded as `%2B01:00`).",
+        ),
+    ] = None,
+    created_before: Annotated[
+        schemas.QueryTime | None,
+        Query(
+            alias="createdBefore",
+            description="Only executions created before this time (exclusive; RFC 3339, with a "
+            "UTC offset). Must be later than `createdAfter`.",
+        ),
+    ] = None,
+) -> repository.ExecutionFilter:
+    return history.execution_filter(
+        statuses=status or (), created_after=created_after, created_before=created_before
+    )
+
+
+ExecutionFilter = Annotated[repository.ExecutionFilter, Depends(_execution_filter)]
+
+
+def _execution_page(
+    rows: Sequence[repository.ExecutionRow], next_cursor: str | None
+) -> schemas.ExecutionPage:
+    return schemas.ExecutionPage(
+        items=[schemas.Execution.of(row) for row in rows], next_cursor=next_cursor
+    )
+
+
+@history_router.get("/v1/executions", summary="List executions", responses=h.responses())
+async def list_executions(
+    principal: h.Reader,
+    sessions: h.Sessions,
+    where: ExecutionFilter,
+    job_id: Annotated[
+        list[uuid.UUID] | None,
+        Query(
+            alias="jobId",
+            max_length=schemas.JOB_IDS_MAX,
+            description="Only these jobs' executions (repeatable, up to "
+            f"{schemas.JOB_IDS_MAX}). A job the caller cannot see matches nothing.",
+        ),
+    ] = None,
+    limit: h.Limit = h.DEFAULT_PAGE,
+    cursor: h.Cursor = None,
+) -> schemas.ExecutionPage:
+    """Every attempt of every occurrence of the caller's jobs (an admin's: everyone's), newest
+    first by `createdAt` (when the scheduler dispatched the attempt), a page at a time. Each
+    names its job (`jobId`, `jobName`, `jobType`) and carries its `durationSeconds`. The
+    filters combine (all must hold); pass the same filters with the cursor. Deleted jobs'
+    executions are listed too, marked `jobDeleted: true` (the job itself answers 404)."""
+    where = dataclasses.replace(where, job_ids=tuple(job_id or ()))
+    async with db.unit_of_work(sessions) as session:
+        rows, next_cursor = await history.list_executions(
+            session, principal, where, cursor=cursor, limit=limit
+        )
+    return _execution_page(rows, next_cursor)
+
+
 @history_router.get(
     "/v1/jobs/{jobId}/executions",
     summary="List a job's executions",
     responses=h.responses(h.NOT_FOUND),
 )
-async def list_executions(
+async def list_job_executions(
     job_id: h.JobId,
     principal: h.Reader,
     sessions: h.Sessions,
+    where: ExecutionFilter,
     limit: h.Limit = h.DEFAULT_PAGE,
     cursor: h.Cursor = None,
 ) -> schemas.ExecutionPage:
-    """Every attempt of every occurrence of the job, newest first."""
+    """Every attempt of every occurrence of the job, newest first, with the filters of
+    GET /v1/executions. Also for a deleted job (each marked `jobDeleted: true`); 404 for a job
+    that never existed or is not the caller's."""
     async with db.unit_of_work(sessions) as session:
-        rows, next_cursor = await history.list_executions(
-            session, principal, job_id, cursor=cursor, limit=limit
+        rows, next_cursor = await history.list_job_executions(
+            session, principal, job_id, where, cursor=cursor, limit=limit
         )
-    items = [schemas.Execution.of(e) for e in rows]
-    return schemas.ExecutionPage(items=items, next_cursor=next_cursor)
+    return _execution_page(rows, next_cursor)
 
 
 @history_router.get(
@@ -353,10 +429,10 @@ async def read_execution(
     principal: h.Reader,
     sessions: h.Sessions,
 ) -> schemas.Execution:
-    """One attempt of one occurrence; readable even after its job was deleted."""
+    """One attempt of one occurrence; readable after its job was deleted too."""
     async with db.unit_of_work(sessions) as session:
-        execution = await history.get_execution(session, principal, execution_id)
-    return schemas.Execution.of(execution)
+        row = await history.get_execution(session, principal, execution_id)
+    return schemas.Execution.of(row)
 
 
 @history_router.get("/v1/dead-letters", summary="List dead letters", responses=h.responses())
@@ -364,17 +440,28 @@ async def list_dead_letters(
     principal: h.Reader,
     sessions: h.Sessions,
     job_id: Annotated[
-        uuid.UUID | None, Query(alias="jobId", description="Only this job's dead letters.")
+        uuid.UUID | None,
+        Query(
+            alias="jobId",
+            description="Only this job's dead letters (a job the caller cannot see matches "
+            "nothing).",
+        ),
+    ] = None,
+    replayed: Annotated[
+        bool | None,
+        Query(description="`true`: only those replayed already; `false`: only the others."),
     ] = None,
     limit: h.Limit = h.DEFAULT_PAGE,
     cursor: h.Cursor = None,
 ) -> schemas.DeadLetterPage:
-    """Occurrences given up on (retries exhausted or a permanent failure), newest first."""
+    """Occurrences given up on (retries exhausted or a permanent failure) of the caller's jobs
+    (an admin's: everyone's), newest first. Deleted jobs' dead letters are listed too, marked
+    `jobDeleted: true` (they cannot be replayed)."""
     async with db.unit_of_work(sessions) as session:
         rows, next_cursor = await history.list_dead_letters(
-            session, principal, job_id=job_id, cursor=cursor, limit=limit
+            session, principal, job_id=job_id, replayed=replayed, cursor=cursor, limit=limit
         )
-    items = [schemas.DeadLetter.of(d) for d in rows]
+    items = [schemas.DeadLetter.of(letter, job_deleted=deleted) for letter, deleted in rows]
     return schemas.DeadLetterPage(items=items, next_cursor=next_cursor)
 
 
@@ -396,8 +483,9 @@ async def replay_dead_letter(
     is replayed at most once."""
     async with db.unit_of_work(sessions) as session:
         letter, job = await history.replay_dead_letter(session, principal, dead_letter_id)
+    # A replay succeeds only on a live job.
     return schemas.DeadLetterReplay(
-        dead_letter=schemas.DeadLetter.of(letter), job=schemas.Job.of(job)
+        dead_letter=schemas.DeadLetter.of(letter, job_deleted=False), job=schemas.Job.of(job)
     )
 
 

@@ -1,30 +1,36 @@
 """Decisions about a job's history: its executions (one row per attempt of an occurrence) and
 its dead letters (occurrences given up on), and the replay of a dead letter. Visibility is the
-jobs': a principal sees the history of its own jobs, an admin everyone's; a deleted job's
-executions stay readable by id.
+jobs': a principal sees the history of its own jobs, an admin everyone's. A deleted job's
+history stays readable (only its definition is gone), marked `jobDeleted`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import cursors, errors, repository, service
 from libs import log, models
+from libs.states import ExecutionStatus
 from libs.tokens import Principal
 
 HISTORY_ORDER = "newest"
+Row = TypeVar("Row")
 
 
-def _page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
-    """The page and the cursor after it, for lists fetched newest first with limit + 1."""
+def _page(
+    rows: Sequence[Row], limit: int, position: Callable[[Row], tuple[datetime, uuid.UUID]]
+) -> tuple[Sequence[Row], str | None]:
+    """The page and the cursor after it, for lists fetched newest first with limit + 1;
+    `position`: a row's `(created_at, id)`."""
     if len(rows) <= limit:
         return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], cursors.encode(HISTORY_ORDER, last.created_at, last.id)
+    return rows[:limit], cursors.encode(HISTORY_ORDER, *position(rows[limit - 1]))
 
 
 def _history_position(cursor: str | None) -> cursors.Position | None:
@@ -34,24 +40,71 @@ def _history_position(cursor: str | None) -> cursors.Position | None:
     return position
 
 
+def execution_filter(
+    *,
+    statuses: Collection[ExecutionStatus],
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> repository.ExecutionFilter:
+    """The filter of an executions list; `InvalidRequest` naming both bounds when the time
+    range `[created_after, created_before)` is empty."""
+    if created_after is not None and created_before is not None:
+        if created_after >= created_before:
+            raise errors.InvalidRequest(
+                [
+                    ("query.createdAfter", "must be earlier than createdBefore", "time_range"),
+                    ("query.createdBefore", "must be later than createdAfter", "time_range"),
+                ]
+            )
+    return repository.ExecutionFilter(
+        statuses=tuple(statuses), created_after=created_after, created_before=created_before
+    )
+
+
+def _execution_position(row: repository.ExecutionRow) -> tuple[datetime, uuid.UUID]:
+    return row.execution.created_at, row.execution.id
+
+
 async def list_executions(
     session: AsyncSession,
     principal: Principal,
-    job_id: uuid.UUID,
+    where: repository.ExecutionFilter,
     *,
     cursor: str | None,
     limit: int,
-) -> tuple[Sequence[models.Execution], str | None]:
-    await service.get_job(session, principal, job_id)
+) -> tuple[Sequence[repository.ExecutionRow], str | None]:
+    """One page of the executions of the principal's jobs (deleted ones included) that
+    `where` selects, newest first, and the cursor of the next page."""
     rows = await repository.list_executions(
-        session, job_id, after=_history_position(cursor), limit=limit + 1
+        session,
+        service.visible_to(principal),
+        where,
+        after=_history_position(cursor),
+        limit=limit + 1,
     )
-    return _page(rows, limit)
+    return _page(rows, limit, _execution_position)
+
+
+async def list_job_executions(
+    session: AsyncSession,
+    principal: Principal,
+    job_id: uuid.UUID,
+    where: repository.ExecutionFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[Sequence[repository.ExecutionRow], str | None]:
+    """As `list_executions`, of one job, deleted or not; `JobNotFound` when the principal has
+    no job with this id (another owner's job is answered as absent)."""
+    if await repository.job_deleted(session, job_id, service.visible_to(principal)) is None:
+        raise errors.JobNotFound
+    one_job = dataclasses.replace(where, job_ids=(job_id,))
+    return await list_executions(session, principal, one_job, cursor=cursor, limit=limit)
 
 
 async def get_execution(
     session: AsyncSession, principal: Principal, execution_id: uuid.UUID
-) -> models.Execution:
+) -> repository.ExecutionRow:
     execution = await repository.get_execution(session, execution_id, service.visible_to(principal))
     if execution is None:
         raise errors.ExecutionNotFound
@@ -63,17 +116,20 @@ async def list_dead_letters(
     principal: Principal,
     *,
     job_id: uuid.UUID | None,
+    replayed: bool | None,
     cursor: str | None,
     limit: int,
-) -> tuple[Sequence[models.DeadLetter], str | None]:
+) -> tuple[Sequence[tuple[models.DeadLetter, bool]], str | None]:
+    """One page of the principal's dead letters, each with whether its job is deleted."""
     rows = await repository.list_dead_letters(
         session,
         service.visible_to(principal),
         job_id=job_id,
+        replayed=replayed,
         after=_history_position(cursor),
         limit=limit + 1,
     )
-    return _page(rows, limit)
+    return _page(rows, limit, lambda row: (row[0].created_at, row[0].id))
 
 
 async def replay_dead_letter(

@@ -40,7 +40,7 @@ from sqlalchemy.orm import aliased
 
 from job_service import cursors
 from libs import channels, models, states
-from libs.states import JobStatus
+from libs.states import ExecutionStatus, JobStatus
 
 Job = models.Job
 Execution = models.Execution
@@ -381,29 +381,86 @@ async def job_status(session: AsyncSession, job_id: uuid.UUID) -> tuple[str, boo
 # --- Executions and dead letters -------------------------------------------------------------
 
 
-async def list_executions(
-    session: AsyncSession, job_id: uuid.UUID, *, after: cursors.Position | None, limit: int
-) -> Sequence[models.Execution]:
-    """The job's executions, newest first."""
-    statement = (
-        select(Execution)
-        .where(Execution.job_id == job_id)
-        .order_by(Execution.created_at.desc(), Execution.id.desc())
-        .limit(limit)
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """Which executions a list holds; an empty collection or None sets no condition."""
+
+    job_ids: Collection[uuid.UUID] = ()
+    statuses: Collection[ExecutionStatus] = ()
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    """An execution and what a list across jobs shows of its job."""
+
+    execution: models.Execution
+    job_name: str
+    job_type: str
+    job_deleted: bool
+
+
+def _executions(owner: uuid.UUID | None) -> Select[tuple[models.Execution, str, str, bool]]:
+    """Executions of `owner`'s jobs, deleted jobs included, each with its job's name, type and
+    whether it is deleted (a primary-key lookup per row)."""
+    statement = select(Execution, Job.name, Job.type, Job.deleted_at.is_not(None)).join(
+        Job, Job.id == Execution.job_id
     )
+    if owner is not None:
+        statement = statement.where(Job.owner_id == owner)
+    return statement
+
+
+async def job_deleted(
+    session: AsyncSession, job_id: uuid.UUID, owner: uuid.UUID | None
+) -> bool | None:
+    """Whether the job is deleted, if `owner` may read its history (deleted or not); None when
+    there is no such job or it is another owner's."""
+    statement = select(Job.deleted_at.is_not(None)).where(Job.id == job_id)
+    if owner is not None:
+        statement = statement.where(Job.owner_id == owner)
+    return await session.scalar(statement)
+
+
+async def list_executions(
+    session: AsyncSession,
+    owner: uuid.UUID | None,
+    where: ExecutionFilter,
+    *,
+    after: cursors.Position | None,
+    limit: int,
+) -> list[ExecutionRow]:
+    """Executions of `owner`'s jobs (deleted ones included) in `(created_at, id)` order, newest
+    first, after `after`.
+
+    Needs an index on `executions (created_at, id)`: read backward, with a primary-key lookup
+    of each row's job for the owner's condition, a page costs about `limit` divided by the
+    owner's share of all executions, whatever the table's size (without it, every page sorts
+    all the owner's executions). A `job_ids` filter reads `(job_id, created_at)` instead.
+    """
+    statement = (
+        _executions(owner).order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
+    )
+    if where.job_ids:
+        statement = statement.where(Execution.job_id.in_(list(where.job_ids)))
+    if where.statuses:
+        statement = statement.where(Execution.status.in_([str(s) for s in where.statuses]))
+    if where.created_after is not None:
+        statement = statement.where(Execution.created_at >= where.created_after)
+    if where.created_before is not None:
+        statement = statement.where(Execution.created_at < where.created_before)
     if after is not None:
         statement = statement.where(tuple_(Execution.created_at, Execution.id) < tuple_(*after))
-    return (await session.scalars(statement)).all()
+    return [ExecutionRow(*row) for row in (await session.execute(statement)).all()]
 
 
 async def get_execution(
     session: AsyncSession, execution_id: uuid.UUID, owner: uuid.UUID | None
-) -> models.Execution | None:
+) -> ExecutionRow | None:
     """The execution, if `owner` owns its job (deleted or not)."""
-    statement = select(Execution).where(Execution.id == execution_id)
-    if owner is not None:
-        statement = statement.join(Job, Job.id == Execution.job_id).where(Job.owner_id == owner)
-    return await session.scalar(statement)
+    row = (await session.execute(_executions(owner).where(Execution.id == execution_id))).first()
+    return None if row is None else ExecutionRow(*row)
 
 
 async def list_dead_letters(
@@ -411,20 +468,28 @@ async def list_dead_letters(
     owner: uuid.UUID | None,
     *,
     job_id: uuid.UUID | None,
+    replayed: bool | None,
     after: cursors.Position | None,
     limit: int,
-) -> Sequence[models.DeadLetter]:
-    """Dead letters, newest first."""
+) -> list[tuple[models.DeadLetter, bool]]:
+    """Dead letters, newest first, each with whether its job is deleted (deleted jobs'
+    included)."""
     statement = (
-        select(DeadLetter).order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(limit)
+        select(DeadLetter, Job.deleted_at.is_not(None))
+        .join(Job, Job.id == DeadLetter.job_id)
+        .order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc())
+        .limit(limit)
     )
     if owner is not None:
         statement = statement.where(DeadLetter.owner_id == owner)
     if job_id is not None:
         statement = statement.where(DeadLetter.job_id == job_id)
+    if replayed is not None:
+        replayed_at = DeadLetter.replayed_at
+        statement = statement.where(replayed_at.is_not(None) if replayed else replayed_at.is_(None))
     if after is not None:
         statement = statement.where(tuple_(DeadLetter.created_at, DeadLetter.id) < tuple_(*after))
-    return (await session.scalars(statement)).all()
+    return [(letter, deleted) for letter, deleted in (await session.execute(statement)).all()]
 
 
 async def get_dead_letter(

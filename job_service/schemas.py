@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from job_service import schedules
+from job_service import repository, schedules
 from libs import job_types, misfire, models, schemas, webhook_secrets
 from libs.states import ExecutionStatus, JobStatus
 
@@ -38,6 +39,7 @@ PREVIEW_MAX = 100
 TYPE_NAME_MAX = 100
 ROTATION_GRACE_MAX_S = 7 * 24 * 3600  # a week
 ROTATION_GRACE_DEFAULT_S = 24 * 3600  # a day
+JOB_IDS_MAX = 100  # `jobId` filters of one executions list
 
 _API = schemas.CAMEL_CASE
 _EXAMPLE_TIME = "2030-01-01T09:00:00Z"
@@ -85,6 +87,19 @@ PayloadInput = Annotated[
 ScheduleInput = Annotated[
     dict[str, Any], PlainValidator(_json_object, json_schema_input_type=schedules.ApiSchedule)
 ]
+
+
+def _in_utc(value: datetime) -> datetime:
+    # A date-time at the edge of the calendar (year 1 at +01:00) has no UTC equivalent that
+    # Python or the database driver can hold: a 422, not a 500.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+# A date-time in a query string: with a UTC offset (a `+` percent-encoded as %2B), in UTC.
+QueryTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 GraceSeconds = Annotated[int, Field(ge=0, le=86400)]
 TimeoutSeconds = Annotated[int, Field(ge=1, le=86400)]
 
@@ -316,6 +331,7 @@ _DEAD_LETTER_EXAMPLE: dict[str, Any] = {
     "payload": {"message": "tenant 1", "level": "info"},
     "createdAt": "2030-01-02T02:10:00Z",
     "replayedAt": None,
+    "jobDeleted": False,
 }
 
 
@@ -469,11 +485,23 @@ class JobBatchResult(BaseModel):
     results: list[BatchItemResult]
 
 
+def _duration_s(started_at: datetime | None, finished_at: datetime | None) -> float | None:
+    """Seconds from start to finish, to the millisecond; None unless both happened."""
+    if started_at is None or finished_at is None:
+        return None
+    return round((finished_at - started_at).total_seconds(), 3)
+
+
 class Execution(BaseModel):
+    """One attempt of one occurrence of a job, with what a list across jobs shows of the job."""
+
     model_config = _examples(
         {
             "id": "9a1d3f5e-8c2b-4d7a-a6e4-3b9c1f2d5e70",
             "jobId": _EXAMPLE_ID,
+            "jobName": "nightly report",
+            "jobType": "http",
+            "jobDeleted": False,
             "scheduledFor": "2030-01-02T02:00:00Z",
             "attempt": 1,
             "status": "SUCCEEDED",
@@ -481,6 +509,7 @@ class Execution(BaseModel):
             "dispatchedAt": "2030-01-02T02:00:00.120000Z",
             "startedAt": "2030-01-02T02:00:00.180000Z",
             "finishedAt": "2030-01-02T02:00:01.020000Z",
+            "durationSeconds": 0.84,
             "errorKind": None,
             "error": None,
             "createdAt": "2030-01-02T02:00:00.120000Z",
@@ -489,6 +518,12 @@ class Execution(BaseModel):
 
     id: uuid.UUID
     job_id: uuid.UUID
+    job_name: str
+    job_type: str
+    # The job was deleted: its definition is gone (GET /v1/jobs/{jobId} answers 404), its
+    # history stays.
+    job_deleted: bool
+    # The occurrence's nominal fire time; its attempts share it.
     scheduled_for: datetime
     attempt: int
     status: ExecutionStatus
@@ -496,25 +531,34 @@ class Execution(BaseModel):
     dispatched_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # `finishedAt - startedAt` in seconds, to the millisecond; null until the attempt has
+    # finished, and for one that never started (LOST before an executor claimed it). For a
+    # LOST attempt it lasts until the loss was noticed.
+    duration_s: float | None
     error_kind: str | None
     error: str | None
     created_at: datetime
 
     @classmethod
-    def of(cls, row: models.Execution) -> Execution:
+    def of(cls, row: repository.ExecutionRow) -> Execution:
+        execution = row.execution
         return cls(
-            id=row.id,
-            job_id=row.job_id,
-            scheduled_for=row.scheduled_for,
-            attempt=row.attempt,
-            status=ExecutionStatus(row.status),
-            worker=row.worker,
-            dispatched_at=row.dispatched_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            error_kind=row.error_kind,
-            error=row.error,
-            created_at=row.created_at,
+            id=execution.id,
+            job_id=execution.job_id,
+            job_name=row.job_name,
+            job_type=row.job_type,
+            job_deleted=row.job_deleted,
+            scheduled_for=execution.scheduled_for,
+            attempt=execution.attempt,
+            status=ExecutionStatus(execution.status),
+            worker=execution.worker,
+            dispatched_at=execution.dispatched_at,
+            started_at=execution.started_at,
+            finished_at=execution.finished_at,
+            duration_s=_duration_s(execution.started_at, execution.finished_at),
+            error_kind=execution.error_kind,
+            error=execution.error,
+            created_at=execution.created_at,
         )
 
 
@@ -538,9 +582,11 @@ class DeadLetter(BaseModel):
     payload: dict[str, Any]
     created_at: datetime
     replayed_at: datetime | None
+    # The job was deleted (its dead letters stay listed; a replay is refused).
+    job_deleted: bool
 
     @classmethod
-    def of(cls, row: models.DeadLetter) -> DeadLetter:
+    def of(cls, row: models.DeadLetter, *, job_deleted: bool) -> DeadLetter:
         return cls(
             id=row.id,
             job_id=row.job_id,
@@ -551,6 +597,7 @@ class DeadLetter(BaseModel):
             payload=row.payload,
             created_at=row.created_at,
             replayed_at=row.replayed_at,
+            job_deleted=job_deleted,
         )
 
 

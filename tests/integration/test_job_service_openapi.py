@@ -34,6 +34,7 @@ OPERATIONS = {
     ("post", "/v1/jobs/{jobId}:cancel"): "jobs:write",
     ("post", "/v1/jobs/{jobId}:run"): "jobs:run",
     ("get", "/v1/jobs/{jobId}/executions"): "jobs:read",
+    ("get", "/v1/executions"): "jobs:read",
     ("get", "/v1/executions/{executionId}"): "jobs:read",
     ("get", "/v1/dead-letters"): "jobs:read",
     ("post", "/v1/dead-letters/{deadLetterId}:replay"): "jobs:run",
