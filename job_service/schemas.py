@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -89,17 +88,8 @@ ScheduleInput = Annotated[
 ]
 
 
-def _in_utc(value: datetime) -> datetime:
-    # A date-time at the edge of the calendar (year 1 at +01:00) has no UTC equivalent that
-    # Python or the database driver can hold: a 422, not a 500.
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
 # A date-time in a query string: with a UTC offset (a `+` percent-encoded as %2B), in UTC.
-QueryTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+QueryTime = schemas.UtcDateTime
 GraceSeconds = Annotated[int, Field(ge=0, le=86400)]
 TimeoutSeconds = Annotated[int, Field(ge=1, le=86400)]
 

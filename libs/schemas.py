@@ -41,7 +41,12 @@ def check_value(value: Any, depth: int = 0) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # A date-time at the edge of the calendar (year 1 at +01:00) has no UTC equivalent that
+    # Python or the database driver can hold: a 422, not a 500.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -113,6 +113,13 @@ def test_a_date_time_with_an_offset_is_converted_to_utc(value):
     assert item.model_dump(mode="json")["at"] == "2026-03-01T08:00:00Z"
 
 
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_date_time_with_no_utc_equivalent_is_refused(value):
+    [(location, error)] = refusal(at=value)
+
+    assert (location, error) == (("at",), "value_error")
+
+
 BAD_TEXT = {"nul": "a\x00b", "lone-surrogate": "a\ud800b", "low-surrogate": "\udfff"}
 
 
