@@ -1,5 +1,5 @@
 """What every service's HTTP side shares: `/healthz`, `/readyz`, `/metrics`, request ids,
-request logs and metrics, and problem-details errors.
+request logs and metrics, problem-details errors, and the API docs (`/docs`, `/redoc`).
 
 A service hands `create_app` a lifespan that builds its resources and yields its readiness
 checks (name -> coroutine that raises when the dependency is unusable). `/readyz` answers 200
@@ -18,6 +18,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi import docs
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -42,6 +45,11 @@ OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # What `generate_latest` writes: the classic text format 0.0.4, which every scraper reads.
 # Not prometheus_client's CONTENT_TYPE_LATEST, which names version 1.0.0 since 0.22.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Swagger UI's and ReDoc's scripts, style sheet and icon, served by the service itself so the
+# docs work without internet: the files come with the `fastapi-offline` distribution, in its
+# `static` folder (its FastAPI factory is not used: the app is a `_ServiceApp`).
+DOCS_ASSETS_PATH = "/docs/assets"
+DOCS_ASSETS_PACKAGE = ("fastapi_offline", "static")
 
 
 class Metrics:
@@ -207,6 +215,39 @@ def _operational_routes() -> APIRouter:
     return router
 
 
+def _docs_routes() -> APIRouter:
+    """`/docs` (Swagger UI) and `/redoc`, loading nothing but the service's own files.
+
+    No OAuth2 redirect page: the APIs take a bearer token pasted into Swagger UI's Authorize
+    dialog, no OAuth2 flow runs in the browser.
+    """
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs")
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        app, root = request.app, request.scope.get("root_path", "")
+        return docs.get_swagger_ui_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+        )
+
+    @router.get("/redoc")
+    async def redoc(request: Request) -> HTMLResponse:
+        app, root = request.app, request.scope.get("root_path", "")
+        return docs.get_redoc_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    return router
+
+
 class _ServiceApp(FastAPI):
     """Puts `RequestContext` outside every middleware, Starlette's error middleware included.
 
@@ -241,7 +282,10 @@ def create_app(
                 app.state.draining = True
                 log.get().info("service_stopping")
 
-    app = _ServiceApp(title=title, lifespan=app_lifespan, openapi_url="/openapi.json")
+    app = _ServiceApp(
+        title=title, lifespan=app_lifespan, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None,  # served by `_docs_routes`, from the service's own files
+    )  # fmt: skip
     app.state.settings = settings
     app.state.max_body_bytes = settings.http_max_body_bytes
     app.state.metrics = Metrics(settings)
@@ -250,6 +294,8 @@ def create_app(
     app.state.draining = False
     problems.install(app)
     app.include_router(_operational_routes())
+    app.include_router(_docs_routes())
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(packages=[DOCS_ASSETS_PACKAGE]), name="docs_assets")
     for router in routers:
         app.include_router(router)
     return app
