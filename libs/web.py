@@ -10,6 +10,7 @@ sending work before the process exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -41,7 +42,10 @@ CHECK_TIMEOUT_S = 2.0
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's request id is kept only if it is short and plain, so it cannot forge log lines.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Routes probed or scraped every few seconds: their request lines are debug unless they fail.
+OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+# The route label of a request no route matched (404), so unknown paths add no label values.
+UNMATCHED_ROUTE = "unmatched"
 # What `generate_latest` writes: the classic text format 0.0.4, which every scraper reads.
 # Not prometheus_client's CONTENT_TYPE_LATEST, which names version 1.0.0 since 0.22.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -73,8 +77,18 @@ class Metrics:
         )  # fmt: skip
 
 
+def request_log_level(route: str, status: int) -> int:
+    """The level of a request's `http_request` line: info, but debug for the probes and the
+    scrapes of `OPERATIONAL_ROUTES` (they would flood the log), and warning when one of those
+    fails (status 500 and above, a not-ready `/readyz` included)."""
+    if route not in OPERATIONAL_ROUTES:
+        return logging.INFO
+    return logging.WARNING if status >= 500 else logging.DEBUG
+
+
 class RequestContext:
-    """Binds a request id to the logs of a request, logs it and counts it."""
+    """Binds a request id to the logs of a request, logs it and counts it, both under the
+    template of the route that answered it (`/v1/jobs/{job_id}`, `/healthz`)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -104,14 +118,15 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # Set by FastAPI's router for its own routes only, not for a Starlette `Mount` or
+            # `Route`: every route of a service is a FastAPI route (the docs' files included).
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
-            if scope["path"] not in OPERATIONAL_PATHS:
-                log.get().info(
-                    "http_request", method=scope["method"], route=route, status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )  # fmt: skip
+            log.get().log(
+                request_log_level(route, status), "http_request", method=scope["method"],
+                route=route, status=status, duration_ms=round(elapsed * 1000, 2),
+            )  # fmt: skip
             log.clear_ids()
 
 
@@ -219,9 +234,15 @@ def _docs_routes() -> APIRouter:
     """`/docs` (Swagger UI) and `/redoc`, loading nothing but the service's own files.
 
     No OAuth2 redirect page: the APIs take a bearer token pasted into Swagger UI's Authorize
-    dialog, no OAuth2 flow runs in the browser.
+    dialog, no OAuth2 flow runs in the browser. The files are served by a route rather than a
+    `StaticFiles` mount so that their requests are labelled with a route like any other.
     """
     router = APIRouter(include_in_schema=False)
+    assets = StaticFiles(packages=[DOCS_ASSETS_PACKAGE])
+
+    @router.get(DOCS_ASSETS_PATH + "/{name}")
+    async def docs_asset(name: str, request: Request) -> Response:
+        return await assets.get_response(name, request.scope)
 
     @router.get("/docs")
     async def swagger_ui(request: Request) -> HTMLResponse:
@@ -295,7 +316,6 @@ def create_app(
     problems.install(app)
     app.include_router(_operational_routes())
     app.include_router(_docs_routes())
-    app.mount(DOCS_ASSETS_PATH, StaticFiles(packages=[DOCS_ASSETS_PACKAGE]), name="docs_assets")
     for router in routers:
         app.include_router(router)
     return app
