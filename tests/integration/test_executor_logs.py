@@ -1,17 +1,15 @@
 """The executor's `execution_finished` lines: one per execution the database recorded, batched
 or not, saying what ran, how it ended and what became of its job, never its payload or the
-text of its error; none for an outcome the database refused."""
+text of its error. (None for an outcome the database refused: test_executor_delivery.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
-from datetime import timedelta
 
 import structlog.testing
-from test_executor_support import Target, platform
-from test_scheduler_support import db_now, eventually, executions, job
+from test_executor_support import Target, attempt_under_way, platform
+from test_scheduler_support import eventually, executions, job
 
 from libs.states import ExecutionStatus, JobStatus
 
@@ -81,53 +79,13 @@ async def test_each_recorded_execution_is_logged_once_batched_or_retried(
         assert hidden not in logged
 
 
-async def test_an_outcome_refused_as_stale_is_not_logged_as_finished(
-    database_url, kafka_bootstrap_servers, unique_name, serve_app
-):
-    target = Target(200)
-    target.hold = asyncio.Event()
-    with structlog.testing.capture_logs() as logs:
-        async with (
-            target.serving(serve_app),
-            platform(database_url, kafka_bootstrap_servers, unique_name) as p,
-        ):
-            job_id = await p.due_now(type="http", payload={"url": target.url})
-            await asyncio.wait_for(target.arrived.wait(), 30)
-            # Lease recovery's work on a stalled executor: the execution is LOST, the job
-            # belongs to a successor under a new fencing token.
-            later = await db_now(p.sessions) + timedelta(hours=1)
-            await p.sql(
-                "UPDATE executions SET status = 'LOST', finished_at = now() WHERE job_id = :j",
-                j=job_id,
-            )
-            await p.sql(
-                "UPDATE jobs SET status = 'SCHEDULED', lease_version = lease_version + 1, "
-                "next_run_at = :later, lease_expires_at = NULL WHERE id = :j",
-                j=job_id,
-                later=later,
-            )
-            target.hold.set()
-
-            async def refused():
-                return [e for e in logs if e["event"] == "outcome_fenced_off"]
-
-            await eventually(refused, what="the stale outcome reaching the database")
-
-    assert finished_lines(logs) == []
-
-
 async def test_an_execution_recorded_after_its_job_was_paused_says_the_job_did_not_move(
     database_url, kafka_bootstrap_servers, unique_name, serve_app
 ):
-    target = Target(200)
-    target.hold = asyncio.Event()
     with structlog.testing.capture_logs() as logs:
-        async with (
-            target.serving(serve_app),
-            platform(database_url, kafka_bootstrap_servers, unique_name) as p,
-        ):
-            job_id = await p.due_now(type="http", payload={"url": target.url})
-            await asyncio.wait_for(target.arrived.wait(), 30)
+        async with attempt_under_way(
+            database_url, kafka_bootstrap_servers, unique_name, serve_app
+        ) as (p, target, job_id):
             await p.sql("UPDATE jobs SET status = 'PAUSED' WHERE id = :j", j=job_id)
             target.hold.set()
 
