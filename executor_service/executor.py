@@ -366,9 +366,10 @@ class Executor:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             message = "the executor shut down before the attempt finished"
             result = Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
-        self.metrics.duration.labels(dispatch.type).observe(time.monotonic() - started)
+        duration_s = time.monotonic() - started
+        self.metrics.duration.labels(dispatch.type).observe(duration_s)
         self.metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
-        self._writer.submit(Outcome(item, dispatch, result))
+        self._writer.submit(Outcome(item, dispatch, result, duration_s))
 
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
         """Run one attempt through its strategy and classify how it ended."""

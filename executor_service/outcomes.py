@@ -4,9 +4,9 @@ A batch locks its jobs (in id order, as lease recovery does), records the execut
 RUNNING, moves each job still RUNNING under the dispatch's fencing token to its next state
 (`libs.occurrences`: next occurrence, completion, retry, failure, or a pause with its status
 reason when the target asked never to be called again), stores dead letters and notifies
-sleeping schedulers of the earliest new `next_run_at`. After the commit the dead letters are
-published to the dead-letter topic, and the batch's messages are reported recorded (their
-offsets may then be committed).
+sleeping schedulers of the earliest new `next_run_at`. After the commit each execution it
+recorded is logged (`execution_finished`), the dead letters are published to the dead-letter
+topic, and the batch's messages are reported recorded (their offsets may then be committed).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Outcome:
     fetched: Fetched
     dispatch: messages.DispatchMessage
     result: Result
+    duration_s: float  # how long the attempt ran, by the executor's monotonic clock
 
 
 class OutcomeWriter:
@@ -138,7 +139,7 @@ class OutcomeWriter:
             db_now, running = await repository.lock_jobs(
                 session, [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch]
             )
-            await repository.finish_executions(
+            recorded = await repository.finish_executions(
                 session,
                 [
                     repository.Finished(
@@ -184,6 +185,7 @@ class OutcomeWriter:
                 session, [letter for letter, _ in letters]
             )
         self._count(decisions, moved)
+        self._log_finished(batch, recorded, decisions, moved)
         if letters:
             await self._publish_dead_letters(letters, stored)
 
@@ -252,16 +254,41 @@ class OutcomeWriter:
                     execution_id=str(outcome.dispatch.execution_id),
                     reason=decided.reason,
                 )
-            if outcome.result.status is not ExecutionStatus.SUCCEEDED:
-                log.get().info(
-                    "attempt_failed",
-                    job_id=str(outcome.dispatch.job_id),
-                    execution_id=str(outcome.dispatch.execution_id),
-                    attempt=outcome.dispatch.attempt,
-                    error_kind=outcome.result.error_kind,
-                    then=decided.outcome.value,
-                    next_run_at=decided.next_run_at.isoformat() if decided.next_run_at else None,
-                )
+
+    @staticmethod
+    def _log_finished(
+        batch: Sequence[Outcome],
+        recorded: set,
+        decisions: Sequence[tuple[Outcome, occurrences.Next]],
+        moved: set,
+    ) -> None:
+        """One `execution_finished` line per execution this committed batch recorded: only one
+        transaction can record an execution (it must still be RUNNING), so a redelivered or
+        retried outcome is never logged twice. An outcome refused because lease recovery had
+        already marked its execution LOST gets no line (its job's `outcome_fenced_off` says so).
+        `then` is what became of the job, None when the job had moved on without this outcome
+        (paused, cancelled, taken over). The error's kind is logged, never its text: that may
+        quote the target's answer or the payload."""
+        then = {o.dispatch.execution_id: d for o, d in decisions if o.dispatch.job_id in moved}
+        for outcome in batch:
+            dispatch, result = outcome.dispatch, outcome.result
+            if dispatch.execution_id not in recorded:
+                continue
+            decided = then.get(dispatch.execution_id)
+            log.get().info(
+                "execution_finished",
+                job_id=str(dispatch.job_id),
+                execution_id=str(dispatch.execution_id),
+                type=dispatch.type,
+                status=result.status.value,
+                attempt=dispatch.attempt,
+                duration_ms=round(outcome.duration_s * 1000, 1),
+                error_kind=result.error_kind,
+                then=decided.outcome.value if decided else None,
+                next_run_at=decided.next_run_at.isoformat()
+                if decided and decided.next_run_at
+                else None,
+            )
 
     async def _publish_dead_letters(
         self,

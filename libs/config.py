@@ -336,6 +336,15 @@ def load(settings_cls: type[S], **overrides: Any) -> S:
         _ENTRIES.reset(token)
 
 
+def is_set(settings_cls: type[ServiceSettings], field: str) -> bool:
+    """Whether the environment or a properties file gives `field` of `settings_cls`, as `load`
+    would read them (a default is not "set"). Raises `ConfigError` like `load`."""
+    if any(name.lower() == field for name in os.environ):
+        return True
+    files = properties_files(config_location(os.environ), settings_cls.service_name)
+    return field in read_properties(files, set(settings_cls.model_fields))
+
+
 class ApiSettings(ServiceSettings):
     """Settings of a service that serves an API to authenticated clients (and of the auth
     service, which issues the tokens: issuer, audience and algorithm must agree everywhere)."""

@@ -76,8 +76,8 @@ def _error(field: str, message: str) -> dict[str, str]:
 
 async def refuse_undeclared_input(request: Request) -> None:
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return  # the probes, metrics and docs pages: not operations of the API
     takes = declared(route)
     errors = []
     if takes.strict:

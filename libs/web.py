@@ -1,5 +1,5 @@
 """What every service's HTTP side shares: `/healthz`, `/readyz`, `/metrics`, request ids,
-request logs and metrics, and problem-details errors.
+request logs and metrics, problem-details errors, and the API docs (`/docs`, `/redoc`).
 
 A service hands `create_app` a lifespan that builds its resources and yields its readiness
 checks (name -> coroutine that raises when the dependency is unusable). `/readyz` answers 200
@@ -10,6 +10,7 @@ sending work before the process exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -18,6 +19,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.openapi import docs
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -38,10 +42,18 @@ CHECK_TIMEOUT_S = 2.0
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's request id is kept only if it is short and plain, so it cannot forge log lines.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OPERATIONAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Routes probed or scraped every few seconds: their request lines are debug unless they fail.
+OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+# The route label of a request no route matched (404), so unknown paths add no label values.
+UNMATCHED_ROUTE = "unmatched"
 # What `generate_latest` writes: the classic text format 0.0.4, which every scraper reads.
 # Not prometheus_client's CONTENT_TYPE_LATEST, which names version 1.0.0 since 0.22.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Swagger UI's and ReDoc's scripts, style sheet and icon, served by the service itself so the
+# docs work without internet: the files come with the `fastapi-offline` distribution, in its
+# `static` folder (its FastAPI factory is not used: the app is a `_ServiceApp`).
+DOCS_ASSETS_PATH = "/docs/assets"
+DOCS_ASSETS_PACKAGE = ("fastapi_offline", "static")
 
 
 class Metrics:
@@ -65,8 +77,18 @@ class Metrics:
         )  # fmt: skip
 
 
+def request_log_level(route: str, status: int) -> int:
+    """The level of a request's `http_request` line: info, but debug for the probes and the
+    scrapes of `OPERATIONAL_ROUTES` (they would flood the log), and warning when one of those
+    fails (status 500 and above, a not-ready `/readyz` included)."""
+    if route not in OPERATIONAL_ROUTES:
+        return logging.INFO
+    return logging.WARNING if status >= 500 else logging.DEBUG
+
+
 class RequestContext:
-    """Binds a request id to the logs of a request, logs it and counts it."""
+    """Binds a request id to the logs of a request, logs it and counts it, both under the
+    template of the route that answered it (`/v1/jobs/{job_id}`, `/healthz`)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -96,14 +118,15 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # Set by FastAPI's router for its own routes only, not for a Starlette `Mount` or
+            # `Route`: every route of a service is a FastAPI route (the docs' files included).
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
-            if scope["path"] not in OPERATIONAL_PATHS:
-                log.get().info(
-                    "http_request", method=scope["method"], route=route, status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )  # fmt: skip
+            log.get().log(
+                request_log_level(route, status), "http_request", method=scope["method"],
+                route=route, status=status, duration_ms=round(elapsed * 1000, 2),
+            )  # fmt: skip
             log.clear_ids()
 
 
@@ -207,6 +230,45 @@ def _operational_routes() -> APIRouter:
     return router
 
 
+def _docs_routes() -> APIRouter:
+    """`/docs` (Swagger UI) and `/redoc`, loading nothing but the service's own files.
+
+    No OAuth2 redirect page: the APIs take a bearer token pasted into Swagger UI's Authorize
+    dialog, no OAuth2 flow runs in the browser. The files are served by a route rather than a
+    `StaticFiles` mount so that their requests are labelled with a route like any other.
+    """
+    router = APIRouter(include_in_schema=False)
+    assets = StaticFiles(packages=[DOCS_ASSETS_PACKAGE])
+
+    @router.get(DOCS_ASSETS_PATH + "/{name}")
+    async def docs_asset(name: str, request: Request) -> Response:
+        return await assets.get_response(name, request.scope)
+
+    @router.get("/docs")
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        app, root = request.app, request.scope.get("root_path", "")
+        return docs.get_swagger_ui_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+        )
+
+    @router.get("/redoc")
+    async def redoc(request: Request) -> HTMLResponse:
+        app, root = request.app, request.scope.get("root_path", "")
+        return docs.get_redoc_html(
+            openapi_url=root + app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    return router
+
+
 class _ServiceApp(FastAPI):
     """Puts `RequestContext` outside every middleware, Starlette's error middleware included.
 
@@ -245,6 +307,8 @@ def create_app(
         title=title,
         lifespan=app_lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # `/docs` and `/redoc` are served by `_docs_routes`, from the
+        redoc_url=None,  # service's own files
         dependencies=[Depends(undeclared_input.refuse_undeclared_input)],
     )
     app.state.settings = settings
@@ -255,6 +319,7 @@ def create_app(
     app.state.draining = False
     problems.install(app)
     app.include_router(_operational_routes())
+    app.include_router(_docs_routes())
     for router in routers:
         app.include_router(router)
     return app

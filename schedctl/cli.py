@@ -101,6 +101,27 @@ def create_admin(
     print(f"  password: {password}")
 
 
+def _auth_settings() -> auth_service.settings.Settings:
+    """The auth service's settings as configured when they name a database (a deployment),
+    else those `schedctl up` gives the local platform's auth service (its database and the
+    key in its data folder). Raises `ConfigError` when neither is there."""
+    settings_cls = auth_service.settings.Settings
+    if config.is_set(settings_cls, "database_url"):
+        return config.load(settings_cls)
+    local = _settings()
+    data_dir = local.data_dir.resolve()
+    signing = platform.auth_signing_settings(local)
+    if signing is None:
+        raise config.ConfigError(
+            "no platform found: the auth service's settings name no database (DATABASE_URL, "
+            f"or database.url under CONFIG_LOCATION) and {data_dir} holds no platform of "
+            "`schedctl up` (DATA_DIR names another folder)"
+        )
+    shown = make_url(signing["database_url"]).render_as_string(hide_password=True)
+    print(f"local platform: data in {data_dir}, database {shown}")
+    return config.load(settings_cls, **signing)
+
+
 @app.command("rotate-signing-key")
 def rotate_signing_key(
     force: bool = typer.Option(
@@ -109,11 +130,14 @@ def rotate_signing_key(
 ) -> None:
     """Make a new signing key active; the active one becomes previous, the previous one retired.
 
-    Reads the auth service's settings (algorithm, encryption key, database). Running copies of
-    the auth service start signing with the new key within `active.key.reload.s`.
+    Reads the auth service's settings (algorithm, encryption key, database) from the
+    environment and CONFIG_LOCATION, as the auth service does; when they name no database,
+    acts on the local platform of `schedctl up` (its data folder, `.local` unless `data.dir`
+    says otherwise). Running copies of the auth service start signing with the new key within
+    `active.key.reload.s`.
     """
     try:
-        settings = config.load(auth_service.settings.Settings)
+        settings = _auth_settings()
         rotation = asyncio.run(auth_keys.rotate(settings, force=force))
     except config.ConfigError as exc:
         print(f"schedctl: configuration error: {exc}", file=sys.stderr)

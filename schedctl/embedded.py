@@ -132,6 +132,11 @@ def wait_until(
         time.sleep(POLL_INTERVAL_S)
 
 
+def postgres_url(port: int, database: str) -> str:
+    """The URL of `database` on the embedded PostgreSQL listening on `port`."""
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server whose data lives in `data_dir` (kept across restarts)."""
 
@@ -146,10 +151,10 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return postgres_url(self.port, "postgres")
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return postgres_url(self.port, database)
 
     def _prepare_as_root(self) -> None:
         """Create the unprivileged system user and let it reach the binaries and the data."""

@@ -6,6 +6,10 @@ process of every service; waits until every `/readyz` answers 200; creates the f
 account if there is none; prints where everything is. Ctrl-C or SIGTERM stops what it started,
 in reverse order, each part given time to finish. A part that cannot start (a taken port, a
 crash, a timeout) is named, with the end of its log, and everything started is stopped.
+
+Where `up` keeps the platform (its database, the key of its signing keys in the data folder) is
+told by `database_url` and `auth_signing_settings`, which commands acting on a running local
+platform (`schedctl rotate-signing-key`) use too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ DATABASE_NAME = "scheduler"
 LOG_TAIL_LINES = 20
 SERVICE_STOP_TIMEOUT_S = 30.0
 EMBEDDED_BROKER_FETCH_WAIT_MS = 50  # executors on the embedded broker (see _start_service)
+# In the data folder: the key that encrypts the auth service's signing keys at rest.
+KEY_ENCRYPTION_KEY_FILE = Path("secrets", "signing-key-encryption-key")
 
 
 class PlatformSettings(config.ServiceSettings):
@@ -96,6 +102,39 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise StopRequested(signal.Signals(signum).name)
 
 
+def database_url(settings: PlatformSettings) -> str:
+    """The database of the platform `up` runs with `settings`: the configured one, else the
+    `scheduler` database of the embedded PostgreSQL."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return embedded.postgres_url(settings.embedded_postgres_port, DATABASE_NAME)
+
+
+def key_encryption_key(data_dir: Path, *, create: bool = False) -> str | None:
+    """The local platform's key for signing keys at rest, kept in its data folder, readable by
+    its owner only; made when `create` (the first `up`), else None where there is none."""
+    path = data_dir / KEY_ENCRYPTION_KEY_FILE
+    if create and not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(base64.b64encode(secrets.token_bytes(32)).decode())
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def auth_signing_settings(settings: PlatformSettings) -> dict[str, str] | None:
+    """What `up` gives the local platform's auth service to reach its signing keys (database
+    and encryption key), as auth-service settings, for a command acting on those keys; None
+    when the data folder holds no platform (`up` never ran with it)."""
+    key = key_encryption_key(settings.data_dir.resolve())
+    if key is None:
+        return None
+    return {"database_url": database_url(settings), "signing_key_encryption_key": key}
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         content = path.read_text(errors="replace").splitlines()
@@ -134,17 +173,16 @@ class Platform:
                 raise PlatformError(f"{part}: port {port} is already in use")
 
     def _start_postgres(self) -> str:
-        if self.settings.database_url is not None:
-            return self.settings.database_url.get_secret_value()
-        server = embedded.EmbeddedPostgres(
-            self.data_dir / "postgres",
-            self.settings.embedded_postgres_port,
-            log_path=self.logs / "postgres.log",
-        )
-        self.stack.callback(server.stop)
-        server.start()
-        asyncio.run(_create_database(server.url, DATABASE_NAME))
-        return server.url_for(DATABASE_NAME)
+        if self.settings.database_url is None:
+            server = embedded.EmbeddedPostgres(
+                self.data_dir / "postgres",
+                self.settings.embedded_postgres_port,
+                log_path=self.logs / "postgres.log",
+            )
+            self.stack.callback(server.stop)
+            server.start()
+            asyncio.run(_create_database(server.url, DATABASE_NAME))
+        return database_url(self.settings)
 
     def _start_broker(self) -> str:
         if self.settings.kafka_bootstrap_servers is not None:
@@ -155,17 +193,6 @@ class Platform:
         self.stack.callback(broker.stop)
         broker.start()
         return broker.bootstrap_servers
-
-    def _key_encryption_key(self) -> str:
-        """The local platform's key for signing keys at rest: made once, kept in the data
-        folder, readable by its owner only."""
-        path = self.data_dir / "secrets" / "signing-key-encryption-key"
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as file:
-                file.write(base64.b64encode(secrets.token_bytes(32)).decode())
-        return path.read_text().strip()
 
     def _start_service(self, service: Service, database_url: str, bootstrap_servers: str) -> None:
         auth_url = f"http://127.0.0.1:{self.settings.auth_service_http_port}"
@@ -181,7 +208,9 @@ class Platform:
             "AUTH_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
         }
         if service.package == "auth_service":  # the only holder of private keys
-            env["SIGNING_KEY_ENCRYPTION_KEY"] = self._key_encryption_key()
+            key = key_encryption_key(self.data_dir, create=True)
+            assert key is not None  # made if it was missing
+            env["SIGNING_KEY_ENCRYPTION_KEY"] = key
         if service.package in ("executor_service", "job_service"):
             # One value for both: the job service's check at creation is the executor's rule.
             env["HTTP_ALLOWED_NETWORKS"] = self.settings.executor_http_allowed_networks

@@ -1,7 +1,8 @@
 """Delivery guarantees of the executor on a real broker and database: a duplicate delivery runs
 nothing, a malformed message is skipped without stalling its partition, offsets reach the end
-only once outcomes are stored, an outcome whose job moved on is fenced off, and executors
-joining and sharing the partitions run every occurrence exactly once."""
+only once outcomes are stored, an outcome whose job moved on is fenced off (and not logged as a
+finished execution), and executors joining and sharing the partitions run every occurrence
+exactly once."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import asyncio
 import collections
 from datetime import timedelta
 
+import structlog.testing
 from aiokafka import TopicPartition
-from test_executor_support import Target, executor_settings, platform, running_executor
+from test_executor_support import (
+    Target,
+    attempt_under_way,
+    executor_settings,
+    platform,
+    running_executor,
+)
 from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
 from libs import kafka, messages
@@ -108,38 +116,44 @@ async def test_a_malformed_message_is_skipped_and_the_partition_goes_on(
 async def test_an_outcome_whose_job_moved_on_is_fenced_off(
     database_url, kafka_bootstrap_servers, unique_name, serve_app
 ):
-    target = Target(200)
-    target.hold = asyncio.Event()
-    async with (
-        target.serving(serve_app),
-        platform(database_url, kafka_bootstrap_servers, unique_name) as p,
-    ):
-        job_id = await p.due_now(type="http", payload={"url": target.url})
-        await asyncio.wait_for(target.arrived.wait(), 30)
-        # What lease recovery does to an executor that stalled: the execution is LOST and the
-        # job, under a new fencing token, belongs to someone else.
-        later = await db_now(p.sessions) + timedelta(hours=1)
-        await p.sql(
-            "UPDATE executions SET status = 'LOST', finished_at = now() WHERE job_id = :j", j=job_id
-        )
-        await p.sql(
-            "UPDATE jobs SET status = 'SCHEDULED', lease_version = lease_version + 1, "
-            "next_run_at = :later, lease_expires_at = NULL WHERE id = :j",
-            j=job_id,
-            later=later,
-        )
-        target.hold.set()
-        fenced = p.executors[0].engine.metrics.fenced_off
+    with structlog.testing.capture_logs() as logs:
+        async with attempt_under_way(
+            database_url, kafka_bootstrap_servers, unique_name, serve_app
+        ) as (p, target, job_id):
+            # What lease recovery does to an executor that stalled: the execution is LOST and
+            # the job, under a new fencing token, belongs to someone else.
+            later = await db_now(p.sessions) + timedelta(hours=1)
+            await p.sql(
+                "UPDATE executions SET status = 'LOST', finished_at = now() WHERE job_id = :j",
+                j=job_id,
+            )
+            await p.sql(
+                "UPDATE jobs SET status = 'SCHEDULED', lease_version = lease_version + 1, "
+                "next_run_at = :later, lease_expires_at = NULL WHERE id = :j",
+                j=job_id,
+                later=later,
+            )
+            target.hold.set()
+            fenced = p.executors[0].engine.metrics.fenced_off
 
-        async def stored():
-            return fenced._value.get() >= 1
+            async def stored():
+                return fenced._value.get() >= 1
 
-        await eventually(stored, what="the stale outcome reaching the database")
-        row = await job(p.sessions, job_id)
-        assert (row.status, row.lease_version, row.next_run_at) == (JobStatus.SCHEDULED, 2, later)
-        assert row.run_count == 0
-        [execution] = await executions(p.sessions, job_id)
-        assert execution.status == ExecutionStatus.LOST
+            await eventually(stored, what="the stale outcome reaching the database")
+            row = await job(p.sessions, job_id)
+            assert (row.status, row.lease_version, row.next_run_at) == (
+                JobStatus.SCHEDULED,
+                2,
+                later,
+            )
+            assert row.run_count == 0
+            [execution] = await executions(p.sessions, job_id)
+            assert execution.status == ExecutionStatus.LOST
+
+    # Logged as refused, never as a finished execution.
+    events = [entry["event"] for entry in logs]
+    assert "outcome_fenced_off" in events
+    assert "execution_finished" not in events
 
 
 async def test_executors_joining_share_the_work_and_run_each_occurrence_once(

@@ -176,3 +176,17 @@ class Target:
         async with serve_app(self.app()) as base_url:
             self.url = f"{base_url}/hook"
             yield self
+
+
+@asynccontextmanager
+async def attempt_under_way(
+    database_url: str, bootstrap: str, name: str, serve_app: Any
+) -> AsyncIterator[tuple[Platform, Target, uuid.UUID]]:
+    """A platform running one `http` job whose target has received the attempt and holds its
+    answer until `target.hold` is set: what the test does meanwhile happens mid-attempt."""
+    target = Target(200)
+    target.hold = asyncio.Event()
+    async with target.serving(serve_app), platform(database_url, bootstrap, name) as p:
+        job_id = await p.due_now(type="http", payload={"url": target.url})
+        await asyncio.wait_for(target.arrived.wait(), 30)
+        yield p, target, job_id

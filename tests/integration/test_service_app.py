@@ -209,6 +209,61 @@ async def test_metrics_are_prometheus_text_with_service_info_and_request_counts(
     assert healthz == [2.0]
 
 
+async def test_every_request_is_logged_and_counted_under_its_route(serve_app):
+    database = {"up": True}
+
+    async def database_check() -> None:
+        if not database["up"]:
+            raise ConnectionRefusedError
+
+    @asynccontextmanager
+    async def lifespan(_app: fastapi.FastAPI) -> AsyncIterator[dict[str, web.Check]]:
+        yield {"database": database_check}
+
+    settings = job_service.settings.Settings(database_url=UNUSED_DATABASE_URL)
+    app = web.create_app(settings, title="Probe", lifespan=lifespan, routers=[probe_router()])
+    with structlog.testing.capture_logs() as logs:
+        async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+            database["up"] = False
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/metrics")).status_code == 200
+            assert (await client.get("/items", params={"count": 3})).status_code == 200
+            assert (await client.get("/no-such-path")).status_code == 404
+            scraped = await client.get("/metrics")
+
+    lines = [
+        (entry["log_level"], entry["route"], entry["status"])
+        for entry in logs
+        if entry["event"] == "http_request"
+    ]
+    # Probes and scrapes at debug, a failed one as a warning, the API's requests at info.
+    assert lines == [
+        ("debug", "/healthz", 200),
+        ("debug", "/readyz", 200),
+        ("warning", "/readyz", 503),
+        ("debug", "/metrics", 200),
+        ("info", "/items", 200),
+        ("info", "unmatched", 404),
+        ("debug", "/metrics", 200),
+    ]
+    counted = {
+        (sample.labels["route"], sample.labels["status"]): sample.value
+        for family in parser.text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    }
+    assert counted == {
+        ("/healthz", "200"): 1.0,
+        ("/readyz", "200"): 1.0,
+        ("/readyz", "503"): 1.0,
+        ("/metrics", "200"): 1.0,  # the scrape that read these is counted after it
+        ("/items", "200"): 1.0,
+        ("unmatched", "404"): 1.0,
+    }
+
+
 # --- error rendering --------------------------------------------------------------------------
 
 

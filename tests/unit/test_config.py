@@ -272,6 +272,23 @@ def test_every_spelling_of_a_key_sets_the_setting(
     assert config.load(DemoSettings).database_url.get_secret_value() == DATABASE
 
 
+@pytest.mark.parametrize("layer", ["nothing", "environment", "shared file", "own file"])
+def test_is_set_tells_a_setting_given_by_a_source_from_a_default(
+    layer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    locate(monkeypatch, folder)
+    if layer == "environment":
+        monkeypatch.setenv("Demo_Greeting", "hi")
+    elif layer != "nothing":
+        name = "secrets.properties" if layer == "shared file" else "demo_service.properties"
+        write(folder / name, "demo.greeting=hi\n")
+
+    assert config.is_set(DemoSettings, "demo_greeting") is (layer != "nothing")
+    assert not config.is_set(DemoSettings, "http_port")
+
+
 @pytest.mark.parametrize("name", ["HTTP_PORT", "http_port", "Http_Port"])
 def test_environment_variable_names_are_case_insensitive(
     name: str, monkeypatch: pytest.MonkeyPatch, env_database: None
