@@ -6,12 +6,14 @@ test_user_service_support.py."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from pwdlib import PasswordHash
 from test_user_service_support import (
     PASSWORD,
     UserService,
@@ -23,6 +25,8 @@ from test_user_service_support import (
 from libs import passwords
 
 OTHER_PASSWORD = "another long passphrase"
+HELD = "holds the only slot"
+HELD_DEADLINE_S = 30  # the longest a held hash waits for its release
 
 
 @pytest.fixture
@@ -202,18 +206,31 @@ async def test_registration_refuses_a_blank_or_unprintable_display_name(users, d
 
 
 async def test_registration_is_refused_with_retry_after_while_the_hasher_is_full(
-    database_url, token_issuer
+    database_url, token_issuer, monkeypatch
 ):
+    # The hash in the only slot lasts until the registration has been answered: argon2 alone
+    # could end first on a busy machine and free the slot.
+    released = threading.Event()
+    hash_password = PasswordHash.hash
+
+    def held(self: PasswordHash, password: str, *args: Any, **kwargs: Any) -> str:
+        if password == HELD:
+            released.wait(HELD_DEADLINE_S)
+        return hash_password(self, password, *args, **kwargs)
+
+    monkeypatch.setattr(PasswordHash, "hash", held)
     async with running(
         database_url, token_issuer, max_concurrent_hashes=1, max_waiting_hashes=1
     ) as users:
         hasher: passwords.Hasher = users.app.state.hasher
-        running_hash = asyncio.create_task(hasher.hash("holds the only slot"))
+        running_hash = asyncio.create_task(hasher.hash(HELD))
         waiting_hash = asyncio.create_task(hasher.hash("takes the only waiting place"))
         await asyncio.sleep(0)  # one turn of the loop: both reach the hasher; no timing involved
 
-        response = await users.register("ann@example.com")
-
+        try:
+            response = await users.register("ann@example.com")
+        finally:
+            released.set()
         await asyncio.gather(running_hash, waiting_hash)
         assert_problem(response, 503, "busy")
         assert response.headers["retry-after"] == "1"
