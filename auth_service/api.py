@@ -19,6 +19,17 @@ JWKS_PATH = "/.well-known/jwks.json"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 GRANT_TYPES = ("password", "client_credentials", "refresh_token")
 
+# The operations whose parameter and member names the OAuth RFCs fix, snake_case included: the
+# token endpoint (RFC 6749: `grant_type`, `access_token`, `expires_in`, `error_description`...),
+# revocation (RFC 7009: `token_type_hint`) and the server metadata (RFC 8414: `jwks_uri`...),
+# with the schemas only they use. Every OAuth client library expects these names. Everything
+# else the platform publishes is camelCase; the JWKS keeps RFC 7517's names, which have no
+# underscore. tests/integration/test_openapi_casing.py skips exactly these.
+OAUTH_OPERATIONS = frozenset(
+    {("post", TOKEN_PATH), ("post", REVOCATION_PATH), ("get", METADATA_PATH)}
+)
+OAUTH_SCHEMAS = frozenset({"TokenResponse", "ServerMetadata"})
+
 
 def _form_body(*fields: str) -> dict[str, Any]:
     """OpenAPI for a form body the route reads itself (see `schemas.read_form`)."""
@@ -38,6 +49,7 @@ router = APIRouter()
         "grant_type", "username", "password", "refresh_token", "scope", "client_id",
         "client_secret",
     ),
+    responses={200: {"model": schemas.TokenResponse, "description": "The tokens issued."}},
 )  # fmt: skip
 async def token(request: Request) -> JSONResponse:
     """Issue tokens: password, client-credentials and refresh-token grants."""
@@ -74,19 +86,20 @@ async def jwks(request: Request) -> JSONResponse:
 
 
 @router.get(METADATA_PATH)
-async def metadata(request: Request) -> dict[str, Any]:
+async def metadata(request: Request) -> schemas.ServerMetadata:
+    """Where the endpoints are and what they support (RFC 8414)."""
     settings: Settings = request.app.state.settings
     issuer = settings.auth_issuer.rstrip("/")
-    return {
-        "issuer": settings.auth_issuer,
-        "token_endpoint": issuer + TOKEN_PATH,
-        "revocation_endpoint": issuer + REVOCATION_PATH,
-        "jwks_uri": issuer + JWKS_PATH,
-        "grant_types_supported": list(GRANT_TYPES),
-        "scopes_supported": sorted(scopes.ALL),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
-    }
+    return schemas.ServerMetadata(
+        issuer=settings.auth_issuer,
+        token_endpoint=issuer + TOKEN_PATH,
+        revocation_endpoint=issuer + REVOCATION_PATH,
+        jwks_uri=issuer + JWKS_PATH,
+        grant_types_supported=list(GRANT_TYPES),
+        scopes_supported=sorted(scopes.ALL),
+        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        revocation_endpoint_auth_methods_supported=["none"],
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:

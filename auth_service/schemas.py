@@ -77,13 +77,26 @@ class RevocationRequest:
 
 
 class TokenResponse(BaseModel):
-    """RFC 6749 section 5.1."""
+    """RFC 6749 section 5.1 (its names, snake_case: `auth_service.api.OAUTH_SCHEMAS`)."""
 
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 (the scheme's name, not a secret)
     expires_in: int
     scope: str
     refresh_token: str | None = None
+
+
+class ServerMetadata(BaseModel):
+    """RFC 8414 section 2 (its names, snake_case: `auth_service.api.OAUTH_SCHEMAS`)."""
+
+    issuer: str
+    token_endpoint: str
+    revocation_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    scopes_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_methods_supported: list[str]
 
 
 async def read_form(request: Request) -> dict[str, str]:

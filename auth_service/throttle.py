@@ -7,7 +7,8 @@ while either key of a login is locked, the token endpoint answers 429 with `Retr
 before it looks at the password, so a correct password is refused too. An email that belongs
 to no account is counted and locked exactly like one that does, so neither the answer nor its
 timing says whether the account exists. A successful login clears the account's key only: one
-valid account must not let an address wipe its own count.
+valid account must not let an address wipe its own count. An admin can clear an account's key
+too (the user service's `:unlock`), which leaves the address keys as they are.
 
 Attempts refused because of a lock are not counted, so a lock ends when it says it ends.
 """
@@ -29,7 +30,9 @@ class LoginKeys:
 
     @classmethod
     def of(cls, email: str, address: str | None) -> LoginKeys:
-        return cls(account=f"account:{email}", address=throttles.address_key("address", address))
+        return cls(
+            account=throttles.account_key(email), address=throttles.address_key("address", address)
+        )
 
 
 async def retry_after_s(session: AsyncSession, keys: LoginKeys) -> int | None:

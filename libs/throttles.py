@@ -6,21 +6,27 @@ A key is a kind and a value (`account:<email>`, `address:<ip>`, `registration:<i
 attempt that brings a key's count in its window to the limit locks the key for a while; callers
 refuse attempts while a key is locked, and do not count them, so a lock ends when it says it
 ends. Times are the database's, so every copy of a service agrees. Nothing here commits.
+
+An account's key is read and cleared by the user service too: an admin sees the lock on the
+user and can lift it (`POST /v1/users/{userId}:unlock`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import ColumnElement, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs import models
 
 UNKNOWN_ADDRESS = "unknown"  # an ASGI server that does not report the peer
+# Failed logins per account are keyed by the email as typed (normalised), not by user id, so
+# an email with no account is throttled exactly like one with an account.
+ACCOUNT_PREFIX = "account:"
 
 Throttle = models.LoginThrottle
 
@@ -28,6 +34,27 @@ Throttle = models.LoginThrottle
 def address_key(kind: str, address: str | None) -> str:
     """The key of a client address for the limit named `kind`."""
     return f"{kind}:{address or UNKNOWN_ADDRESS}"
+
+
+def account_key(email: str) -> str:
+    """The key of the failed logins of the account with `email` (normalised)."""
+    return ACCOUNT_PREFIX + email
+
+
+def _locks(key: str | ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether a row is the one of `key` and locks it now."""
+    return (Throttle.key == key) & (Throttle.locked_until > func.now())
+
+
+def locks_account(email: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether a row locks the account whose email is `email` (a column of another table) now:
+    the condition that joins an account to its lock."""
+    return _locks(ACCOUNT_PREFIX + email)
+
+
+async def locked_until(session: AsyncSession, key: str) -> datetime | None:
+    """When the lock of `key` ends, or None when `key` is not locked now."""
+    return await session.scalar(select(Throttle.locked_until).where(_locks(key)))
 
 
 async def retry_after_s(session: AsyncSession, keys: Iterable[str]) -> int | None:
@@ -73,5 +100,9 @@ async def count(
     return (await session.execute(statement)).scalar_one()
 
 
-async def clear(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(Throttle).where(Throttle.key == key))
+async def clear(session: AsyncSession, key: str) -> bool:
+    """Forget `key`'s count and lock; whether it was locked."""
+    was_locked = await session.scalar(
+        delete(Throttle).where(Throttle.key == key).returning(Throttle.locked_until > func.now())
+    )
+    return bool(was_locked)

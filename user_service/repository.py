@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from libs import models
+from libs import models, throttles
 from libs.states import Role
 from user_service import cursors, errors
 
@@ -33,6 +34,7 @@ UNIQUE_VIOLATION = "23505"
 User = models.User
 ServiceAccount = models.ServiceAccount
 RefreshToken = models.RefreshToken
+Throttle = models.LoginThrottle
 # Re-read what an UPDATE ... RETURNING gives back even if the session holds the row already.
 _FRESH = {"populate_existing": True}
 
@@ -109,15 +111,25 @@ async def list_users(
     *,
     after: cursors.Position | None,
     email_prefix: str | None,
+    locked: bool | None,
     limit: int,
-) -> Sequence[models.User]:
-    """Users in `(created_at, id)` order, after `after`, whose email starts with the prefix."""
-    statement = select(User).order_by(User.created_at, User.id).limit(limit)
+) -> Sequence[tuple[models.User, datetime | None]]:
+    """Users in `(created_at, id)` order, after `after`, whose email starts with the prefix,
+    each with the end of its login lock (`libs.throttles`; None when not locked now). `locked`:
+    only the users locked now (True), only the others (False)."""
+    statement = (
+        select(User, Throttle.locked_until)
+        .outerjoin(Throttle, throttles.locks_account(User.email))
+        .order_by(User.created_at, User.id)
+        .limit(limit)
+    )
+    if locked is not None:
+        statement = statement.where(Throttle.key.is_not(None) if locked else Throttle.key.is_(None))
     if after is not None:
         statement = statement.where(tuple_(User.created_at, User.id) > tuple_(*after))
     if email_prefix:
         statement = statement.where(User.email.startswith(email_prefix, autoescape=True))
-    return (await session.scalars(statement)).all()
+    return (await session.execute(statement)).all()
 
 
 async def update_display_name(

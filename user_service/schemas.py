@@ -1,7 +1,9 @@
 """Request bodies (strict: `libs.schemas.StrictModel`) and responses of the user service.
 
-Responses never carry a password hash; a service account's secret appears only in the answer
-that creates or rotates it (`ServiceAccountWithSecret`).
+Every key is camelCase (`displayName`, `nextCursor`: `libs.schemas.camel`); request bodies
+also accept the Python field names (`display_name`). Responses never carry a password hash; a
+service account's secret appears only in the answer that creates or rotates it
+(`ServiceAccountWithSecret`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from libs import emails, models, scopes
-from libs.schemas import StrictModel
+from libs import emails, models, schemas, scopes
 from libs.states import Role
 from user_service import password_policy
 
@@ -47,27 +48,35 @@ DisplayName = Annotated[str, Field(max_length=DISPLAY_NAME_MAX), AfterValidator(
 Password = Annotated[str, Field(max_length=password_policy.MAX_LENGTH)]
 
 
-class Registration(StrictModel):
+class _Request(schemas.StrictModel):
+    model_config = schemas.CAMEL_CASE
+
+
+class _Response(BaseModel):
+    model_config = schemas.CAMEL_CASE
+
+
+class Registration(_Request):
     email: Email
     # Not length-bounded here: the policy reports every rule with its own code.
     password: str
     display_name: DisplayName
 
 
-class ProfileUpdate(StrictModel):
+class ProfileUpdate(_Request):
     display_name: DisplayName
 
 
-class PasswordChange(StrictModel):
+class PasswordChange(_Request):
     current_password: Password
     new_password: str
 
 
-class RoleUpdate(StrictModel):
+class RoleUpdate(_Request):
     role: Role
 
 
-class ServiceAccountCreation(StrictModel):
+class ServiceAccountCreation(_Request):
     name: Annotated[str, Field(max_length=SERVICE_ACCOUNT_NAME_MAX), AfterValidator(_label)]
     scopes: Annotated[list[str], Field(min_length=1, max_length=len(KNOWN_SCOPES))]
 
@@ -80,23 +89,28 @@ class ServiceAccountCreation(StrictModel):
         return sorted(set(value))
 
 
-class RegistrationAccepted(BaseModel):
+class RegistrationAccepted(_Response):
     """The answer to every valid registration, whether its email was free or already had an
     account, so that registering tells nobody who has one (ADR 0010). Log in to use it."""
 
     email: str  # normalised: the name to log in with
 
 
-class User(BaseModel):
+class User(_Response):
     id: uuid.UUID
     email: str
     display_name: str | None
     role: Role
     created_at: datetime
     disabled: bool
+    locked_until: datetime | None = Field(
+        description="While failed logins lock the account (ADR 0005), when the lock ends: until "
+        "then the token endpoint refuses even the right password. An admin may lift it "
+        "(`POST /v1/users/{userId}:unlock`). Null when logins are not locked."
+    )
 
     @classmethod
-    def of(cls, user: models.User) -> User:
+    def of(cls, user: models.User, *, locked_until: datetime | None) -> User:
         return cls(
             id=user.id,
             email=user.email,
@@ -104,16 +118,18 @@ class User(BaseModel):
             role=Role(user.role),
             created_at=user.created_at,
             disabled=user.disabled_at is not None,
+            locked_until=locked_until,
         )
 
 
-class UserPage(BaseModel):
+class UserPage(_Response):
     items: list[User]
-    # Pass as `cursor` to get the next page; null on the last page.
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
-class ServiceAccount(BaseModel):
+class ServiceAccount(_Response):
     id: uuid.UUID
     client_id: str
     name: str
@@ -146,6 +162,8 @@ class ServiceAccountWithSecret(ServiceAccount):
         return cls(**ServiceAccount.of(account).model_dump(), client_secret=secret)
 
 
-class ServiceAccountPage(BaseModel):
+class ServiceAccountPage(_Response):
     items: list[ServiceAccount]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )

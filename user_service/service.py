@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -189,18 +190,22 @@ async def list_users(
     *,
     cursor: str | None,
     email_prefix: str | None,
+    locked: bool | None,
     limit: int,
-) -> tuple[Sequence[models.User], str | None]:
-    """One page of users in creation order, and the cursor of the next page (None at the end)."""
+) -> tuple[Sequence[tuple[models.User, datetime | None]], str | None]:
+    """One page of users in creation order, each with the end of its login lock (None when not
+    locked), and the cursor of the next page (None at the end). `locked`: only the users locked
+    now (True) or only the others (False)."""
     await require_admin(session, principal)
     rows = await repository.list_users(
         session,
         after=_position(cursor),
         # Stored emails are lower case; a prefix typed otherwise still finds them.
         email_prefix=emails.normalise(email_prefix) if email_prefix else None,
+        locked=locked,
         limit=limit + 1,
     )
-    return rows[:limit], _next_cursor(rows, limit)
+    return rows[:limit], _next_cursor([user for user, _ in rows], limit)
 
 
 async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> models.User:
@@ -208,6 +213,40 @@ async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UU
     user = await repository.get_user(session, user_id)
     if user is None:
         raise errors.UserNotFound
+    return user
+
+
+async def login_lock(session: AsyncSession, user: models.User) -> datetime | None:
+    """When the lock failed logins put on the user's account ends; None when there is none.
+
+    The lock that matters is the account's key (its email), which refuses the right password
+    from anywhere; an address's lock is about the address, not the user.
+    """
+    return await throttles.locked_until(session, throttles.account_key(user.email))
+
+
+async def unlock_user(
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID
+) -> models.User:
+    """Forget the failed logins counted against the user's account and lift its lock, so the
+    owner can log in at once; idempotent. `UserNotFound` for no such user.
+
+    Only the account's key is cleared: an address's lock is not the owner's (nothing ties an
+    address to an account), and lifting it would give whoever guesses from there a fresh
+    budget against every account. Its count, under a higher limit, is left as it is.
+    """
+    await require_admin(session, principal)
+    user = await repository.get_user(session, user_id)
+    if user is None:
+        raise errors.UserNotFound
+    was_locked = await throttles.clear(session, throttles.account_key(user.email))
+    log.get().info(
+        "user_unlocked",
+        user_id=str(user_id),
+        admin_id=principal.subject,
+        admin_kind=principal.kind,
+        was_locked=was_locked,
+    )
     return user
 
 

@@ -112,7 +112,7 @@ async def test_a_disabled_users_and_a_rotated_service_accounts_earlier_tokens_en
             headers=admin,
         )
         account = created.json()
-        robot = await p.client_login(account["client_id"], account["client_secret"])
+        robot = await p.client_login(account["clientId"], account["clientSecret"])
         [ann_id] = [
             user["id"]
             for user in (await p.users.get("/v1/users", headers=admin)).json()["items"]
@@ -123,10 +123,10 @@ async def test_a_disabled_users_and_a_rotated_service_accounts_earlier_tokens_en
         assert (await p.jobs.post("/v1/jobs", json=job_body(), headers=ann)).status_code == 201
         assert (await p.jobs.get("/v1/jobs", headers=robot)).status_code == 200
 
-        disabled = await p.users.post(f"/v1/users/{ann_id}/disable", headers=admin)
+        disabled = await p.users.post(f"/v1/users/{ann_id}:disable", headers=admin)
         disabled_at = time.monotonic()
         rotated = await p.users.post(
-            f"/v1/service-accounts/{account['id']}/rotate-secret", headers=admin
+            f"/v1/service-accounts/{account['id']}:rotateSecret", headers=admin
         )
         rotated_at = time.monotonic()
         ann_refused, ann_after_s = await refused_after(p.jobs, ann, disabled_at)
@@ -135,7 +135,7 @@ async def test_a_disabled_users_and_a_rotated_service_accounts_earlier_tokens_en
         robot_post = await p.jobs.post("/v1/jobs", json=job_body(), headers=robot)
         # The new secret's token is honoured at once, though the job service read the account
         # before the rotation.
-        new_robot = await p.client_login(account["client_id"], rotated.json()["client_secret"])
+        new_robot = await p.client_login(account["clientId"], rotated.json()["clientSecret"])
         fresh = await p.jobs.get("/v1/jobs", headers=new_robot)
         listed = (await p.jobs.get("/v1/jobs", headers=admin)).json()["items"]
 

@@ -54,10 +54,10 @@ async def test_a_service_account_is_created_with_a_secret_shown_once(users, admi
     created = response.json()
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["location"] == f"/v1/service-accounts/{created['id']}"
-    assert created["client_id"].startswith("sa_")
+    assert created["clientId"].startswith("sa_")
     assert (created["name"], created["scopes"]) == ("ci pipeline", ["jobs:read", "jobs:write"])
-    assert (created["disabled"], created["created_by"]) == (False, str(admin_id))
-    secret = created["client_secret"]
+    assert (created["disabled"], created["createdBy"]) == (False, str(admin_id))
+    secret = created["clientSecret"]
     stored = await stored_secret_hash(users, created["id"])
     assert stored == opaque.digest(secret)
     assert opaque.matches(secret, stored)
@@ -69,9 +69,9 @@ async def test_a_service_account_is_created_with_a_secret_shown_once(users, admi
         assert answer.status_code == 200
         assert secret not in answer.text
         assert stored not in answer.text
-        assert "client_secret" not in answer.text
+        assert "clientSecret" not in answer.text
     assert [item["id"] for item in listed.json()["items"]] == [created["id"]]
-    assert read.json() == {k: v for k, v in created.items() if k != "client_secret"}
+    assert read.json() == {k: v for k, v in created.items() if k != "clientSecret"}
 
 
 @pytest.mark.parametrize(
@@ -97,17 +97,17 @@ async def test_rotating_a_secret_replaces_it_and_revokes_refresh_tokens(users, a
     token = await users.add_refresh_token(service_account_id=uuid.UUID(account_id))
 
     response = await users.client.post(
-        f"/v1/service-accounts/{account_id}/rotate-secret", headers=admin
+        f"/v1/service-accounts/{account_id}:rotateSecret", headers=admin
     )
 
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     rotated = response.json()
-    assert rotated["client_id"] == created["client_id"]
-    assert rotated["secret_rotated_at"] is not None
+    assert rotated["clientId"] == created["clientId"]
+    assert rotated["secretRotatedAt"] is not None
     stored = await stored_secret_hash(users, account_id)
-    assert opaque.matches(rotated["client_secret"], stored)
-    assert not opaque.matches(created["client_secret"], stored)
+    assert opaque.matches(rotated["clientSecret"], stored)
+    assert not opaque.matches(created["clientSecret"], stored)
     assert await users.revoked_at(token) is not None
 
 
@@ -116,9 +116,9 @@ async def test_a_service_account_is_disabled_losing_its_refresh_tokens_then_enab
     token = await users.add_refresh_token(service_account_id=uuid.UUID(account_id))
     path = f"/v1/service-accounts/{account_id}"
 
-    disabled = await users.client.post(f"{path}/disable", headers=admin)
+    disabled = await users.client.post(f"{path}:disable", headers=admin)
     revoked = await users.revoked_at(token) is not None
-    enabled = await users.client.post(f"{path}/enable", headers=admin)
+    enabled = await users.client.post(f"{path}:enable", headers=admin)
 
     assert (disabled.status_code, disabled.json()["disabled"]) == (200, True)
     assert revoked
@@ -127,7 +127,7 @@ async def test_a_service_account_is_disabled_losing_its_refresh_tokens_then_enab
 
 async def test_a_disabled_service_account_cannot_administer(users, admin):
     account_id = (await create_account(users, admin, scopes=[ADMIN])).json()["id"]
-    await users.client.post(f"/v1/service-accounts/{account_id}/disable", headers=admin)
+    await users.client.post(f"/v1/service-accounts/{account_id}:disable", headers=admin)
     robot = users.bearer(account_id, ADMIN, principal="service_account")
 
     response = await users.client.get("/v1/users", headers=robot)
@@ -145,7 +145,7 @@ async def test_a_rotated_service_accounts_earlier_tokens_end(database_url, token
         earlier = users.bearer(account_id, ADMIN, principal="service_account")
         before = await users.client.get("/v1/users", headers=earlier)
         rotated = await users.client.post(
-            f"/v1/service-accounts/{account_id}/rotate-secret", headers=admin
+            f"/v1/service-accounts/{account_id}:rotateSecret", headers=admin
         )
         after = await users.client.get("/v1/users", headers=earlier)
 
@@ -157,18 +157,18 @@ async def test_a_rotated_service_accounts_earlier_tokens_end(database_url, token
 async def test_each_change_of_a_service_accounts_standing_raises_its_generation_once(users, admin):
     account_id = (await create_account(users, admin)).json()["id"]
     steps = [
-        ("rotate-secret", 1),
+        ("rotateSecret", 1),
         ("disable", 2),
         ("disable", 2),  # disabled already
         ("enable", 3),
         ("enable", 3),  # enabled already
-        ("rotate-secret", 4),
+        ("rotateSecret", 4),
     ]
 
     generations = []
     for action, _ in steps:
         response = await users.client.post(
-            f"/v1/service-accounts/{account_id}/{action}", headers=admin
+            f"/v1/service-accounts/{account_id}:{action}", headers=admin
         )
         assert response.status_code == 200, response.text
         generations.append(await users.token_generation(account_id, "service_accounts"))
@@ -176,12 +176,12 @@ async def test_each_change_of_a_service_accounts_standing_raises_its_generation_
     assert generations == [expected for _, expected in steps]
 
 
-@pytest.mark.parametrize("action", ["rotate-secret", "disable", "enable"])
+@pytest.mark.parametrize("action", ["rotateSecret", "disable", "enable"])
 async def test_an_unknown_service_account_is_not_found(users, action, admin):
     unknown = uuid.uuid4()
 
     read = await users.client.get(f"/v1/service-accounts/{unknown}", headers=admin)
-    changed = await users.client.post(f"/v1/service-accounts/{unknown}/{action}", headers=admin)
+    changed = await users.client.post(f"/v1/service-accounts/{unknown}:{action}", headers=admin)
 
     assert_problem(read, 404, "service-account-not-found")
     assert_problem(changed, 404, "service-account-not-found")
@@ -193,10 +193,10 @@ async def test_service_accounts_are_listed_in_pages(users, admin):
     first = await users.client.get("/v1/service-accounts", params={"limit": 2}, headers=admin)
     second = await users.client.get(
         "/v1/service-accounts",
-        params={"limit": 2, "cursor": first.json()["next_cursor"]},
+        params={"limit": 2, "cursor": first.json()["nextCursor"]},
         headers=admin,
     )
 
     ids = [item["id"] for page in (first, second) for item in page.json()["items"]]
     assert ids == created
-    assert second.json()["next_cursor"] is None
+    assert second.json()["nextCursor"] is None

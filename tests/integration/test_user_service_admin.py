@@ -41,14 +41,15 @@ ADMIN_REQUESTS = [
     ("GET", "/v1/users", None),
     ("GET", "/v1/users/{id}", None),
     ("PATCH", "/v1/users/{id}", {"role": "admin"}),
-    ("POST", "/v1/users/{id}/disable", None),
-    ("POST", "/v1/users/{id}/enable", None),
+    ("POST", "/v1/users/{id}:disable", None),
+    ("POST", "/v1/users/{id}:enable", None),
+    ("POST", "/v1/users/{id}:unlock", None),
     ("POST", "/v1/service-accounts", {"name": "ci", "scopes": ["jobs:read"]}),
     ("GET", "/v1/service-accounts", None),
     ("GET", "/v1/service-accounts/{id}", None),
-    ("POST", "/v1/service-accounts/{id}/rotate-secret", None),
-    ("POST", "/v1/service-accounts/{id}/disable", None),
-    ("POST", "/v1/service-accounts/{id}/enable", None),
+    ("POST", "/v1/service-accounts/{id}:rotateSecret", None),
+    ("POST", "/v1/service-accounts/{id}:disable", None),
+    ("POST", "/v1/service-accounts/{id}:enable", None),
 ]
 
 
@@ -91,6 +92,41 @@ async def test_a_disabled_admins_token_is_refused(users):
     assert_problem(response, 403, "account-disabled")
 
 
+# --- Paths -------------------------------------------------------------------------------------
+
+# Actions are custom methods (`<resource>:<verb>`) since the API was made consistent with the job
+# service's; the paths they had before answer 404.
+FORMER_ACTION_PATHS = [
+    "/v1/users/me/password",
+    "/v1/users/{user}/disable",
+    "/v1/users/{user}/enable",
+    "/v1/service-accounts/{account}/rotate-secret",
+    "/v1/service-accounts/{account}/disable",
+    "/v1/service-accounts/{account}/enable",
+]
+
+
+@pytest.mark.parametrize("path", FORMER_ACTION_PATHS)
+async def test_the_former_action_paths_are_gone(users, admin, admin_id, path):
+    account = await users.add_service_account("jobs:read")
+    body = {"currentPassword": "correct horse battery", "newPassword": "a new long passphrase"}
+
+    response = await users.client.post(
+        path.format(user=admin_id, account=account), json=body, headers=admin
+    )
+
+    assert_problem(response, 404, "not-found")
+    assert await users.role_and_disabled_at(admin_id) == ("admin", None)
+
+
+async def test_a_path_parameter_is_named_as_the_path_names_it(users, admin):
+    user = await users.client.post("/v1/users/12345:disable", headers=admin)
+    account = await users.client.post("/v1/service-accounts/12345:rotateSecret", headers=admin)
+
+    assert_invalid(user, "path.userId")
+    assert_invalid(account, "path.accountId")
+
+
 # --- Listing ------------------------------------------------------------------------------------
 
 
@@ -108,7 +144,7 @@ async def test_users_are_listed_in_pages_without_gaps_or_duplicates(users, admin
         response = await users.client.get("/v1/users", params=params, headers=admin)
         assert response.status_code == 200
         pages.append([uuid.UUID(item["id"]) for item in response.json()["items"]])
-        cursor = response.json()["next_cursor"]
+        cursor = response.json()["nextCursor"]
         if cursor is None:
             break
 
@@ -122,7 +158,7 @@ async def test_a_full_last_page_is_followed_by_no_cursor(users, admin):
     response = await users.client.get("/v1/users", params={"limit": 2}, headers=admin)
 
     assert len(response.json()["items"]) == 2
-    assert response.json()["next_cursor"] is None
+    assert response.json()["nextCursor"] is None
 
 
 async def test_users_are_filtered_by_email_prefix(users, admin):
@@ -167,7 +203,7 @@ async def test_a_user_is_read_by_id(users, admin):
     assert found.json()["email"] == "ann@example.com"
     assert "password_hash" not in found.json()
     assert_problem(unknown, 404, "user-not-found")
-    assert_invalid(malformed, "path.user_id")
+    assert_invalid(malformed, "path.userId")
 
 
 async def test_a_user_is_promoted_then_demoted_losing_their_refresh_tokens(users, admin):
@@ -219,11 +255,11 @@ async def test_a_user_is_disabled_losing_their_refresh_tokens_then_enabled(
         token = await users.add_refresh_token(user_id=user_id)
         me = users.bearer(user_id, "jobs:read")
 
-        disabled = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
+        disabled = await users.client.post(f"/v1/users/{user_id}:disable", headers=admin)
         _, disabled_at = await users.role_and_disabled_at(user_id)
-        again = await users.client.post(f"/v1/users/{user_id}/disable", headers=admin)
+        again = await users.client.post(f"/v1/users/{user_id}:disable", headers=admin)
         refused = await users.client.get("/v1/users/me", headers=me)
-        enabled = await users.client.post(f"/v1/users/{user_id}/enable", headers=admin)
+        enabled = await users.client.post(f"/v1/users/{user_id}:enable", headers=admin)
         still_refused = await users.client.get("/v1/users/me", headers=me)
         generation = await users.token_generation(user_id)
         allowed = await users.client.get(
@@ -272,10 +308,10 @@ async def test_each_change_of_a_users_standing_raises_their_generation_once(user
     [user_id] = await users.add_users("ann@example.com")
     steps = [
         ("PATCH", "", {"role": "user"}, 0),  # the role they have: nothing changes
-        ("POST", "/disable", None, 1),
-        ("POST", "/disable", None, 1),  # disabled already
-        ("POST", "/enable", None, 2),
-        ("POST", "/enable", None, 2),  # enabled already
+        ("POST", ":disable", None, 1),
+        ("POST", ":disable", None, 1),  # disabled already
+        ("POST", ":enable", None, 2),
+        ("POST", ":enable", None, 2),  # enabled already
         ("PATCH", "", {"role": "admin"}, 3),
         ("PATCH", "", {"role": "admin"}, 3),
     ]
@@ -293,7 +329,7 @@ async def test_each_change_of_a_users_standing_raises_their_generation_once(user
 
 async def test_an_unknown_user_cannot_be_disabled_or_enabled(users, admin):
     for action in ("disable", "enable"):
-        response = await users.client.post(f"/v1/users/{uuid.uuid4()}/{action}", headers=admin)
+        response = await users.client.post(f"/v1/users/{uuid.uuid4()}:{action}", headers=admin)
         assert_problem(response, 404, "user-not-found")
 
 
@@ -305,7 +341,7 @@ async def test_an_admin_cannot_demote_or_disable_themselves(users, admin, admin_
     me = admin_id
 
     demote = await users.client.patch(f"/v1/users/{me}", json={"role": "user"}, headers=admin)
-    disable = await users.client.post(f"/v1/users/{me}/disable", headers=admin)
+    disable = await users.client.post(f"/v1/users/{me}:disable", headers=admin)
 
     assert_problem(demote, 409, "self-lockout")
     assert_problem(disable, 409, "self-lockout")
@@ -323,7 +359,7 @@ async def test_the_last_admin_cannot_be_demoted_or_disabled_by_a_service_account
     admin = admin_id
 
     demote = await users.client.patch(f"/v1/users/{admin}", json={"role": "user"}, headers=robot)
-    disable = await users.client.post(f"/v1/users/{admin}/disable", headers=robot)
+    disable = await users.client.post(f"/v1/users/{admin}:disable", headers=robot)
 
     assert_problem(demote, 409, "last-admin")
     assert_problem(disable, 409, "last-admin")

@@ -44,8 +44,10 @@ class UserService:
         token = self.issuer.mint(str(subject), scopes, principal=principal, generation=generation)
         return {"authorization": f"Bearer {token}"}
 
-    async def register(self, email: str, password: str = PASSWORD, **extra: Any) -> httpx.Response:
-        body = {"email": email, "password": password, "display_name": "Ann", **extra}
+    async def register(
+        self, email: str, password: str = PASSWORD, *, display_name: str = "Ann", **extra: Any
+    ) -> httpx.Response:
+        body = {"email": email, "password": password, "displayName": display_name, **extra}
         return await self.client.post("/v1/users", json=body)
 
     async def sql(self, statement: str, **params: Any) -> list[Any]:

@@ -62,7 +62,7 @@ class Platform:
         )
 
     async def register(self, email: str) -> httpx.Response:
-        body = {"email": email, "password": PASSWORD, "display_name": email.split("@")[0]}
+        body = {"email": email, "password": PASSWORD, "displayName": email.split("@")[0]}
         return await self.users.post("/v1/users", json=body)
 
 

@@ -71,7 +71,7 @@ class User:
 
     async def login(self) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
-            body = {"email": self.email, "password": PASSWORD, "display_name": "ada"}
+            body = {"email": self.email, "password": PASSWORD, "displayName": "ada"}
             registered = await client.post(
                 f"http://127.0.0.1:{self.ports['user_service']}/v1/users", json=body
             )

@@ -1,5 +1,6 @@
 """Identity through the platform `schedctl up` runs: register, log in, refresh, call a
-protected endpoint with the right scope and be refused without it."""
+protected endpoint with the right scope and be refused without it; lock an account with wrong
+passwords and have an admin see the lock and lift it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 from platform_process import START_DEADLINE_S, Up, free_ports, still_running
 
 PASSWORD = "correct horse battery staple"
+ACCOUNT_MAX_FAILURES = 5  # the auth service's default (`account.max.failures`)
 
 
 def test_register_login_refresh_and_scoped_access(tmp_path):
@@ -23,7 +25,7 @@ def test_register_login_refresh_and_scoped_access(tmp_path):
 
         registered = users.post(
             "/v1/users",
-            json={"email": "Ada@Example.com", "password": PASSWORD, "display_name": "Ada"},
+            json={"email": "Ada@Example.com", "password": PASSWORD, "displayName": "Ada"},
         )
         assert registered.status_code == 202, registered.text
         assert registered.json() == {"email": "ada@example.com"}
@@ -42,6 +44,7 @@ def test_register_login_refresh_and_scoped_access(tmp_path):
         me = users.get("/v1/users/me", headers=bearer)
         assert me.status_code == 200, me.text
         assert me.json()["email"] == "ada@example.com"
+        assert (me.json()["displayName"], me.json()["lockedUntil"]) == ("Ada", None)
 
         assert users.get("/v1/users/me").status_code == 401
         refused = users.get("/v1/users", headers=bearer)
@@ -74,11 +77,27 @@ def test_register_login_refresh_and_scoped_access(tmp_path):
         )
         assert admin.status_code == 200, admin.text
         assert admin.json()["scope"] == "users:admin"
-        listed = users.get(
-            "/v1/users", headers={"Authorization": f"Bearer {admin.json()['access_token']}"}
-        )
+        admin_bearer = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+        listed = users.get("/v1/users", headers=admin_bearer)
         assert listed.status_code == 200, listed.text
         assert "ada@example.com" in listed.text
+        assert "nextCursor" in listed.json()
+
+        def ada_logs_in(password: str) -> httpx.Response:
+            form = {"grant_type": "password", "username": "ada@example.com", "password": password}
+            return auth.post("/oauth/token", data=form)
+
+        wrong = [ada_logs_in("not the password") for _ in range(ACCOUNT_MAX_FAILURES)]
+        assert [answer.status_code for answer in wrong] == [400] * ACCOUNT_MAX_FAILURES
+        assert ada_logs_in(PASSWORD).status_code == 429
+        locked = users.get("/v1/users", params={"locked": "true"}, headers=admin_bearer)
+        assert [item["email"] for item in locked.json()["items"]] == ["ada@example.com"]
+        ada_id = me.json()["id"]
+        assert locked.json()["items"][0]["lockedUntil"] is not None
+        assert users.post(f"/v1/users/{ada_id}:unlock", headers=new_bearer).status_code == 403
+        unlocked = users.post(f"/v1/users/{ada_id}:unlock", headers=admin_bearer)
+        assert (unlocked.status_code, unlocked.json()["lockedUntil"]) == (200, None), unlocked.text
+        assert ada_logs_in(PASSWORD).status_code == 200
 
         jwks = auth.get("/.well-known/jwks.json").json()
         assert len(jwks["keys"]) >= 1

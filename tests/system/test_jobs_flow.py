@@ -14,7 +14,7 @@ PASSWORD = "correct horse battery staple"
 def login(ports: dict[str, int], email: str) -> dict[str, str]:
     users = f"http://127.0.0.1:{ports['user_service']}"
     auth = f"http://127.0.0.1:{ports['auth_service']}"
-    body = {"email": email, "password": PASSWORD, "display_name": email.split("@")[0]}
+    body = {"email": email, "password": PASSWORD, "displayName": email.split("@")[0]}
     assert httpx.post(f"{users}/v1/users", json=body, timeout=10).status_code == 202
     answer = httpx.post(
         f"{auth}/oauth/token",
