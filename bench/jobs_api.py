@@ -189,7 +189,7 @@ async def run(million: int) -> None:
                 "GET /v1/jobs?limit=50&sort=nextRunAt",
                 await latencies(client, "/v1/jobs?limit=50&sort=nextRunAt"),
             )
-            cursor = first.get("nextCursor") or first.get("next_cursor")
+            cursor = first.get("nextCursor")
             report(
                 "GET /v1/jobs (second page, by cursor)",
                 await latencies(client, f"/v1/jobs?limit=50&cursor={cursor}"),
