@@ -80,17 +80,31 @@ async def create_jobs(
     principal: h.Writer,
     sessions: h.Sessions,
     settings: h.ServiceSettings,
+    response: Response,
+    idempotency_key: h.IdempotencyKey = None,
 ) -> schemas.JobBatchResult:
     """Create up to 1000 jobs in one transaction. Each item is validated on its own: the
     answer has one result per item, in order (201 with the job, or 422 with the problem), and
-    the valid items are created even when others are refused."""
+    the valid items are created even when others are refused.
+
+    With `Idempotency-Key`, a retry of the same batch answers the first request's results
+    (the same job for each item, as it is now, and the same refusals) with
+    `Idempotent-Replayed: true`, and creates nothing; concurrent copies create the jobs once.
+    An item whose job has been deleted since answers 409 `idempotent-job-deleted`, as the
+    retry of a single creation does."""
     async with db.unit_of_work(sessions) as session:
-        outcomes = await service.create_jobs(
-            session, principal, body.jobs, allowed_networks=settings.allowed_networks
+        outcomes, replayed = await service.create_jobs(
+            session,
+            principal,
+            body.jobs,
+            idempotency_key=idempotency_key,
+            allowed_networks=settings.allowed_networks,
         )
+    if replayed:
+        response.headers[h.REPLAYED_HEADER] = "true"
     results = []
     for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, errors.InvalidRequest):
+        if isinstance(outcome, problems.Problem):
             document = problems.body(
                 outcome.status, outcome.slug, outcome.title, outcome.detail, None,
                 **outcome.extensions,

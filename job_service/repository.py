@@ -72,18 +72,31 @@ async def notify_due(session: AsyncSession, earliest: datetime) -> None:
 
 
 async def claim_idempotency_key(
-    session: AsyncSession, *, owner_id: uuid.UUID, key: str, request_hash: str, job_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    job_id: uuid.UUID | None = None,
+    batch_results: Sequence[Mapping[str, Any]] | None = None,
 ) -> bool:
-    """Record that `key` creates `job_id`; False when the key exists already.
+    """Record that `key` creates `job_id` (a single creation) or answers `batch_results` (a
+    batch); False when the key exists already.
 
     A concurrent transaction holding the same key makes this wait until it ends: then the key
     is either there (False) or free again (True).
     """
     statement = (
         pg_insert(IdempotencyKey)
-        .values(owner_id=owner_id, key=key, request_hash=request_hash, job_id=job_id)
+        .values(
+            owner_id=owner_id,
+            key=key,
+            request_hash=request_hash,
+            job_id=job_id,
+            batch_results=batch_results,
+        )
         .on_conflict_do_nothing(index_elements=["owner_id", "key"])
-        .returning(IdempotencyKey.job_id)
+        .returning(IdempotencyKey.key)
     )
     return (await session.scalar(statement)) is not None
 
@@ -174,6 +187,16 @@ async def get_job(
     if lock:
         statement = statement.with_for_update()
     return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def get_jobs(
+    session: AsyncSession, job_ids: Collection[uuid.UUID], owner: uuid.UUID | None
+) -> dict[uuid.UUID, models.Job]:
+    """The live jobs among `job_ids` that `owner` may see, by id."""
+    if not job_ids:
+        return {}
+    statement = select(Job).where(Job.id.in_(list(job_ids)), *_visible(owner))
+    return {job.id: job for job in await session.scalars(statement, execution_options=_FRESH)}
 
 
 @dataclass(frozen=True)

@@ -423,7 +423,9 @@ class Problem(BaseModel):
 
 
 class BatchItemResult(BaseModel):
-    """The outcome of one item: 201 with the job, or 422 with the problem."""
+    """The outcome of one item: 201 with the job, or 422 with the problem; a replayed batch
+    (`Idempotency-Key`) answers 409 with the problem for an item whose job has been deleted
+    since."""
 
     model_config = _examples({"index": 0, "status": 201, "job": _JOB_EXAMPLE, "problem": None})
 
@@ -463,6 +465,7 @@ class JobBatchResult(BaseModel):
         }
     )
 
+    # Items answered 201, and the others (refused, or replayed with their job deleted since).
     created: int
     failed: int
     # One per item, in the order of the request.

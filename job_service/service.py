@@ -6,8 +6,6 @@ these functions and commits at its edge. Time is the database's: read once per r
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import uuid
 from collections.abc import Collection, Sequence
@@ -17,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from job_service import cursors, errors, repository, schedules, schemas, targets
+from job_service import cursors, errors, idempotency, repository, schedules, schemas, targets
 from libs import addresses, job_types, log, misfire, models, schedule, scopes
 from libs.states import JobStatus
 from libs.tokens import Principal
@@ -130,43 +128,7 @@ def _new_row(
     }
 
 
-def request_hash(body: schemas.JobCreate) -> str:
-    """SHA-256 of the request's canonical JSON: parsed, defaults filled in, camelCase keys
-    (the payload and schedule too, when they are valid), keys sorted, no whitespace. A retry
-    that writes the same request differently is still the same request."""
-    document = body.model_dump(mode="json", by_alias=True)
-    with contextlib.suppress(job_types.JobTypeError):
-        document["payload"] = job_types.validate_payload(body.type, body.payload)
-    with contextlib.suppress(ValidationError):
-        parsed = schedules.API_SCHEDULE.validate_python(body.schedule)
-        document["schedule"] = schedules.API_SCHEDULE.dump_python(parsed, mode="json")
-    canonical = json.dumps(
-        document,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 # --- Creating jobs -----------------------------------------------------------------------------
-
-
-async def _replay(
-    session: AsyncSession, owner: uuid.UUID, key: str, digest: str
-) -> models.Job | None:
-    """The job an earlier request with `key` created, if there was one and it was this one."""
-    earlier = await repository.find_idempotency_key(session, owner_id=owner, key=key)
-    if earlier is None:
-        return None
-    if earlier.request_hash != digest:
-        raise errors.IdempotencyKeyReused
-    job = await repository.get_job(session, earlier.job_id, owner)
-    if job is None:
-        raise errors.IdempotentJobDeleted(
-            "the job this Idempotency-Key created has been deleted; use a new key"
-        )
-    return job
 
 
 async def create_job(
@@ -181,11 +143,11 @@ async def create_job(
     `idempotency_key` (then nothing was created). `allowed_networks`: the non-public networks
     http jobs may reach (`http.allowed.networks`)."""
     owner = owner_id(principal)
-    digest = request_hash(body) if idempotency_key else ""
+    digest = idempotency.request_hash(body) if idempotency_key else ""
     if idempotency_key:
         # Before validation: a retry must find its job even when the request would no longer
         # validate (a `once` schedule whose time has passed meanwhile).
-        earlier = await _replay(session, owner, idempotency_key, digest)
+        earlier = await idempotency.replayed_job(session, owner, idempotency_key, digest)
         if earlier is not None:
             return earlier, True
     now = await repository.database_now(session)
@@ -195,7 +157,7 @@ async def create_job(
             session, owner_id=owner, key=idempotency_key, request_hash=digest, job_id=row["id"]
         )
         if not claimed:  # a concurrent request with the key committed first
-            earlier = await _replay(session, owner, idempotency_key, digest)
+            earlier = await idempotency.replayed_job(session, owner, idempotency_key, digest)
             assert earlier is not None  # the key exists: it just refused our insert
             return earlier, True
     [job] = await repository.insert_jobs(session, [row])
@@ -204,41 +166,64 @@ async def create_job(
     return job, False
 
 
+def _parse(item: Any) -> schemas.JobCreate | ValidationError:
+    try:
+        return schemas.JobCreate.model_validate(item)
+    except ValidationError as exc:
+        return exc
+
+
 async def create_jobs(
     session: AsyncSession,
     principal: Principal,
     items: Sequence[Any],
     *,
+    idempotency_key: str | None,
     allowed_networks: Networks,
-) -> list[models.Job | errors.InvalidRequest]:
-    """One result per item, in order: the created job, or why the item was refused. The valid
-    items are inserted together (multi-row statements, one transaction)."""
+) -> tuple[list[idempotency.BatchItem], bool]:
+    """One result per item, in order: the created job, or why the item was refused; and
+    whether it is an earlier batch's answer replayed for the same `idempotency_key` (then
+    nothing was created). The valid items are inserted together (one statement, one
+    transaction)."""
     owner = owner_id(principal)
+    parsed = [_parse(item) for item in items]
+    digest = idempotency.batch_hash(items, parsed) if idempotency_key else ""
+    if idempotency_key:
+        # Before validation, as for a single creation: a retry gets the first answer even when
+        # its items would no longer validate (or would validate now).
+        earlier = await idempotency.replayed_batch(session, owner, idempotency_key, digest)
+        if earlier is not None:
+            return earlier, True
     now = await repository.database_now(session)
-    results: list[models.Job | errors.InvalidRequest | None] = [None] * len(items)
-    rows: list[dict[str, Any]] = []
-    positions: list[int] = []
+    results: list[dict[str, Any] | errors.InvalidRequest] = []
     plans: dict[str, Plan] = {}
-    for index, item in enumerate(items):
+    for index, body in enumerate(parsed):
         prefix = f"body.jobs.{index}"
+        if isinstance(body, ValidationError):
+            results.append(_pydantic_errors(body, prefix))
+            continue
         try:
-            body = schemas.JobCreate.model_validate(item)
-            row = _new_row(body, owner, now, allowed_networks, prefix, plans)
-        except ValidationError as exc:
-            results[index] = _pydantic_errors(exc, prefix)
-            continue
+            results.append(_new_row(body, owner, now, allowed_networks, prefix, plans))
         except errors.InvalidRequest as exc:
-            results[index] = exc
-            continue
-        rows.append(row)
-        positions.append(index)
-    jobs = await repository.insert_jobs(session, rows)
-    for index, job in zip(positions, jobs, strict=True):
-        results[index] = job
+            results.append(exc)
+    rows = [r for r in results if isinstance(r, dict)]
+    if idempotency_key:
+        claimed = await repository.claim_idempotency_key(
+            session,
+            owner_id=owner,
+            key=idempotency_key,
+            request_hash=digest,
+            batch_results=idempotency.batch_results(results),
+        )
+        if not claimed:  # a concurrent request with the key committed first
+            earlier = await idempotency.replayed_batch(session, owner, idempotency_key, digest)
+            assert earlier is not None  # the key exists: it just refused our insert
+            return earlier, True
+    jobs = iter(await repository.insert_jobs(session, rows))
     if rows:
         await repository.notify_due(session, min(row["next_run_at"] for row in rows))
-    log.get().info("jobs_created", created=len(jobs), refused=len(items) - len(jobs))
-    return [result for result in results if result is not None]
+    log.get().info("jobs_created", created=len(rows), refused=len(items) - len(rows))
+    return [next(jobs) if isinstance(r, dict) else r for r in results], False
 
 
 # --- Reading jobs ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from test_job_service_support import (
     running,
 )
 
-from job_service import schemas, service, settings
+from job_service import idempotency, schemas, settings
 from libs import channels, job_types, misfire, models, schedule
 
 NOTIFY_DEADLINE_S = 10
@@ -575,7 +575,7 @@ async def test_a_retry_finds_its_job_even_when_the_body_would_no_longer_validate
         "INSERT INTO idempotency_keys (owner_id, key, request_hash, job_id)"
         " VALUES (:owner, 'from-2000', :digest, :job_id)",
         owner=jobs.owner,
-        digest=service.request_hash(schemas.JobCreate.model_validate(body)),
+        digest=idempotency.request_hash(schemas.JobCreate.model_validate(body)),
         job_id=uuid.UUID(job["id"]),
     )
 
