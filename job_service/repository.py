@@ -51,6 +51,8 @@ _FRESH = {"populate_existing": True}
 JobOrder = Literal["createdAt", "nextRunAt"]
 # The states from which a dead letter's replay makes its job due again.
 REPLAYABLE = frozenset({JobStatus.FAILED, JobStatus.SCHEDULED})
+# The states from which run-now makes a job due for one occurrence.
+RUNNABLE = frozenset({JobStatus.SCHEDULED, JobStatus.PAUSED, JobStatus.FAILED})
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -301,14 +303,21 @@ async def transition_job(
 ) -> models.Job | None:
     """Move the job to `target` if its state allows it (`libs.states`; `sources` narrows the
     allowed states further) and, when `versions` is given, its version is one of them. The move
-    is a person's request, so the reason the platform gave for the old status is cleared."""
+    is a person's request, so the reason the platform gave for the old status is cleared, and
+    so is a pending return to PAUSED after a requested run (the person decided otherwise)."""
     allowed = states.job_sources(target)
     if sources is not None:
         allowed = allowed & frozenset(sources)
     statement = (
         update(Job)
         .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in allowed]))
-        .values(**(values or {}), status=target, status_reason=None, version=Job.version + 1)
+        .values(
+            **(values or {}),
+            status=target,
+            status_reason=None,
+            pause_after_run=False,
+            version=Job.version + 1,
+        )
         .returning(Job)
     )
     if versions is not None:
@@ -316,18 +325,32 @@ async def transition_job(
     return await session.scalar(statement, execution_options=_FRESH)
 
 
-async def make_due_now(
+async def run_now(
     session: AsyncSession,
     job_id: uuid.UUID,
     owner: uuid.UUID | None,
     *,
     versions: Collection[int] | None = None,
 ) -> models.Job | None:
-    """Set a SCHEDULED job's `next_run_at` to now (staying SCHEDULED: not a transition)."""
+    """Make the job due now for one occurrence: a SCHEDULED job stays SCHEDULED (no
+    transition) with its attempt; a FAILED one is SCHEDULED with attempts counted from 1; a
+    PAUSED one is SCHEDULED with its attempt and `pause_after_run`, to be PAUSED again when
+    the occurrence ends. None when the job is absent, invisible, in another state or at
+    another version."""
+    # PAUSED -> SCHEDULED and FAILED -> SCHEDULED are transitions of the table, requested here.
+    runnable = (states.job_sources(JobStatus.SCHEDULED) & RUNNABLE) | {JobStatus.SCHEDULED}
     statement = (
         update(Job)
-        .where(Job.id == job_id, *_visible(owner), Job.status == JobStatus.SCHEDULED)
-        .values(next_run_at=func.now(), version=Job.version + 1)
+        .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in runnable]))
+        .values(
+            status=JobStatus.SCHEDULED,
+            status_reason=None,
+            next_run_at=func.now(),
+            attempt=case((Job.status == JobStatus.FAILED, 1), else_=Job.attempt),
+            # A second run-now before the first one started keeps its return to PAUSED.
+            pause_after_run=(Job.status == JobStatus.PAUSED) | Job.pause_after_run,
+            version=Job.version + 1,
+        )
         .returning(Job)
     )
     if versions is not None:
@@ -353,6 +376,7 @@ async def delete_job(
             next_run_at=None,
             status=case((Job.status.in_(cancellable), JobStatus.CANCELLED), else_=Job.status),
             status_reason=None,
+            pause_after_run=False,
             version=Job.version + 1,
         )
         .returning(Job)

@@ -20,8 +20,10 @@ from libs import addresses, job_types, log, misfire, models, schedule, scopes
 from libs.states import JobStatus
 from libs.tokens import Principal
 
-# States in which a job's definition may still change (a finished job is history).
-PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED})
+# States in which a job's definition may still change. A FAILED job may be fixed before a person
+# runs it again (run-now, a dead letter's replay, resume); a COMPLETED or CANCELLED one is
+# history, which an edit would make describe a job that never ran that way.
+PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED})
 
 Versions = Collection[int] | None  # from If-Match: the versions the client expects; None: any
 Networks = Sequence[addresses.IpNetwork]  # `http.allowed.networks`
@@ -312,7 +314,8 @@ async def update_job(
     allowed_networks: Networks,
 ) -> models.Job:
     """Apply `patch` to the job (version + 1); unchanged when the patch is empty. The job's
-    status, and the reason the platform gave for it, stay as they are."""
+    status, and the reason the platform gave for it, stay as they are: an edit runs nothing (a
+    FAILED job stays FAILED until it is run, replayed or resumed)."""
     job = await _locked(session, principal, job_id, versions)
     if job.status not in PATCHABLE:
         raise errors.JobStateConflict(f"a {job.status} job cannot be changed", job.status)
@@ -347,7 +350,8 @@ async def update_job(
                 timezone=normalised.timezone,
             )
             # A RUNNING job keeps its next run: the executor computes the one after the
-            # running occurrence from the stored (new) schedule when it ends.
+            # running occurrence from the stored (new) schedule when it ends. A PAUSED or
+            # FAILED job's becomes its pending occurrence, which a resume starts from.
             if job.status != JobStatus.RUNNING:
                 values.update(next_run_at=first, attempt=1)
     if found:
@@ -409,12 +413,22 @@ def _resumed_next_run(job: models.Job, now: datetime) -> datetime | None:
 async def resume_job(
     session: AsyncSession, principal: Principal, job_id: uuid.UUID, *, versions: Versions
 ) -> models.Job:
-    """PAUSED -> SCHEDULED with a new next run, or COMPLETED when the schedule has none left."""
+    """Back on its schedule: PAUSED -> SCHEDULED with a new next run, or COMPLETED when the
+    schedule has none left; FAILED -> SCHEDULED likewise (refused when none is left: a failure
+    does not become a completion). A job running the occurrence requested while it was paused
+    just stays SCHEDULED or RUNNING, and carries on with its schedule after that run."""
     job = await _locked(session, principal, job_id, versions)
-    if job.status != JobStatus.PAUSED:
+    if job.pause_after_run:
+        return await _keep_running(session, principal, job)
+    if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
         raise errors.JobStateConflict(f"a {job.status} job cannot be resumed", job.status)
     now = await repository.database_now(session)
     next_run_at = _resumed_next_run(job, now)
+    if next_run_at is None and job.status == JobStatus.FAILED:
+        raise errors.JobStateConflict(
+            "the FAILED job's schedule has no occurrence left: change its schedule, or run it now",
+            job.status,
+        )
     target = JobStatus.SCHEDULED if next_run_at is not None else JobStatus.COMPLETED
     resumed = await repository.transition_job(
         session,
@@ -430,6 +444,22 @@ async def resume_job(
         await repository.notify_due(session, next_run_at)
     log.get().info("job_resumed", job_id=str(job_id), status=str(target))
     return resumed
+
+
+async def _keep_running(session: AsyncSession, principal: Principal, job: models.Job) -> models.Job:
+    """Clear the job's return to PAUSED after the run requested while it was paused (status
+    unchanged: it is SCHEDULED or RUNNING for that run)."""
+    updated = await repository.update_job(
+        session,
+        job.id,
+        version=job.version,
+        status=JobStatus(job.status),
+        values={"pause_after_run": False},
+    )
+    if updated is None:  # cannot happen while the row is locked; never ignored all the same
+        raise await _refusal(session, job.id, visible_to(principal), [job.version], "resumed")
+    log.get().info("job_resumed", job_id=str(job.id), status=str(job.status))
+    return updated
 
 
 async def cancel_job(
@@ -454,12 +484,16 @@ async def cancel_job(
 async def run_job_now(
     session: AsyncSession, principal: Principal, job_id: uuid.UUID, *, versions: Versions
 ) -> models.Job:
-    """One extra occurrence, due now, for a SCHEDULED job. The schedule is untouched: after
-    this occurrence the next regular one is computed from it as always."""
+    """One occurrence, due now. The schedule is untouched: after this occurrence the next
+    regular one is computed from it as always. A SCHEDULED job runs it as an extra occurrence;
+    a FAILED one is SCHEDULED again (attempts from 1); a PAUSED one is SCHEDULED for this run
+    only, and PAUSED again, at its next occurrence, when the run ends."""
     owner = visible_to(principal)
-    job = await repository.make_due_now(session, job_id, owner, versions=versions)
+    job = await repository.run_now(session, job_id, owner, versions=versions)
     if job is None:
-        raise await _refusal(session, job_id, owner, versions, "run now (only a SCHEDULED job can)")
+        raise await _refusal(
+            session, job_id, owner, versions, "run now (only a SCHEDULED, PAUSED or FAILED job can)"
+        )
     assert job.next_run_at is not None  # just set
     await repository.notify_due(session, job.next_run_at)
     log.get().info("job_run_requested", job_id=str(job_id))

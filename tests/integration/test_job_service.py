@@ -1,6 +1,7 @@
 """The job service on a real database: creating jobs and every refusal of a creation, reading
 and listing them, who sees what, idempotent creation and the NOTIFY a creation sends. Changes
-and transitions: test_job_service_changes.py; batches: test_job_service_batch.py; executions,
+and transitions: test_job_service_changes.py; running FAILED and PAUSED jobs again:
+test_job_service_reruns.py; batches: test_job_service_batch.py; executions,
 dead letters and previews: test_job_service_history.py; the OpenAPI document:
 test_job_service_openapi.py; the harness: test_job_service_support.py."""
 
