@@ -2,11 +2,12 @@
 
 A batch locks its jobs (in id order, as lease recovery does), records the executions still
 RUNNING, moves each job still RUNNING under the dispatch's fencing token to its next state
-(`libs.occurrences`: next occurrence, completion, retry, failure, or a pause with its status
-reason when the target asked never to be called again), stores dead letters and notifies
-sleeping schedulers of the earliest new `next_run_at`. After the commit each execution it
-recorded is logged (`execution_finished`), the dead letters are published to the dead-letter
-topic, and the batch's messages are reported recorded (their offsets may then be committed).
+(`libs.occurrences`: next occurrence, completion, retry, failure, a pause with its status
+reason when the target asked never to be called again, or a pause at the next occurrence after
+a run requested on a paused job), stores dead letters and notifies sleeping schedulers of the
+earliest new `next_run_at`. After the commit each execution it recorded is logged
+(`execution_finished`), the dead letters are published to the dead-letter topic, and the
+batch's messages are reported recorded (their offsets may then be committed).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ class OutcomeWriter:
                 scheduled_for=dispatch.scheduled_for,
                 run_count=job.run_count,
                 finished_at=db_now,
+                pause_after_run=job.pause_after_run,
             )
         return occurrences.after_failure(
             parsed,
@@ -221,6 +223,7 @@ class OutcomeWriter:
             random=self._draw(),
             retryable=outcome.result.retryable,
             retry_after_s=outcome.result.retry_after_s,
+            pause_after_run=job.pause_after_run,
         )
 
     @staticmethod

@@ -121,11 +121,12 @@ class Running:
     run_count: int
     attempt: int
     payload: dict[str, Any]
+    pause_after_run: bool  # run on request while PAUSED: PAUSED again when it moves on
 
 
 _LOCK_RUNNING = text("""
 SELECT now() AS db_now, j.id, j.owner_id, j.schedule, j.retry_policy, j.run_count,
-       j.attempt, j.payload, j.lease_version, j.status
+       j.attempt, j.payload, j.lease_version, j.status, j.pause_after_run
 FROM jobs AS j
 WHERE j.id = ANY(CAST(:ids AS uuid[]))
 ORDER BY j.id
@@ -151,6 +152,7 @@ async def lock_jobs(
             run_count=row.run_count,
             attempt=row.attempt,
             payload=row.payload,
+            pause_after_run=row.pause_after_run,
         )
         for row in rows
         if row.status == JobStatus.RUNNING and row.lease_version == wanted[row.id]
@@ -213,6 +215,8 @@ UPDATE jobs AS j
 SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
     run_count = u.run_count, status_reason = u.status_reason, last_finished_at = now(),
     lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+    -- A run requested on a PAUSED job lasts through its retries (SCHEDULED again), no longer.
+    pause_after_run = j.pause_after_run AND u.status = 'SCHEDULED',
     -- A retry remembers the nominal time of the occurrence it retries (the right-hand side
     -- reads the row as it was: the occurrence that ran).
     occurrence_at = CASE WHEN u.attempt = 1 THEN NULL

@@ -82,17 +82,31 @@ async def create_jobs(
     principal: h.Writer,
     sessions: h.Sessions,
     settings: h.ServiceSettings,
+    response: Response,
+    idempotency_key: h.IdempotencyKey = None,
 ) -> schemas.JobBatchResult:
     """Create up to 1000 jobs in one transaction. Each item is validated on its own: the
     answer has one result per item, in order (201 with the job, or 422 with the problem), and
-    the valid items are created even when others are refused."""
+    the valid items are created even when others are refused.
+
+    With `Idempotency-Key`, a retry of the same batch answers the first request's results
+    (the same job for each item, as it is now, and the same refusals) with
+    `Idempotent-Replayed: true`, and creates nothing; concurrent copies create the jobs once.
+    An item whose job has been deleted since answers 409 `idempotent-job-deleted`, as the
+    retry of a single creation does."""
     async with db.unit_of_work(sessions) as session:
-        outcomes = await service.create_jobs(
-            session, principal, body.jobs, allowed_networks=settings.allowed_networks
+        outcomes, replayed = await service.create_jobs(
+            session,
+            principal,
+            body.jobs,
+            idempotency_key=idempotency_key,
+            allowed_networks=settings.allowed_networks,
         )
+    if replayed:
+        response.headers[h.REPLAYED_HEADER] = "true"
     results = []
     for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, errors.InvalidRequest):
+        if isinstance(outcome, problems.Problem):
             document = problems.body(
                 outcome.status, outcome.slug, outcome.title, outcome.detail, None,
                 **outcome.extensions,
@@ -203,7 +217,8 @@ async def pause_job(
     if_match: h.IfMatch,
 ) -> schemas.Job:
     """SCHEDULED or RUNNING -> PAUSED. A running occurrence is not interrupted; nothing runs
-    after it until the job is resumed."""
+    after it until the job is resumed. This holds for the run requested on a paused job too
+    (`:run`): the job is paused at once, and that occurrence is what a resume judges."""
     async with db.unit_of_work(sessions) as session:
         job = await service.pause_job(session, principal, job_id, versions=if_match.versions)
     return _job(response, job)
@@ -220,7 +235,14 @@ async def resume_job(
     """PAUSED -> SCHEDULED. An occurrence missed while paused is handled by the job's misfire
     policy: `run_once` and `run_all` make the job due now, `skip` moves it to the next regular
     occurrence (within the grace period it is due now whatever the policy). A schedule with no
-    occurrence left completes the job instead."""
+    occurrence left completes the job instead.
+
+    FAILED -> SCHEDULED likewise, from the job's pending occurrence (`nextRunAt`, which a
+    change of its schedule sets) or else its schedule's next one: how a fixed one-time job
+    runs at a new `at`. A FAILED job with no occurrence left is refused (409): run it now.
+
+    A job running the occurrence requested while it was paused (`pauseAfterRun`) stays as it
+    is, SCHEDULED or RUNNING, and carries on with its schedule after that run."""
     async with db.unit_of_work(sessions) as session:
         job = await service.resume_job(session, principal, job_id, versions=if_match.versions)
     return _job(response, job)
@@ -248,8 +270,19 @@ async def run_job_now(
     response: Response,
     if_match: h.IfMatch,
 ) -> schemas.Job:
-    """One extra occurrence of a SCHEDULED job, due now. The schedule is unchanged: the next
-    regular occurrence follows from it after this one."""
+    """One occurrence, due now; the schedule is unchanged, and the occurrence after this one
+    follows from it as always. The run counts as an occurrence (`runCount`, `maxRuns`).
+
+    - SCHEDULED: an extra occurrence.
+    - FAILED (fix it first with PATCH): SCHEDULED again, attempts counted from 1. A one-time
+      job then completes or fails again; a recurring one carries on with its schedule.
+    - PAUSED: runs once without resuming the job. It is SCHEDULED, then RUNNING, with
+      `pauseAfterRun: true`, and PAUSED again, at its next regular occurrence, when the run
+      ends (retries included; a one-time job completes or fails instead). Its schedule does
+      not fire meanwhile. Resuming during the run keeps the job running on its schedule
+      afterwards; pausing pauses it at once.
+
+    A RUNNING job is refused (409), and so are finished and cancelled ones."""
     async with db.unit_of_work(sessions) as session:
         job = await service.run_job_now(session, principal, job_id, versions=if_match.versions)
     return _job(response, job)
@@ -292,7 +325,12 @@ async def update_job(
     if_match: h.IfMatch,
 ) -> schemas.Job:
     """Change some of the job's fields (version + 1). `If-Match` is required, so that a change
-    made by someone else since the job was read is never overwritten unseen."""
+    made by someone else since the job was read is never overwritten unseen.
+
+    SCHEDULED, RUNNING, PAUSED and FAILED jobs can be changed; an edit never changes the
+    status nor runs anything. Fix a FAILED job, then run it (`:run`), replay its dead letter,
+    or resume it at its (changed) schedule's next occurrence (`:resume`). COMPLETED and
+    CANCELLED jobs are records of what happened and cannot be changed (409)."""
     versions = if_match.required()
     async with db.unit_of_work(sessions) as session:
         job = await service.update_job(

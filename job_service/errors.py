@@ -101,17 +101,28 @@ class PreconditionRequired(problems.Problem):
 
 
 class IdempotencyKeyReused(problems.Problem):
-    """The key was used before with a different request (IETF draft
-    `draft-ietf-httpapi-idempotency-key-header`: 422)."""
+    """The key was used before with a different request: another body, or a single creation's
+    key sent with a batch or the reverse (IETF draft `draft-ietf-httpapi-idempotency-key-header`:
+    422). `errors` names the header, as every 422 of the API names its field."""
 
     status = 422
     slug = "idempotency-key-reused"
     title = "The Idempotency-Key was used with another request"
 
     def __init__(self) -> None:
+        message = (
+            "this Idempotency-Key was already used with a different request; use a new key "
+            "for a new request"
+        )
         super().__init__(
-            "this Idempotency-Key was already used to create a job from a different request; "
-            "use a new key for a new request"
+            message,
+            errors=[
+                {
+                    "field": "header.Idempotency-Key",
+                    "message": message,
+                    "code": "idempotency_key_reused",
+                }
+            ],
         )
 
 

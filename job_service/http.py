@@ -88,9 +88,12 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,
         pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
-        description="A unique key for this creation (a UUID is a good one). Retrying with the "
-        "same key and the same body returns the job the first request created, with "
-        f"`{REPLAYED_HEADER}: true`; the same key with another body is refused (422).",
+        description="A unique key for this creation (a UUID is a good one), per account. "
+        "Retrying with the same key and the same body answers what the first request did (the "
+        "job it created; for a batch, the same job per item and the same refusals), with "
+        f"`{REPLAYED_HEADER}: true`, and creates nothing. The same key with another body, or "
+        "with a batch when it was a single creation's (or the reverse), is refused (422). Keys "
+        "do not expire.",
     ),
 ]
 

@@ -51,6 +51,8 @@ _FRESH = {"populate_existing": True}
 JobOrder = Literal["createdAt", "nextRunAt"]
 # The states from which a dead letter's replay makes its job due again.
 REPLAYABLE = frozenset({JobStatus.FAILED, JobStatus.SCHEDULED})
+# The states from which run-now makes a job due for one occurrence.
+RUNNABLE = frozenset({JobStatus.SCHEDULED, JobStatus.PAUSED, JobStatus.FAILED})
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -72,18 +74,31 @@ async def notify_due(session: AsyncSession, earliest: datetime) -> None:
 
 
 async def claim_idempotency_key(
-    session: AsyncSession, *, owner_id: uuid.UUID, key: str, request_hash: str, job_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    job_id: uuid.UUID | None = None,
+    batch_results: Sequence[Mapping[str, Any]] | None = None,
 ) -> bool:
-    """Record that `key` creates `job_id`; False when the key exists already.
+    """Record that `key` creates `job_id` (a single creation) or answers `batch_results` (a
+    batch); False when the key exists already.
 
     A concurrent transaction holding the same key makes this wait until it ends: then the key
     is either there (False) or free again (True).
     """
     statement = (
         pg_insert(IdempotencyKey)
-        .values(owner_id=owner_id, key=key, request_hash=request_hash, job_id=job_id)
+        .values(
+            owner_id=owner_id,
+            key=key,
+            request_hash=request_hash,
+            job_id=job_id,
+            batch_results=batch_results,
+        )
         .on_conflict_do_nothing(index_elements=["owner_id", "key"])
-        .returning(IdempotencyKey.job_id)
+        .returning(IdempotencyKey.key)
     )
     return (await session.scalar(statement)) is not None
 
@@ -174,6 +189,16 @@ async def get_job(
     if lock:
         statement = statement.with_for_update()
     return await session.scalar(statement, execution_options=_FRESH)
+
+
+async def get_jobs(
+    session: AsyncSession, job_ids: Collection[uuid.UUID], owner: uuid.UUID | None
+) -> dict[uuid.UUID, models.Job]:
+    """The live jobs among `job_ids` that `owner` may see, by id."""
+    if not job_ids:
+        return {}
+    statement = select(Job).where(Job.id.in_(list(job_ids)), *_visible(owner))
+    return {job.id: job for job in await session.scalars(statement, execution_options=_FRESH)}
 
 
 @dataclass(frozen=True)
@@ -281,14 +306,21 @@ async def transition_job(
 ) -> models.Job | None:
     """Move the job to `target` if its state allows it (`libs.states`; `sources` narrows the
     allowed states further) and, when `versions` is given, its version is one of them. The move
-    is a person's request, so the reason the platform gave for the old status is cleared."""
+    is a person's request, so the reason the platform gave for the old status is cleared, and
+    so is a pending return to PAUSED after a requested run (the person decided otherwise)."""
     allowed = states.job_sources(target)
     if sources is not None:
         allowed = allowed & frozenset(sources)
     statement = (
         update(Job)
         .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in allowed]))
-        .values(**(values or {}), status=target, status_reason=None, version=Job.version + 1)
+        .values(
+            **(values or {}),
+            status=target,
+            status_reason=None,
+            pause_after_run=False,
+            version=Job.version + 1,
+        )
         .returning(Job)
     )
     if versions is not None:
@@ -296,18 +328,32 @@ async def transition_job(
     return await session.scalar(statement, execution_options=_FRESH)
 
 
-async def make_due_now(
+async def run_now(
     session: AsyncSession,
     job_id: uuid.UUID,
     owner: uuid.UUID | None,
     *,
     versions: Collection[int] | None = None,
 ) -> models.Job | None:
-    """Set a SCHEDULED job's `next_run_at` to now (staying SCHEDULED: not a transition)."""
+    """Make the job due now for one occurrence: a SCHEDULED job stays SCHEDULED (no
+    transition) with its attempt; a FAILED one is SCHEDULED with attempts counted from 1; a
+    PAUSED one is SCHEDULED with its attempt and `pause_after_run`, to be PAUSED again when
+    the occurrence ends. None when the job is absent, invisible, in another state or at
+    another version."""
+    # PAUSED -> SCHEDULED and FAILED -> SCHEDULED are transitions of the table, requested here.
+    runnable = (states.job_sources(JobStatus.SCHEDULED) & RUNNABLE) | {JobStatus.SCHEDULED}
     statement = (
         update(Job)
-        .where(Job.id == job_id, *_visible(owner), Job.status == JobStatus.SCHEDULED)
-        .values(next_run_at=func.now(), version=Job.version + 1)
+        .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in runnable]))
+        .values(
+            status=JobStatus.SCHEDULED,
+            status_reason=None,
+            next_run_at=func.now(),
+            attempt=case((Job.status == JobStatus.FAILED, 1), else_=Job.attempt),
+            # A second run-now before the first one started keeps its return to PAUSED.
+            pause_after_run=(Job.status == JobStatus.PAUSED) | Job.pause_after_run,
+            version=Job.version + 1,
+        )
         .returning(Job)
     )
     if versions is not None:
@@ -333,6 +379,7 @@ async def delete_job(
             next_run_at=None,
             status=case((Job.status.in_(cancellable), JobStatus.CANCELLED), else_=Job.status),
             status_reason=None,
+            pause_after_run=False,
             version=Job.version + 1,
         )
         .returning(Job)

@@ -197,8 +197,9 @@ class JobBatchCreate(schemas.StrictModel):
 class JobPatch(schemas.StrictModel):
     """The fields to change; the others keep their value. `description: null` removes the
     description; `labels` replaces all labels. A `payload` is checked against the job's type.
-    A new `schedule` moves the next run of a SCHEDULED or PAUSED job to the new schedule's
-    first occurrence; a RUNNING job takes it from its next occurrence on."""
+    A new `schedule` moves the next run of a SCHEDULED, PAUSED or FAILED job to the new
+    schedule's first occurrence (a FAILED job stays FAILED: resume it to run it there); a
+    RUNNING job takes it from its next occurrence on."""
 
     model_config = _examples(
         {"name": "nightly report (v2)", "schedule": {"kind": "cron", "expression": "30 2 * * *"}},
@@ -290,6 +291,7 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "timeoutSeconds": 120,
     "status": "SCHEDULED",
     "statusReason": None,
+    "pauseAfterRun": False,
     "nextRunAt": "2030-01-02T02:00:00Z",
     "lastRunAt": None,
     "lastFinishedAt": None,
@@ -345,8 +347,12 @@ class Job(BaseModel):
     # Gone" for an http job it paused; null otherwise. Cleared when a person changes the
     # status (resume, pause, cancel); editing the job keeps it, as the job stays paused.
     status_reason: str | None
+    # True while the job runs an occurrence requested when it was PAUSED (`:run`): it is
+    # PAUSED again, at its next occurrence, when that run ends; a resume clears it.
+    pause_after_run: bool
     # When the next occurrence is due; null when there is none (paused without a pending
-    # occurrence, finished, cancelled).
+    # occurrence, finished, cancelled). A PAUSED or FAILED job's is the occurrence a resume
+    # starts from.
     next_run_at: datetime | None
     last_run_at: datetime | None
     last_finished_at: datetime | None
@@ -375,6 +381,7 @@ class Job(BaseModel):
             timeout_s=job.timeout_s,
             status=JobStatus(job.status),
             status_reason=job.status_reason,
+            pause_after_run=job.pause_after_run,
             next_run_at=job.next_run_at,
             last_run_at=job.last_run_at,
             last_finished_at=job.last_finished_at,
@@ -429,7 +436,9 @@ class Problem(BaseModel):
 
 
 class BatchItemResult(BaseModel):
-    """The outcome of one item: 201 with the job, or 422 with the problem."""
+    """The outcome of one item: 201 with the job, or 422 with the problem; a replayed batch
+    (`Idempotency-Key`) answers 409 with the problem for an item whose job has been deleted
+    since."""
 
     model_config = _examples({"index": 0, "status": 201, "job": _JOB_EXAMPLE, "problem": None})
 
@@ -469,6 +478,7 @@ class JobBatchResult(BaseModel):
         }
     )
 
+    # Items answered 201, and the others (refused, or replayed with their job deleted since).
     created: int
     failed: int
     # One per item, in the order of the request.

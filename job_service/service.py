@@ -6,8 +6,6 @@ these functions and commits at its edge. Time is the database's: read once per r
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import uuid
 from collections.abc import Collection, Sequence
@@ -17,13 +15,15 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from job_service import cursors, errors, repository, schedules, schemas, targets
+from job_service import cursors, errors, idempotency, repository, schedules, schemas, targets
 from libs import addresses, job_types, log, misfire, models, schedule, scopes
 from libs.states import JobStatus
 from libs.tokens import Principal
 
-# States in which a job's definition may still change (a finished job is history).
-PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED})
+# States in which a job's definition may still change. A FAILED job may be fixed before a person
+# runs it again (run-now, a dead letter's replay, resume); a COMPLETED or CANCELLED one is
+# history, which an edit would make describe a job that never ran that way.
+PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED})
 
 Versions = Collection[int] | None  # from If-Match: the versions the client expects; None: any
 Networks = Sequence[addresses.IpNetwork]  # `http.allowed.networks`
@@ -130,43 +130,7 @@ def _new_row(
     }
 
 
-def request_hash(body: schemas.JobCreate) -> str:
-    """SHA-256 of the request's canonical JSON: parsed, defaults filled in, camelCase keys
-    (the payload and schedule too, when they are valid), keys sorted, no whitespace. A retry
-    that writes the same request differently is still the same request."""
-    document = body.model_dump(mode="json", by_alias=True)
-    with contextlib.suppress(job_types.JobTypeError):
-        document["payload"] = job_types.validate_payload(body.type, body.payload)
-    with contextlib.suppress(ValidationError):
-        parsed = schedules.API_SCHEDULE.validate_python(body.schedule)
-        document["schedule"] = schedules.API_SCHEDULE.dump_python(parsed, mode="json")
-    canonical = json.dumps(
-        document,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 # --- Creating jobs -----------------------------------------------------------------------------
-
-
-async def _replay(
-    session: AsyncSession, owner: uuid.UUID, key: str, digest: str
-) -> models.Job | None:
-    """The job an earlier request with `key` created, if there was one and it was this one."""
-    earlier = await repository.find_idempotency_key(session, owner_id=owner, key=key)
-    if earlier is None:
-        return None
-    if earlier.request_hash != digest:
-        raise errors.IdempotencyKeyReused
-    job = await repository.get_job(session, earlier.job_id, owner)
-    if job is None:
-        raise errors.IdempotentJobDeleted(
-            "the job this Idempotency-Key created has been deleted; use a new key"
-        )
-    return job
 
 
 async def create_job(
@@ -181,11 +145,11 @@ async def create_job(
     `idempotency_key` (then nothing was created). `allowed_networks`: the non-public networks
     http jobs may reach (`http.allowed.networks`)."""
     owner = owner_id(principal)
-    digest = request_hash(body) if idempotency_key else ""
+    digest = idempotency.request_hash(body) if idempotency_key else ""
     if idempotency_key:
         # Before validation: a retry must find its job even when the request would no longer
         # validate (a `once` schedule whose time has passed meanwhile).
-        earlier = await _replay(session, owner, idempotency_key, digest)
+        earlier = await idempotency.replayed_job(session, owner, idempotency_key, digest)
         if earlier is not None:
             return earlier, True
     now = await repository.database_now(session)
@@ -195,7 +159,7 @@ async def create_job(
             session, owner_id=owner, key=idempotency_key, request_hash=digest, job_id=row["id"]
         )
         if not claimed:  # a concurrent request with the key committed first
-            earlier = await _replay(session, owner, idempotency_key, digest)
+            earlier = await idempotency.replayed_job(session, owner, idempotency_key, digest)
             assert earlier is not None  # the key exists: it just refused our insert
             return earlier, True
     [job] = await repository.insert_jobs(session, [row])
@@ -204,41 +168,64 @@ async def create_job(
     return job, False
 
 
+def _parse(item: Any) -> schemas.JobCreate | ValidationError:
+    try:
+        return schemas.JobCreate.model_validate(item)
+    except ValidationError as exc:
+        return exc
+
+
 async def create_jobs(
     session: AsyncSession,
     principal: Principal,
     items: Sequence[Any],
     *,
+    idempotency_key: str | None,
     allowed_networks: Networks,
-) -> list[models.Job | errors.InvalidRequest]:
-    """One result per item, in order: the created job, or why the item was refused. The valid
-    items are inserted together (multi-row statements, one transaction)."""
+) -> tuple[list[idempotency.BatchItem], bool]:
+    """One result per item, in order: the created job, or why the item was refused; and
+    whether it is an earlier batch's answer replayed for the same `idempotency_key` (then
+    nothing was created). The valid items are inserted together (one statement, one
+    transaction)."""
     owner = owner_id(principal)
+    parsed = [_parse(item) for item in items]
+    digest = idempotency.batch_hash(items, parsed) if idempotency_key else ""
+    if idempotency_key:
+        # Before validation, as for a single creation: a retry gets the first answer even when
+        # its items would no longer validate (or would validate now).
+        earlier = await idempotency.replayed_batch(session, owner, idempotency_key, digest)
+        if earlier is not None:
+            return earlier, True
     now = await repository.database_now(session)
-    results: list[models.Job | errors.InvalidRequest | None] = [None] * len(items)
-    rows: list[dict[str, Any]] = []
-    positions: list[int] = []
+    results: list[dict[str, Any] | errors.InvalidRequest] = []
     plans: dict[str, Plan] = {}
-    for index, item in enumerate(items):
+    for index, body in enumerate(parsed):
         prefix = f"body.jobs.{index}"
+        if isinstance(body, ValidationError):
+            results.append(_pydantic_errors(body, prefix))
+            continue
         try:
-            body = schemas.JobCreate.model_validate(item)
-            row = _new_row(body, owner, now, allowed_networks, prefix, plans)
-        except ValidationError as exc:
-            results[index] = _pydantic_errors(exc, prefix)
-            continue
+            results.append(_new_row(body, owner, now, allowed_networks, prefix, plans))
         except errors.InvalidRequest as exc:
-            results[index] = exc
-            continue
-        rows.append(row)
-        positions.append(index)
-    jobs = await repository.insert_jobs(session, rows)
-    for index, job in zip(positions, jobs, strict=True):
-        results[index] = job
+            results.append(exc)
+    rows = [r for r in results if isinstance(r, dict)]
+    if idempotency_key:
+        claimed = await repository.claim_idempotency_key(
+            session,
+            owner_id=owner,
+            key=idempotency_key,
+            request_hash=digest,
+            batch_results=idempotency.batch_results(results),
+        )
+        if not claimed:  # a concurrent request with the key committed first
+            earlier = await idempotency.replayed_batch(session, owner, idempotency_key, digest)
+            assert earlier is not None  # the key exists: it just refused our insert
+            return earlier, True
+    jobs = iter(await repository.insert_jobs(session, rows))
     if rows:
         await repository.notify_due(session, min(row["next_run_at"] for row in rows))
-    log.get().info("jobs_created", created=len(jobs), refused=len(items) - len(jobs))
-    return [result for result in results if result is not None]
+    log.get().info("jobs_created", created=len(rows), refused=len(items) - len(rows))
+    return [next(jobs) if isinstance(r, dict) else r for r in results], False
 
 
 # --- Reading jobs ------------------------------------------------------------------------------
@@ -327,7 +314,8 @@ async def update_job(
     allowed_networks: Networks,
 ) -> models.Job:
     """Apply `patch` to the job (version + 1); unchanged when the patch is empty. The job's
-    status, and the reason the platform gave for it, stay as they are."""
+    status, and the reason the platform gave for it, stay as they are: an edit runs nothing (a
+    FAILED job stays FAILED until it is run, replayed or resumed)."""
     job = await _locked(session, principal, job_id, versions)
     if job.status not in PATCHABLE:
         raise errors.JobStateConflict(f"a {job.status} job cannot be changed", job.status)
@@ -362,7 +350,8 @@ async def update_job(
                 timezone=normalised.timezone,
             )
             # A RUNNING job keeps its next run: the executor computes the one after the
-            # running occurrence from the stored (new) schedule when it ends.
+            # running occurrence from the stored (new) schedule when it ends. A PAUSED or
+            # FAILED job's becomes its pending occurrence, which a resume starts from.
             if job.status != JobStatus.RUNNING:
                 values.update(next_run_at=first, attempt=1)
     if found:
@@ -424,12 +413,22 @@ def _resumed_next_run(job: models.Job, now: datetime) -> datetime | None:
 async def resume_job(
     session: AsyncSession, principal: Principal, job_id: uuid.UUID, *, versions: Versions
 ) -> models.Job:
-    """PAUSED -> SCHEDULED with a new next run, or COMPLETED when the schedule has none left."""
+    """Back on its schedule: PAUSED -> SCHEDULED with a new next run, or COMPLETED when the
+    schedule has none left; FAILED -> SCHEDULED likewise (refused when none is left: a failure
+    does not become a completion). A job running the occurrence requested while it was paused
+    just stays SCHEDULED or RUNNING, and carries on with its schedule after that run."""
     job = await _locked(session, principal, job_id, versions)
-    if job.status != JobStatus.PAUSED:
+    if job.pause_after_run:
+        return await _keep_running(session, principal, job)
+    if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
         raise errors.JobStateConflict(f"a {job.status} job cannot be resumed", job.status)
     now = await repository.database_now(session)
     next_run_at = _resumed_next_run(job, now)
+    if next_run_at is None and job.status == JobStatus.FAILED:
+        raise errors.JobStateConflict(
+            "the FAILED job's schedule has no occurrence left: change its schedule, or run it now",
+            job.status,
+        )
     target = JobStatus.SCHEDULED if next_run_at is not None else JobStatus.COMPLETED
     resumed = await repository.transition_job(
         session,
@@ -445,6 +444,22 @@ async def resume_job(
         await repository.notify_due(session, next_run_at)
     log.get().info("job_resumed", job_id=str(job_id), status=str(target))
     return resumed
+
+
+async def _keep_running(session: AsyncSession, principal: Principal, job: models.Job) -> models.Job:
+    """Clear the job's return to PAUSED after the run requested while it was paused (status
+    unchanged: it is SCHEDULED or RUNNING for that run)."""
+    updated = await repository.update_job(
+        session,
+        job.id,
+        version=job.version,
+        status=JobStatus(job.status),
+        values={"pause_after_run": False},
+    )
+    if updated is None:  # cannot happen while the row is locked; never ignored all the same
+        raise await _refusal(session, job.id, visible_to(principal), [job.version], "resumed")
+    log.get().info("job_resumed", job_id=str(job.id), status=str(job.status))
+    return updated
 
 
 async def cancel_job(
@@ -469,12 +484,16 @@ async def cancel_job(
 async def run_job_now(
     session: AsyncSession, principal: Principal, job_id: uuid.UUID, *, versions: Versions
 ) -> models.Job:
-    """One extra occurrence, due now, for a SCHEDULED job. The schedule is untouched: after
-    this occurrence the next regular one is computed from it as always."""
+    """One occurrence, due now. The schedule is untouched: after this occurrence the next
+    regular one is computed from it as always. A SCHEDULED job runs it as an extra occurrence;
+    a FAILED one is SCHEDULED again (attempts from 1); a PAUSED one is SCHEDULED for this run
+    only, and PAUSED again, at its next occurrence, when the run ends."""
     owner = visible_to(principal)
-    job = await repository.make_due_now(session, job_id, owner, versions=versions)
+    job = await repository.run_now(session, job_id, owner, versions=versions)
     if job is None:
-        raise await _refusal(session, job_id, owner, versions, "run now (only a SCHEDULED job can)")
+        raise await _refusal(
+            session, job_id, owner, versions, "run now (only a SCHEDULED, PAUSED or FAILED job can)"
+        )
     assert job.next_run_at is not None  # just set
     await repository.notify_due(session, job.next_run_at)
     log.get().info("job_run_requested", job_id=str(job_id))

@@ -220,6 +220,12 @@ class Job(Base):
         CheckConstraint("timeout_s > 0", name="timeout_positive"),
         CheckConstraint("misfire_grace_s >= 0", name="misfire_grace_non_negative"),
         CheckConstraint("char_length(status_reason) <= 500", name="status_reason_length"),
+        # Only an active job can go back to PAUSED after its run: every move that ends, pauses
+        # or cancels a job clears the flag, and this refuses one that forgot to.
+        CheckConstraint(
+            f"NOT pause_after_run OR status IN ('{JobStatus.SCHEDULED}', '{JobStatus.RUNNING}')",
+            name="pause_after_run_while_active",
+        ),
         # The scheduler's hot path: due jobs in `next_run_at` order. Partial, so the index holds
         # only what can be due, not the history of finished jobs.
         # `deleted_at IS NULL` as in the claim's WHERE: otherwise the planner, matching that
@@ -295,6 +301,11 @@ class Job(Base):
     # Why the job is in its status when the platform put it there on its own (a webhook target
     # answered 410 Gone: paused); NULL otherwise, and cleared when a person changes the status.
     status_reason: Mapped[str | None]
+    # A person ran the job while it was PAUSED (run-now): it is SCHEDULED or RUNNING for that
+    # one occurrence, and PAUSED again, at its next occurrence, when the occurrence ends
+    # (`libs.occurrences`). Cleared by that, by any status change a person asks for (a resume
+    # keeps the job running on its schedule), and whenever the job leaves SCHEDULED/RUNNING.
+    pause_after_run: Mapped[bool] = mapped_column(server_default=text("false"))
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     last_finished_at: Mapped[datetime | None]
@@ -322,15 +333,20 @@ class Job(Base):
 
 
 class IdempotencyKey(Base):
-    """An `Idempotency-Key` a client sent with a job creation, and what it created.
+    """An `Idempotency-Key` a client sent with a job creation or a batch of them, and what it
+    created: `job_id` for a single creation, `batch_results` for a batch (exactly one is set).
 
-    A retry with the same key and the same request gets the same job; with another request, a
-    refusal. The primary key makes concurrent retries safe: the second insert waits for the
-    first transaction and then conflicts.
+    A retry with the same key and the same request gets the same answer; with another request
+    (a single creation's key sent with a batch included), a refusal. The primary key makes
+    concurrent retries safe: the second insert waits for the first transaction and then
+    conflicts.
     """
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (CheckConstraint("char_length(key) BETWEEN 1 AND 200", name="key_length"),)
+    __table_args__ = (
+        CheckConstraint("char_length(key) BETWEEN 1 AND 200", name="key_length"),
+        CheckConstraint("(job_id IS NULL) <> (batch_results IS NULL)", name="job_or_batch"),
+    )
 
     owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(primary_key=True)
@@ -338,10 +354,13 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str]
     # Deferred to commit: the key is inserted before its job, so that a concurrent duplicate
     # waits on the key and never inserts a job of its own. Indexed for the cascade.
-    job_id: Mapped[uuid.UUID] = mapped_column(
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
         index=True,
     )
+    # A batch's answer, one entry per item in order: `{"jobId": ...}` for the job it created,
+    # `{"errors": [{"field", "message", "code"}, ...]}` for an item it refused.
+    batch_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[CreatedAt]
 
 

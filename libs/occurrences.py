@@ -17,6 +17,9 @@ job's fencing token.
   the job is PAUSED with a status reason, and the occurrence is not given up on (no dead letter,
   not counted): it stays the job's next run, so that a resume judges it as any occurrence
   missed while paused (the misfire policy runs it or moves on).
+- A run a person requested on a PAUSED job (`jobs.pause_after_run`) is one occurrence, retries
+  included: where the job would move on to its next occurrence, it is PAUSED there instead
+  (`waiting`), its next occurrence pending for a resume. Completion and failure are as always.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Next:
     """The job's next state: SCHEDULED at `next_run_at`, COMPLETED / FAILED (no next run), or
-    PAUSED with its pending occurrence at `next_run_at`."""
+    PAUSED with its pending occurrence at `next_run_at` (the one that ended, when the target
+    is gone; the next one, after a run requested while paused)."""
 
     status: JobStatus
     next_run_at: datetime | None
@@ -53,6 +57,12 @@ class Next:
     outcome: Outcome
     dead_letter: bool  # the occurrence was given up on
     reason: str | None = None  # why the platform put the job in `status` (the job's status reason)
+
+
+def waiting(pause_after_run: bool) -> JobStatus:
+    """What a job becomes when it moves on to its next occurrence: SCHEDULED there, or PAUSED
+    there when the occurrence that ended was run on request while the job was paused."""
+    return JobStatus.PAUSED if pause_after_run else JobStatus.SCHEDULED
 
 
 def parse_schedule(stored: Mapping[str, Any]) -> schedule.Schedule:
@@ -78,12 +88,13 @@ def after_success(
     scheduled_for: datetime,
     run_count: int,
     finished_at: datetime,
+    pause_after_run: bool = False,
 ) -> Next:
     runs = run_count + 1
     following = _move_on(parsed, scheduled_for=scheduled_for, runs=runs, finished_at=finished_at)
     if following is None:
         return Next(JobStatus.COMPLETED, None, 1, runs, Outcome.COMPLETED, dead_letter=False)
-    return Next(JobStatus.SCHEDULED, following, 1, runs, Outcome.NEXT, dead_letter=False)
+    return Next(waiting(pause_after_run), following, 1, runs, Outcome.NEXT, dead_letter=False)
 
 
 def after_failure(
@@ -97,6 +108,7 @@ def after_failure(
     random: float,
     retryable: bool,
     retry_after_s: float | None = None,
+    pause_after_run: bool = False,
 ) -> Next:
     """`random` in [0, 1) draws the backoff's jitter; `now` is the database clock;
     `retry_after_s` is the delay the target asked for, if it did (`libs.backoff`)."""
@@ -108,7 +120,7 @@ def after_failure(
     following = _move_on(parsed, scheduled_for=scheduled_for, runs=runs, finished_at=now)
     if following is None:
         return Next(JobStatus.FAILED, None, attempt, runs, Outcome.FAILED, dead_letter=True)
-    return Next(JobStatus.SCHEDULED, following, 1, runs, Outcome.NEXT, dead_letter=True)
+    return Next(waiting(pause_after_run), following, 1, runs, Outcome.NEXT, dead_letter=True)
 
 
 def after_target_gone(*, scheduled_for: datetime, run_count: int, reason: str) -> Next:

@@ -60,7 +60,9 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
         {
             # A scheduler claims the due occurrence.
             _J.RUNNING,
-            # Requests through the API.
+            # Requests through the API. The platform pauses a SCHEDULED job too when the run a
+            # person requested on the PAUSED job is skipped by its misfire policy: the job goes
+            # back to PAUSED at its next occurrence, as after the run (`pause_after_run`).
             _J.PAUSED,
             _J.CANCELLED,
             # The misfire policy may skip an occurrence that is late beyond its grace without
@@ -85,7 +87,9 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
             # guarded on `status = 'RUNNING' AND lease_version = :token`, so it finds zero rows
             # and the job keeps the state the user asked for (no rescheduling, no retry).
             # The executor pauses a job itself, under that same guard, when its target answered
-            # that it will never want these calls again (HTTP 410 Gone), with a status reason.
+            # that it will never want these calls again (HTTP 410 Gone), with a status reason;
+            # and the executor or lease recovery pauses it again, at its next occurrence, when
+            # the occurrence a person ran on the PAUSED job ended (`pause_after_run`).
             _J.PAUSED,
             _J.CANCELLED,
         }
@@ -93,18 +97,22 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     _J.PAUSED: frozenset(
         {
             # Resume with a freshly computed `next_run_at` (a pause by the platform included:
-            # only a person resumes a job).
+            # only a person resumes a job); or run-now, due at once for one occurrence, after
+            # which the job is PAUSED again (`pause_after_run`).
             _J.SCHEDULED,
             # Resume of a job whose schedule has no occurrence left (its end passed meanwhile).
             _J.COMPLETED,
             _J.CANCELLED,
         }
     ),
-    # A failed job is revived only by the explicit replay of one of its dead letters through
-    # the API (due at once, attempts counted from 1 again); nothing moves it on its own.
+    # A failed job is revived only by a person, usually after fixing it (a FAILED job may be
+    # edited; the edit leaves it FAILED): the replay of one of its dead letters or run-now
+    # (due at once, attempts counted from 1 again), or a resume (back on its schedule, at its
+    # next occurrence). Nothing moves it on its own.
     _J.FAILED: frozenset({_J.SCHEDULED}),
-    # Terminal: a finished or cancelled job is never revived (run-now, resume and update are
-    # refused); create a new job instead. This keeps history and dead letters unambiguous.
+    # Terminal: a completed or cancelled job is never revived nor changed (run-now, resume and
+    # update are refused); create a new job instead. Its history is then the record of a job
+    # that did what it was for, or that a person stopped (or deleted) for good.
     _J.COMPLETED: frozenset(),
     _J.CANCELLED: frozenset(),
 }
@@ -114,15 +122,18 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
 PLATFORM_JOB_MOVES: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
     {
         # A scheduler claims a due occurrence; its misfire policy may end a job whose late
-        # occurrence was the last one.
+        # occurrence was the last one, or skip the run a person requested on a PAUSED job
+        # (which is then PAUSED again at its next occurrence).
         (_J.SCHEDULED, _J.RUNNING),
         (_J.SCHEDULED, _J.COMPLETED),
         (_J.SCHEDULED, _J.FAILED),
+        (_J.SCHEDULED, _J.PAUSED),
         # An occurrence's outcome (executor), a lost one (lease recovery), a hand-back.
         (_J.RUNNING, _J.SCHEDULED),
         (_J.RUNNING, _J.COMPLETED),
         (_J.RUNNING, _J.FAILED),
-        # The target answered 410 Gone (executor): paused until a person resumes the job.
+        # The target answered 410 Gone (executor): paused until a person resumes the job. Or
+        # the run a person requested on the PAUSED job ended: paused again.
         (_J.RUNNING, _J.PAUSED),
     }
 )
@@ -160,7 +171,8 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 }
 
 # Finished: no scheduler or executor moves a job out of these. FAILED is among them although a
-# dead-letter replay may revive it: that is a request, never something the platform does itself.
+# person may revive it (replay, run-now, resume): that is a request, never something the
+# platform does itself.
 JOB_TERMINAL: frozenset[JobStatus] = frozenset({_J.COMPLETED, _J.FAILED, _J.CANCELLED})
 EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
     s for s, t in EXECUTION_TRANSITIONS.items() if not t

@@ -198,7 +198,7 @@ class Dispatcher:
         on-time one), or move the job on without running it. Returns the claimed ones."""
         stored = await repository.load_schedules(session, [j.job_id for j in claim.late])
         runs: list[tuple[uuid.UUID, int, datetime]] = []
-        moves: list[tuple[uuid.UUID, int, datetime | None]] = []
+        moves: list[repository.Skip] = []
         broken: list[tuple[uuid.UUID, int]] = []
         for job in claim.late:
             try:
@@ -219,7 +219,7 @@ class Dispatcher:
             if plan.run_at is not None:
                 runs.append((job.job_id, job.lease_version, plan.run_at))
             else:
-                moves.append((job.job_id, job.lease_version, plan.next_run_at))
+                moves.append(plan.skip(job))
         await repository.skip_occurrences(session, moves)
         await repository.fail_jobs(session, broken)
         return await repository.claim_occurrences(
@@ -242,9 +242,7 @@ class Dispatcher:
             )
             job = stored[claimed.job_id]
             try:
-                changes.append(
-                    service.plan_already_dispatched(claimed, job.schedule, run_count=job.run_count)
-                )
+                changes.append(service.plan_already_dispatched(claimed, job))
             except errors.StoredScheduleInvalid:
                 changes.append(
                     repository.Reschedule(

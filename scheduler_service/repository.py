@@ -80,6 +80,7 @@ class Late:
     last_finished_at: datetime | None
     misfire_policy: str
     misfire_grace_s: int
+    pause_after_run: bool  # a run requested on a PAUSED job: PAUSED again if it is skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class Claim:
 _CLAIM_DUE_SQL = """
 WITH due AS (
     SELECT id, lease_version, next_run_at, attempt, run_count, last_run_at, last_finished_at,
-           misfire_policy, misfire_grace_s,
+           misfire_policy, misfire_grace_s, pause_after_run,
            next_run_at < now() - make_interval(secs => misfire_grace_s) AS late
     FROM jobs
     WHERE status = 'SCHEDULED' AND next_run_at <= now() AND deleted_at IS NULL
@@ -129,15 +130,16 @@ SELECT 'claimed' AS kind, now() AS db_now, id AS job_id, owner_id, type, payload
        attempt, lease_version, lease_expires_at, timeout_s, NULL::uuid AS execution_id,
        NULL::integer AS run_count, NULL::timestamptz AS last_run_at,
        NULL::timestamptz AS last_finished_at, NULL::text AS misfire_policy,
-       NULL::integer AS misfire_grace_s
+       NULL::integer AS misfire_grace_s, NULL::boolean AS pause_after_run
 FROM claimed
 UNION ALL
 SELECT 'inserted', now(), job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id,
-       NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL
 FROM inserted
 UNION ALL
 SELECT 'late', now(), id, NULL, NULL, NULL, next_run_at, attempt, lease_version, NULL, NULL,
-       NULL, run_count, last_run_at, last_finished_at, misfire_policy, misfire_grace_s
+       NULL, run_count, last_run_at, last_finished_at, misfire_policy, misfire_grace_s,
+       pause_after_run
 FROM due WHERE late
 """
 
@@ -210,6 +212,7 @@ async def claim_due_jobs(
             last_finished_at=row["last_finished_at"],
             misfire_policy=row["misfire_policy"],
             misfire_grace_s=row["misfire_grace_s"],
+            pause_after_run=row["pause_after_run"],
         )
         for row in rows
         if row["kind"] == "late"
@@ -221,20 +224,25 @@ async def claim_due_jobs(
 class StoredSchedule:
     schedule: dict[str, Any]
     run_count: int
+    pause_after_run: bool
 
 
-_SCHEDULES = text("SELECT id, schedule, run_count FROM jobs WHERE id = ANY(CAST(:ids AS uuid[]))")
+_SCHEDULES = text(
+    "SELECT id, schedule, run_count, pause_after_run FROM jobs WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
 
 
 async def load_schedules(
     session: AsyncSession, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, StoredSchedule]:
-    """The stored schedule (JSONB) and run count of each job, for the rare paths that need
-    schedule math."""
+    """The stored schedule (JSONB), run count and `pause_after_run` of each job, for the rare
+    paths that need schedule math."""
     if not job_ids:
         return {}
     rows = await session.execute(_SCHEDULES, {"ids": list(job_ids)})
-    return {row.id: StoredSchedule(row.schedule, row.run_count) for row in rows}
+    return {
+        row.id: StoredSchedule(row.schedule, row.run_count, row.pause_after_run) for row in rows
+    }
 
 
 _CLAIM_OCCURRENCES = text("""
@@ -287,31 +295,47 @@ async def claim_occurrences(
     return [_claimed(row, row.next_run_at, row.execution_id) for row in rows]
 
 
-_MOVE_SCHEDULED = text("""
+# The flag of a run requested on a PAUSED job survives only a move to SCHEDULED: a retry of
+# that run. Every other move ends the run (`libs.occurrences` decided PAUSED, COMPLETED or
+# FAILED). The right-hand side reads the row as it was.
+_KEEP_PAUSE_AFTER_RUN = "pause_after_run = j.pause_after_run AND u.status = 'SCHEDULED'"
+
+_MOVE_SCHEDULED = text(f"""
 UPDATE jobs AS j
-SET next_run_at = u.next_run_at,
-    status = CASE WHEN u.next_run_at IS NULL THEN 'COMPLETED'
-                  ELSE 'SCHEDULED' END,
-    attempt = 1,
-    updated_at = now()
+SET next_run_at = u.next_run_at, status = u.status, attempt = 1, updated_at = now(),
+    {_KEEP_PAUSE_AFTER_RUN}
 FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]),
-            CAST(:nexts AS timestamptz[])) AS u(id, lease_version, next_run_at)
+            CAST(:nexts AS timestamptz[]), CAST(:statuses AS text[]))
+     AS u(id, lease_version, next_run_at, status)
 WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = 'SCHEDULED'
 RETURNING j.id
-""")
+""")  # noqa: S608 (a constant fragment)
 
 
-async def skip_occurrences(
-    session: AsyncSession, moves: Sequence[tuple[uuid.UUID, int, datetime | None]]
-) -> list[uuid.UUID]:
-    """Move each SCHEDULED `(job_id, lease_version, next_run_at)` on to `next_run_at` without
-    running the occurrence it was due for (attempt back to 1); None completes the job.
-    Returns the jobs moved; a job whose token or state moved on is not."""
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A SCHEDULED job moving on to `next_run_at` as `status` (SCHEDULED, or PAUSED after a
+    requested run; COMPLETED when `next_run_at` is None) without running its occurrence."""
+
+    job_id: uuid.UUID
+    lease_version: int
+    next_run_at: datetime | None
+    status: JobStatus
+
+
+async def skip_occurrences(session: AsyncSession, moves: Sequence[Skip]) -> list[uuid.UUID]:
+    """Move each SCHEDULED job on without running the occurrence it was due for (attempt back
+    to 1). Returns the jobs moved; a job whose token or state moved on is not."""
     if not moves:
         return []
-    ids, versions, nexts = (list(column) for column in zip(*moves, strict=True))
     rows = await session.execute(
-        _MOVE_SCHEDULED, {"ids": ids, "versions": versions, "nexts": nexts}
+        _MOVE_SCHEDULED,
+        {
+            "ids": [m.job_id for m in moves],
+            "versions": [m.lease_version for m in moves],
+            "nexts": [m.next_run_at for m in moves],
+            "statuses": [m.status.value for m in moves],
+        },
     )
     return [row.id for row in rows]
 
@@ -319,7 +343,7 @@ async def skip_occurrences(
 _FAIL_JOBS = text("""
 UPDATE jobs AS j
 SET status = 'FAILED', next_run_at = NULL, lease_expires_at = NULL,
-    leased_by = NULL, updated_at = now()
+    leased_by = NULL, pause_after_run = false, updated_at = now()
 FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[])) AS u(id, lease_version)
 WHERE j.id = u.id AND j.lease_version = u.lease_version
   AND j.status = ANY(CAST(:sources AS text[]))
@@ -432,6 +456,7 @@ class Expired:
     retry_policy: dict[str, Any]
     schedule: dict[str, Any]
     payload: dict[str, Any]
+    pause_after_run: bool
     execution_id: uuid.UUID | None
 
 
@@ -447,7 +472,7 @@ WITH expired AS (
     SELECT id, owner_id, lease_version,
            CASE WHEN attempt > 1 THEN coalesce(occurrence_at, next_run_at)
                 ELSE next_run_at END AS next_run_at,
-           attempt, run_count, retry_policy, schedule, payload
+           attempt, run_count, retry_policy, schedule, payload, pause_after_run
     FROM jobs AS j
     WHERE status = 'RUNNING' AND lease_expires_at < now()
       AND EXISTS (SELECT 1 FROM executions AS e
@@ -466,7 +491,8 @@ WITH expired AS (
     RETURNING e.id, e.job_id
 )
 SELECT now() AS db_now, x.id AS job_id, x.owner_id, x.lease_version, x.next_run_at, x.attempt,
-       x.run_count, x.retry_policy, x.schedule, x.payload, lost.id AS execution_id
+       x.run_count, x.retry_policy, x.schedule, x.payload, x.pause_after_run,
+       lost.id AS execution_id
 FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
 """)
 
@@ -500,6 +526,7 @@ async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry
             retry_policy=row.retry_policy,
             schedule=row.schedule,
             payload=row.payload,
+            pause_after_run=row.pause_after_run,
             execution_id=row.execution_id,
         )
         for row in rows
@@ -559,8 +586,8 @@ async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Red
 
 @dataclass(frozen=True, slots=True)
 class Reschedule:
-    """What a RUNNING job becomes: SCHEDULED at `next_run_at` with `attempt`, or `status`
-    (COMPLETED or FAILED) when `next_run_at` is None."""
+    """What a RUNNING job becomes: SCHEDULED (or PAUSED, after a requested run) at
+    `next_run_at` with `attempt`, or `status` (COMPLETED or FAILED) when `next_run_at` is None."""
 
     job_id: uuid.UUID
     lease_version: int
@@ -570,10 +597,11 @@ class Reschedule:
     run_count: int
 
 
-_RESCHEDULE = text("""
+_RESCHEDULE = text(f"""
 UPDATE jobs AS j
 SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
     run_count = u.run_count, lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+    {_KEEP_PAUSE_AFTER_RUN},
     -- A retry remembers the nominal time of the occurrence it retries (the right-hand side
     -- reads the row as it was: the occurrence that was running).
     occurrence_at = CASE WHEN u.attempt = 1 THEN NULL
@@ -585,7 +613,7 @@ FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:statuses AS
      AS u(id, lease_version, status, next_run_at, attempt, run_count)
 WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = 'RUNNING'
 RETURNING j.id
-""")
+""")  # noqa: S608 (a constant fragment)
 
 
 async def reschedule_running(

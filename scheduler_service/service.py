@@ -43,6 +43,16 @@ class LatePlan:
     next_run_at: datetime | None
     misfired: bool
 
+    def skip(self, job: repository.Late) -> repository.Skip:
+        """The move of a plan that runs nothing: to `next_run_at`, PAUSED there when the
+        skipped occurrence was a run requested on a paused job; COMPLETED with none left."""
+        status = (
+            occurrences.waiting(job.pause_after_run)
+            if self.next_run_at is not None
+            else JobStatus.COMPLETED
+        )
+        return repository.Skip(job.job_id, job.lease_version, self.next_run_at, status)
+
 
 def plan_late(
     job: repository.Late, stored_schedule: dict, *, now: datetime, max_catch_up: int = 100
@@ -72,17 +82,19 @@ def plan_late(
 
 
 def plan_already_dispatched(
-    claimed: repository.Claimed, stored_schedule: dict, *, run_count: int
+    claimed: repository.Claimed, stored: repository.StoredSchedule
 ) -> repository.Reschedule:
     """A claimed occurrence that has an execution row already (the unique key refused a second
-    one): it is not dispatched again, and the job moves on to the occurrence after it."""
+    one): it is not dispatched again, and the job moves on to the occurrence after it (PAUSED
+    there if the occurrence was a run requested on a paused job)."""
+    run_count = stored.run_count
     following = schedule.next_fire(
-        parse_schedule(stored_schedule), after=claimed.scheduled_for, runs=run_count
+        parse_schedule(stored.schedule), after=claimed.scheduled_for, runs=run_count
     )
     return repository.Reschedule(
         job_id=claimed.job_id,
         lease_version=claimed.lease_version,
-        status=JobStatus.SCHEDULED if following else JobStatus.COMPLETED,
+        status=occurrences.waiting(stored.pause_after_run) if following else JobStatus.COMPLETED,
         next_run_at=following,
         attempt=1,
         run_count=run_count,
@@ -99,7 +111,8 @@ class RecoveryPlan:
 def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> RecoveryPlan:
     """What a job whose lease expired becomes (`libs.occurrences.after_failure`: a lost attempt
     may succeed when retried): a retry after a backoff while attempts remain; else its next
-    regular occurrence or, with none left, FAILED. `random` in [0, 1) draws the jitter."""
+    regular occurrence (PAUSED there after a run requested on a paused job) or, with none
+    left, FAILED. `random` in [0, 1) draws the jitter."""
     try:
         parsed = parse_schedule(job.schedule)
     except errors.StoredScheduleInvalid:
@@ -113,6 +126,7 @@ def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> R
         now=now,
         random=random,
         retryable=True,
+        pause_after_run=job.pause_after_run,
     )
     change = repository.Reschedule(
         job_id=job.job_id,

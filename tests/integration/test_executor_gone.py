@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from test_executor_support import Platform, Target, platform
-from test_job_service_support import JobService, running
+from test_executor_support import Platform, Target, owner_api, platform
 from test_scheduler_support import (
     db_now,
     eventually,
@@ -25,13 +22,6 @@ from test_scheduler_support import (
 from libs.states import ExecutionStatus, JobStatus
 
 GONE = "target answered 410 Gone"
-LOOPBACK = "127.0.0.0/8,::1/128"  # as `make up` gives the executor and the job service
-
-
-@asynccontextmanager
-async def owner_api(database_url: str, token_issuer) -> AsyncIterator[JobService]:
-    async with running(database_url, token_issuer, http_allowed_networks=LOOPBACK) as api:
-        yield api
 
 
 async def http_job(p: Platform, owner: uuid.UUID, url: str, *, every_s: int | None) -> uuid.UUID:

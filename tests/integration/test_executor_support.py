@@ -2,8 +2,9 @@
 
 `platform` runs, in this process, what `make up` runs as processes: a real scheduler (its
 dispatch and lease-recovery loops) and one or more real executors (engine, heartbeat,
-strategies), over the test's own database and topics. Jobs are inserted as rows; what targets
-receive is observed with real servers on loopback (`Target`).
+strategies), over the test's own database and topics. Jobs are inserted as rows, or made by
+their owner through the job service's API (`owner_api`); what targets receive is observed with
+real servers on loopback (`Target`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from test_job_service_support import JobService, running
 from test_scheduler_support import (
     db_now,
     eventually,
@@ -37,6 +39,8 @@ from executor_service.settings import Settings as ExecutorSettings
 from libs import resources, web
 from scheduler_service.settings import Settings as SchedulerSettings
 
+LOOPBACK = "127.0.0.0/8,::1/128"  # as `make up` gives the executor and the job service
+
 
 def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> ExecutorSettings:
     """Settings of one executor of a test: the scheduler's topics, loopback targets allowed."""
@@ -48,7 +52,7 @@ def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> Executo
         "kafka_dispatch_partitions": scheduler.kafka_dispatch_partitions,
         "consumer_group": f"{scheduler.kafka_dispatch_topic}.executors",
         "node_id": f"executor-{uuid.uuid4().hex[:6]}",
-        "http_allowed_networks": "127.0.0.0/8,::1/128",
+        "http_allowed_networks": LOOPBACK,
         "error_backoff_initial_s": 0.05,
         "error_backoff_max_s": 0.5,
         "heartbeat_interval_s": 0.5,
@@ -132,6 +136,14 @@ async def platform(
         loops.start()
         stack.push_async_callback(loops.shutdown, 5)
         yield result
+
+
+@asynccontextmanager
+async def owner_api(database_url: str, token_issuer: Any) -> AsyncIterator[JobService]:
+    """The job service's API, in process on the platform's database, for a job owner whose
+    http jobs may call loopback targets."""
+    async with running(database_url, token_issuer, http_allowed_networks=LOOPBACK) as api:
+        yield api
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The job service on a real database: creating jobs and every refusal of a creation, reading
 and listing them, who sees what, idempotent creation and the NOTIFY a creation sends. Changes
-and transitions: test_job_service_changes.py; batches: test_job_service_batch.py; executions,
+and transitions: test_job_service_changes.py; running FAILED and PAUSED jobs again:
+test_job_service_reruns.py; batches: test_job_service_batch.py; executions,
 dead letters and previews: test_job_service_history.py; the OpenAPI document:
 test_job_service_openapi.py; the harness: test_job_service_support.py."""
 
@@ -20,7 +21,7 @@ from test_job_service_support import (
     running,
 )
 
-from job_service import schemas, service, settings
+from job_service import idempotency, schemas, settings
 from libs import channels, job_types, misfire, models, schedule
 
 NOTIFY_DEADLINE_S = 10
@@ -593,7 +594,7 @@ async def test_a_retry_finds_its_job_even_when_the_body_would_no_longer_validate
         "INSERT INTO idempotency_keys (owner_id, key, request_hash, job_id)"
         " VALUES (:owner, 'from-2000', :digest, :job_id)",
         owner=jobs.owner,
-        digest=service.request_hash(schemas.JobCreate.model_validate(body)),
+        digest=idempotency.request_hash(schemas.JobCreate.model_validate(body)),
         job_id=uuid.UUID(job["id"]),
     )
 

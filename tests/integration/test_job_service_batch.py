@@ -1,16 +1,22 @@
 """Batch creation on a real database: each item judged on its own, the valid ones created
-together in one transaction, the invalid ones reported by index."""
+together in one transaction, the invalid ones reported by index; and `Idempotency-Key` on a
+batch (the first answer replayed, other requests with the key refused, racing copies creating
+the jobs once)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from test_job_service_support import assert_invalid, job_body, running
+from test_job_service_support import JobService, assert_invalid, assert_problem, job_body, running
 
+from job_service import idempotency, schemas
 from libs import channels
 
 NOTIFY_DEADLINE_S = 10
@@ -151,3 +157,144 @@ async def test_batch_creation_requires_jobs_write(jobs):
 
     assert response.status_code == 403
     assert (await jobs.counts())["jobs"] == 0
+
+
+# --- Idempotency-Key -----------------------------------------------------------------------------
+
+# Two valid items around a refused one.
+MIXED = [job_body(name="first"), job_body(name=""), job_body(name="third")]
+
+
+async def batch(
+    jobs: JobService, items: list[Any], key: str | None, owner: uuid.UUID | None = None
+) -> httpx.Response:
+    headers = jobs.bearer(owner)
+    if key is not None:
+        headers["idempotency-key"] = key
+    return await jobs.client.post("/v1/jobs:batch", json={"jobs": items}, headers=headers)
+
+
+def ids(response: httpx.Response) -> list[str | None]:
+    return [r["job"]["id"] if r["job"] else None for r in response.json()["results"]]
+
+
+async def test_the_same_key_and_batch_answer_the_first_results_and_create_nothing(jobs):
+    first = await batch(jobs, MIXED, "nightly-batch-1")
+    before = await jobs.counts()
+    # The same batch with its valid items written differently (field names, key order) is the
+    # same request; an item that is no valid request is compared as it was sent.
+    rewritten = [
+        {"schedule": {"interval_s": 3600, "kind": "fixed_rate"}, "payload": {"message": "hello"},
+         "type": "log", "name": item["name"]} if item["name"] else item
+        for item in MIXED
+    ]  # fmt: skip
+    again = await batch(jobs, rewritten, "nightly-batch-1")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert ids(again)[0] and ids(again)[1] is None and ids(again)[2]
+    assert again.json()["results"][1]["problem"]["errors"][0]["field"] == "body.jobs.1.name"
+    assert await jobs.counts() == before
+    assert before["jobs"] == 2 and before["idempotency_keys"] == 1
+
+
+async def test_a_replay_shows_the_jobs_as_they_are_and_a_deleted_one_as_deleted(jobs):
+    first = (await batch(jobs, MIXED, "k-changed")).json()
+    kept, gone = first["results"][0]["job"], first["results"][2]["job"]
+    await jobs.post(f"/v1/jobs/{kept['id']}:pause")
+    await jobs.client.delete(f"/v1/jobs/{gone['id']}", headers=jobs.bearer())
+
+    again = await batch(jobs, MIXED, "k-changed")
+
+    assert again.status_code == 200, again.text
+    result = again.json()
+    assert [r["status"] for r in result["results"]] == [201, 422, 409]
+    assert (result["created"], result["failed"]) == (1, 2)
+    replayed = result["results"][0]["job"]
+    assert (replayed["id"], replayed["status"]) == (kept["id"], "PAUSED")
+    assert result["results"][1] == first["results"][1]
+    problem = result["results"][2]["problem"]
+    assert problem["type"].endswith("/idempotent-job-deleted") and problem["status"] == 409
+    assert (await jobs.counts())["jobs"] == 2
+
+
+async def test_a_batch_of_refused_items_is_replayed_with_the_same_refusals(jobs):
+    items = [job_body(name=""), "not an object"]
+    first = await batch(jobs, items, "k-refused")
+
+    again = await batch(jobs, items, "k-refused")
+
+    assert first.json()["created"] == 0
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert (await jobs.counts())["jobs"] == 0
+
+
+async def test_a_retry_gets_the_first_answer_even_when_its_items_would_no_longer_validate(jobs):
+    # As if the first request was made in 2000, when its `once` time was still ahead.
+    items = [job_body(schedule={"kind": "once", "at": "2001-01-01T00:00:00Z"})]
+    job = await jobs.created()
+    await jobs.sql(
+        "INSERT INTO idempotency_keys (owner_id, key, request_hash, batch_results)"
+        " VALUES (:owner, 'batch-from-2000', :digest, CAST(:results AS jsonb))",
+        owner=jobs.owner,
+        digest=idempotency.batch_hash(items, [schemas.JobCreate.model_validate(items[0])]),
+        results=json.dumps([{"jobId": job["id"]}]),
+    )
+
+    again = await batch(jobs, items, "batch-from-2000")
+    fresh = await batch(jobs, items, "batch-from-today")
+
+    assert ids(again) == [job["id"]]
+    assert [r["status"] for r in fresh.json()["results"]] == [422]
+
+
+async def test_the_same_key_with_another_batch_is_refused_naming_the_header(jobs):
+    await batch(jobs, MIXED, "k1")
+    before = await jobs.counts()
+
+    response = await batch(jobs, [*MIXED, job_body(name="fourth")], "k1")
+
+    document = assert_problem(response, 422, "idempotency-key-reused")
+    assert [e["field"] for e in document["errors"]] == ["header.Idempotency-Key"]
+    assert await jobs.counts() == before
+
+
+async def test_a_key_is_either_a_single_creations_or_a_batchs(jobs):
+    single = await jobs.create(job_body(), headers={"idempotency-key": "used-once"})
+    await batch(jobs, [job_body()], "used-in-batch")
+    before = await jobs.counts()
+
+    as_batch = await batch(jobs, [job_body()], "used-once")
+    as_single = await jobs.create(job_body(), headers={"idempotency-key": "used-in-batch"})
+
+    assert single.status_code == 201
+    assert_problem(as_batch, 422, "idempotency-key-reused")
+    assert_problem(as_single, 422, "idempotency-key-reused")
+    assert await jobs.counts() == before
+
+
+async def test_batch_keys_belong_to_their_owner(jobs):
+    mine = await batch(jobs, MIXED, "shared-batch-key")
+    theirs = await batch(jobs, MIXED, "shared-batch-key", owner=uuid.uuid4())
+
+    assert "idempotent-replayed" not in theirs.headers
+    assert set(ids(mine)).isdisjoint(i for i in ids(theirs) if i)
+    assert (await jobs.counts())["jobs"] == 4
+
+
+async def test_concurrent_copies_of_a_batch_create_its_jobs_once(jobs):
+    copies = 4
+
+    responses = await asyncio.gather(*(batch(jobs, MIXED, "raced-batch") for _ in range(copies)))
+
+    assert {r.status_code for r in responses} == {200}
+    assert len({tuple(ids(r)) for r in responses}) == 1
+    assert sorted("idempotent-replayed" in r.headers for r in responses) == [False] + [True] * (
+        copies - 1
+    )
+    assert await jobs.counts() == {
+        "jobs": 2, "idempotency_keys": 1, "executions": 0, "dead_letters": 0,
+    }  # fmt: skip

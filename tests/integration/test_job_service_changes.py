@@ -247,9 +247,9 @@ async def test_a_schedule_whose_runs_are_used_up_is_refused(jobs):
 ACTIONS = {
     # action: the states it is allowed from (libs.states, written out here on purpose)
     "pause": {JobStatus.SCHEDULED, JobStatus.RUNNING},
-    "resume": {JobStatus.PAUSED},
+    "resume": {JobStatus.PAUSED, JobStatus.FAILED},
     "cancel": {JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED},
-    "run": {JobStatus.SCHEDULED},
+    "run": {JobStatus.SCHEDULED, JobStatus.PAUSED, JobStatus.FAILED},
 }
 RESULTS = {"pause": "PAUSED", "resume": "SCHEDULED", "cancel": "CANCELLED", "run": "SCHEDULED"}
 
@@ -267,7 +267,7 @@ async def test_each_action_from_each_state(jobs, action, status):
         assert response.status_code == 200, response.text
         assert response.json()["status"] == RESULTS[action]
         assert response.json()["version"] == 2
-        if action != "run":
+        if status != RESULTS[action]:  # staying SCHEDULED (run now) is no transition
             assert states.can_transition(status, JobStatus(RESULTS[action]))
     else:
         document = assert_problem(response, 409, "job-state-conflict")
@@ -282,8 +282,9 @@ async def test_patch_from_each_state(jobs, status):
 
     response = await patch(jobs, job["id"], {"name": "x"})
 
-    if status in {JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED}:
+    if status in {JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED}:
         assert response.status_code == 200
+        assert response.json()["status"] == status
     else:
         assert assert_problem(response, 409, "job-state-conflict")["currentStatus"] == status
 

@@ -115,6 +115,9 @@ async def test_every_operation_has_a_summary_a_tag_and_problem_answers(document)
     create = _operations(document)[("post", "/v1/jobs")]
     assert "Idempotency-Key" in {p["name"] for p in create["parameters"]}
     assert "ETag" in create["responses"]["201"]["headers"]
+    batch = _operations(document)[("post", "/v1/jobs:batch")]
+    assert "Idempotency-Key" in {p["name"] for p in batch["parameters"]}
+    assert "Idempotent-Replayed" in batch["description"]
 
 
 async def test_every_request_and_response_model_has_an_example(document):

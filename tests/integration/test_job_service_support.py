@@ -74,6 +74,16 @@ class JobService:
         kwargs.setdefault("headers", self.bearer())
         return await self.client.post(path, **kwargs)
 
+    async def edit(self, job: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The job after a PATCH of `body` at the version `job` shows (asserted to succeed)."""
+        response = await self.client.patch(
+            f"/v1/jobs/{job['id']}",
+            json=body,
+            headers={**self.bearer(), "if-match": f'"{job["version"]}"'},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
     async def sql(self, statement: str, **params: Any) -> list[Any]:
         async with db.unit_of_work(self.app.state.sessions) as session:
             result = await session.execute(text(statement), params)

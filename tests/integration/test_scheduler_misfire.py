@@ -82,6 +82,29 @@ async def test_skip_moves_a_late_job_to_its_next_occurrence_without_running_it(
         assert misfires(parts, "skip") == 1
 
 
+async def test_a_skipped_run_requested_on_a_paused_job_leaves_it_paused_at_its_next_occurrence(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    # A person ran the paused job (run-now), and no scheduler claimed it within its grace.
+    async with scheduler_parts(
+        settings_for(database_url, kafka_bootstrap_servers, unique_name)
+    ) as parts:
+        job_id, anchor, _ = await late_job(parts, "skip")
+        await sql(
+            parts.sessions, "UPDATE jobs SET pause_after_run = true WHERE id = :id", id=job_id
+        )
+
+        result = await parts.scheduler().dispatcher.dispatch_batch()
+
+        now = await db_now(parts.sessions)
+        assert (result.locked, result.published) == (1, 0)
+        row = await job(parts.sessions, job_id)
+        assert (row.status, row.pause_after_run) == (JobStatus.PAUSED, False)
+        assert now < row.next_run_at <= now + timedelta(seconds=INTERVAL_S)
+        assert (row.next_run_at - anchor).total_seconds() % INTERVAL_S == 0
+        assert await executions(parts.sessions, job_id) == []
+
+
 async def test_skip_completes_a_late_job_with_no_occurrence_left(
     database_url, kafka_bootstrap_servers, unique_name
 ):

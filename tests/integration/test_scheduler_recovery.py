@@ -214,6 +214,41 @@ async def test_exhausted_attempts_move_a_recurring_job_to_its_next_occurrence(
         assert recoveries(parts, "next") == 1
 
 
+async def test_a_lost_run_requested_on_a_paused_job_is_retried_then_pauses_it_again(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    settings = settings_for(database_url, kafka_bootstrap_servers, unique_name, **SHORT_LEASE)
+    async with scheduler_parts(settings) as parts:
+        now = await db_now(parts.sessions)
+        anchor = now - timedelta(seconds=1)
+        row = job_row(
+            next_run_at=anchor,
+            schedule_spec=fixed_rate(60, anchor=anchor),
+            timeout_s=TIMEOUT_S,
+            retry_policy={"max_attempts": 2, "initial_backoff_s": 0},
+            pause_after_run=True,  # as run-now leaves a paused job
+        )
+        [job_id] = await insert_jobs(parts.sessions, [row])
+        scheduler = parts.scheduler()
+
+        await scheduler.dispatcher.dispatch_batch()
+        await started(parts, job_id)
+        await recovered(scheduler.recovery)
+        retrying = await job(parts.sessions, job_id)
+        await eventually(lambda: _published(scheduler.dispatcher), deadline_s=5, what="retry")
+        await started(parts, job_id)
+        await recovered(scheduler.recovery)
+
+        assert (retrying.status, retrying.attempt, retrying.pause_after_run) == (
+            JobStatus.SCHEDULED, 2, True,
+        )  # fmt: skip
+        stored = await job(parts.sessions, job_id)
+        assert (stored.status, stored.pause_after_run) == (JobStatus.PAUSED, False)
+        assert stored.next_run_at == anchor + timedelta(seconds=60)
+        assert (stored.attempt, stored.run_count, stored.status_reason) == (1, 1, None)
+        assert len(await sql(parts.sessions, "SELECT 1 FROM dead_letters")) == 1
+
+
 async def test_exhausted_attempts_fail_a_job_with_no_next_occurrence(
     database_url, kafka_bootstrap_servers, unique_name
 ):

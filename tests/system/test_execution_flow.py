@@ -5,8 +5,10 @@ Standard Webhooks signature with the secret the user reads from the API), a `log
 job (read back from the platform's broker), recurring jobs of each kind that can be waited for
 (`fixed_rate`, Quartz `cron` with seconds, `fixed_delay`), and an `http` job whose target fails:
 it ends FAILED with a dead letter, which, replayed once the target answers, completes the job.
-Calendar schedules (days, weeks, months) cannot be waited for here; `libs.schedule`'s tests
-cover them.
+Runs a person asks for: a FAILED job fixed with PATCH and run now completes; a PAUSED job run
+now runs once and is PAUSED again, its regular occurrences not running; resumed during such a
+run, it carries on with its schedule. Calendar schedules (days, weeks, months) cannot be waited
+for here; `libs.schedule`'s tests cover them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,22 +44,26 @@ SECOND = timedelta(seconds=1)
 
 
 class Target:
-    """An HTTP endpoint on loopback recording what each path receives; `/hook` answers 200,
-    `/flaky` answers `flaky_status`."""
+    """An HTTP endpoint on loopback recording what each path receives; `/hook` and `/fixed`
+    answer 200, `/flaky` answers `flaky_status`, `/slow` answers 200 once `release` is set.
+    Any other path answers 404."""
+
+    PATHS = ("/hook", "/flaky", "/fixed", "/slow")
 
     def __init__(self) -> None:
-        self.received: dict[str, list[tuple[Headers, bytes]]] = {"/hook": [], "/flaky": []}
+        self.received: dict[str, list[tuple[Headers, bytes]]] = {p: [] for p in self.PATHS}
         self.flaky_status = 500
+        self.release = asyncio.Event()
 
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             self.received[request.url.path].append((request.headers, await request.body()))
+            if request.url.path == "/slow":
+                await self.release.wait()
             status = self.flaky_status if request.url.path == "/flaky" else 200
             return Response("ok" if status == 200 else "failing on purpose", status)
 
-        return Starlette(
-            routes=[Route("/hook", hook, methods=["POST"]), Route("/flaky", hook, methods=["POST"])]
-        )
+        return Starlette(routes=[Route(path, hook, methods=["POST"]) for path in self.PATHS])
 
 
 class User:
@@ -94,14 +101,21 @@ class User:
 
     async def finished(self, job: dict) -> dict:
         """The job once it has reached a terminal state."""
+        return await self.until(job, lambda j: j["status"] in TERMINAL, "finished")
+
+    async def until(self, job: dict, condition: Callable[[dict], bool], what: str) -> dict:
+        """The job once `condition` holds for it."""
         deadline = time.monotonic() + RUN_DEADLINE_S
         while True:
             current = await self.call("GET", f"/v1/jobs/{job['id']}")
-            if current["status"] in TERMINAL:
+            if condition(current):
                 return current
             if time.monotonic() > deadline:
-                pytest.fail(f"{job['name']} still {current['status']} after {RUN_DEADLINE_S} s")
+                pytest.fail(f"{job['name']} not {what} after {RUN_DEADLINE_S} s: {current}")
             await asyncio.sleep(0.1)
+
+    async def act(self, job: dict, action: str) -> dict:
+        return await self.call("POST", f"/v1/jobs/{job['id']}:{action}")
 
     async def executions(self, job: dict) -> list[dict]:
         """Every execution of the job, oldest first."""
@@ -247,6 +261,60 @@ async def check_failed_then_replayed(user: User, job: dict, target: Target) -> N
     assert len(target.received["/flaky"]) == 3
 
 
+async def check_fixed_then_run(user: User, job: dict, target: Target, base_url: str) -> None:
+    """Refused by its target for good (404): FAILED. Pointed at a working URL it stays FAILED;
+    run now, it completes, attempts counted from 1."""
+    failed = await user.finished(job)
+    assert failed["status"] == "FAILED"
+    fixed = await user.call(
+        "PATCH",
+        f"/v1/jobs/{job['id']}",
+        json={"payload": {"url": f"{base_url}/fixed"}},
+        headers={"If-Match": f'"{failed["version"]}"'},
+    )
+    assert (fixed["status"], fixed["nextRunAt"]) == ("FAILED", None)
+    assert (await user.act(job, "run"))["status"] == "SCHEDULED"
+    done = await user.finished(job)
+    assert done["status"] == "COMPLETED"
+    runs = await user.executions(job)
+    assert [(e["attempt"], e["status"]) for e in runs] == [(1, "FAILED"), (1, "SUCCEEDED")]
+    assert len(target.received["/fixed"]) == 1
+
+
+async def check_paused_run(user: User, job: dict, base_url: str) -> None:
+    """Paused before its first occurrence and run now: it runs once and is PAUSED again; its
+    next regular occurrence does not run (a job due a second later does)."""
+    ran = await user.act(job, "run")
+    assert (ran["status"], ran["pauseAfterRun"]) == ("SCHEDULED", True)
+    again = await user.until(
+        job, lambda j: j["status"] == "PAUSED" and j["runCount"] == 1, "paused after its run"
+    )
+    assert again["pauseAfterRun"] is False
+    later = instant(again["nextRunAt"]) + SECOND
+    witness = await user.create(
+        "witness", "http", {"url": f"{base_url}/hook"}, {"kind": "once", "at": later.isoformat()}
+    )
+    assert (await user.finished(witness))["status"] == "COMPLETED"
+    still = await user.call("GET", f"/v1/jobs/{job['id']}")
+    assert (still["status"], still["runCount"]) == ("PAUSED", 1)
+    assert [e["status"] for e in await user.executions(job)] == ["SUCCEEDED"]
+
+
+async def check_resumed_during_run(user: User, job: dict, target: Target) -> None:
+    """Paused, run now, and resumed while that run is under way: afterwards it is SCHEDULED
+    at its next regular occurrence."""
+    await user.act(job, "run")
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while not target.received["/slow"]:
+        assert time.monotonic() < deadline, "the run never reached its target"
+        await asyncio.sleep(0.05)
+    resumed = await user.act(job, "resume")
+    assert (resumed["status"], resumed["pauseAfterRun"]) == ("RUNNING", False)
+    target.release.set()
+    after = await user.until(job, lambda j: j["runCount"] == 1, "done with its run")
+    assert (after["status"], after["nextRunAt"]) == ("SCHEDULED", job["nextRunAt"])
+
+
 # --- the test ------------------------------------------------------------------------------------
 
 
@@ -296,6 +364,20 @@ async def test_jobs_of_every_kind_and_type_run_on_time(tmp_path, serve_app):
                 "failing webhook", "http", {"url": f"{base_url}/flaky"}, once,
                 retryPolicy={"maxAttempts": 2, "initialBackoffSeconds": 0.1},
             )  # fmt: skip
+            broken = await user.create("broken webhook", "http", {"url": f"{base_url}/gone"}, once)
+            # Paused before their first occurrence, then run now by the checks below.
+            paused = await user.create(
+                "paused", "log", {"message": "paused"},
+                {"kind": "fixed_rate", "intervalSeconds": 2,
+                 "startAt": (now + timedelta(seconds=10)).isoformat()},
+            )  # fmt: skip
+            held = await user.create(
+                "held", "http", {"url": f"{base_url}/slow"},
+                {"kind": "fixed_rate", "intervalSeconds": 3600,
+                 "startAt": (now + timedelta(hours=1)).isoformat()},
+            )  # fmt: skip
+            for job in (paused, held):
+                assert (await user.act(job, "pause"))["status"] == "PAUSED"
 
             await check_http(user, http_job, target, secret)
             await check_log(user, log_job, tmp_path / "logs" / "executor_service.log")
@@ -304,6 +386,9 @@ async def test_jobs_of_every_kind_and_type_run_on_time(tmp_path, serve_app):
             await check_cron(user, cron)
             await check_fixed_delay(user, fixed_delay)
             await check_failed_then_replayed(user, failing, target)
+            await check_fixed_then_run(user, broken, target, base_url)
+            await check_paused_run(user, paused, base_url)
+            await check_resumed_during_run(user, held, target)
     finally:
         await user.jobs.aclose()
         code = await asyncio.to_thread(up.stop, signal.SIGINT)

@@ -149,3 +149,74 @@ def test_every_decision_is_a_move_the_platform_may_make_from_running(
         )  # fmt: skip
     assert states.platform_may_move(JobStatus.RUNNING, decided.status)
     assert (decided.reason is not None) is (decided.status is JobStatus.PAUSED)
+
+
+# --- A run requested on a paused job (`pause_after_run`) ----------------------------------------
+
+
+def test_a_requested_run_on_a_paused_job_pauses_it_again_at_its_next_occurrence():
+    decided = occurrences.after_success(
+        hourly(), scheduled_for=T0, run_count=4, finished_at=T0, pause_after_run=True
+    )
+    assert decided == occurrences.Next(
+        JobStatus.PAUSED, T0 + timedelta(hours=1), 1, 5, Outcome.NEXT, dead_letter=False
+    )
+    assert decided.reason is None  # a person paused it, not the platform
+
+
+def test_a_requested_run_on_a_paused_job_is_retried_before_the_job_is_paused_again():
+    decided = occurrences.after_failure(
+        hourly(), POLICY, scheduled_for=T0, attempt=1, run_count=0, now=T0, random=0.5,
+        retryable=True, pause_after_run=True,
+    )  # fmt: skip
+    assert (decided.status, decided.outcome) == (JobStatus.SCHEDULED, Outcome.RETRY)
+
+
+@pytest.mark.parametrize(
+    ("succeeded", "status"), [(True, JobStatus.COMPLETED), (False, JobStatus.FAILED)]
+)
+def test_a_requested_run_of_a_paused_one_time_job_ends_it(succeeded, status):
+    once = schedule.Once(at=T0)
+    if succeeded:
+        decided = occurrences.after_success(
+            once, scheduled_for=T0, run_count=0, finished_at=T0, pause_after_run=True
+        )
+    else:
+        decided = occurrences.after_failure(
+            once, POLICY, scheduled_for=T0, attempt=1, run_count=0, now=T0, random=0.5,
+            retryable=False, pause_after_run=True,
+        )  # fmt: skip
+    assert (decided.status, decided.next_run_at) == (status, None)
+
+
+@given(
+    pause_after_run=st.booleans(),
+    attempt=st.integers(min_value=1, max_value=5),
+    retryable=st.booleans(),
+    succeeded=st.booleans(),
+    parsed=st.sampled_from([hourly(), hourly(max_runs=2), schedule.Once(at=T0), None]),
+)
+def test_a_requested_run_changes_only_where_the_job_waits_for_its_next_occurrence(
+    pause_after_run, attempt, retryable, succeeded, parsed
+):
+    def decide(flag: bool) -> occurrences.Next:
+        if succeeded:
+            return occurrences.after_success(
+                parsed, scheduled_for=T0, run_count=1, finished_at=T0, pause_after_run=flag
+            )
+        return occurrences.after_failure(
+            parsed, POLICY, scheduled_for=T0, attempt=attempt, run_count=1, now=T0, random=0.5,
+            retryable=retryable, pause_after_run=flag,
+        )  # fmt: skip
+
+    plain, decided = decide(False), decide(pause_after_run)
+    assert states.platform_may_move(JobStatus.RUNNING, decided.status)
+    if decided.outcome is Outcome.NEXT:
+        assert decided.status is occurrences.waiting(pause_after_run)
+        assert decided.reason is None
+    else:  # a retry, a completion or a failure: as without the request
+        assert decided.status is plain.status is not JobStatus.PAUSED
+    # Nothing else differs: the same time, attempt, count and dead letter.
+    assert (decided.next_run_at, decided.attempt, decided.run_count, decided.dead_letter) == (
+        plain.next_run_at, plain.attempt, plain.run_count, plain.dead_letter,
+    )  # fmt: skip

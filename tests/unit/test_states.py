@@ -13,19 +13,21 @@ from libs.states import JobStatus as J
 
 ALLOWED_JOB_MOVES = {
     (J.SCHEDULED, J.RUNNING),
-    (J.SCHEDULED, J.PAUSED),
+    (J.SCHEDULED, J.PAUSED),  # requested, or a requested run on a paused job skipped
     (J.SCHEDULED, J.CANCELLED),
     (J.SCHEDULED, J.COMPLETED),
     (J.SCHEDULED, J.FAILED),
     (J.RUNNING, J.SCHEDULED),
     (J.RUNNING, J.COMPLETED),
     (J.RUNNING, J.FAILED),
-    (J.RUNNING, J.PAUSED),  # requested, or the executor's when the target answered 410 Gone
+    # Requested; or the platform's when the target answered 410 Gone, or when a run requested
+    # on the paused job ended.
+    (J.RUNNING, J.PAUSED),
     (J.RUNNING, J.CANCELLED),
-    (J.PAUSED, J.SCHEDULED),
+    (J.PAUSED, J.SCHEDULED),  # resume, or run-now (PAUSED again after the run)
     (J.PAUSED, J.COMPLETED),
     (J.PAUSED, J.CANCELLED),
-    (J.FAILED, J.SCHEDULED),  # dead-letter replay through the API
+    (J.FAILED, J.SCHEDULED),  # dead-letter replay, run-now or resume through the API
 }
 
 # Moves schedulers and executors make on their own; the rest are requests through the API.
@@ -33,10 +35,11 @@ PLATFORM_JOB_MOVES = {
     (J.SCHEDULED, J.RUNNING),
     (J.SCHEDULED, J.COMPLETED),
     (J.SCHEDULED, J.FAILED),
+    (J.SCHEDULED, J.PAUSED),  # the misfire policy skipped a run requested on a paused job
     (J.RUNNING, J.SCHEDULED),
     (J.RUNNING, J.COMPLETED),
     (J.RUNNING, J.FAILED),
-    (J.RUNNING, J.PAUSED),  # the target answered 410 Gone
+    (J.RUNNING, J.PAUSED),  # the target answered 410 Gone; a requested run on a paused job ended
 }
 
 ALLOWED_EXECUTION_MOVES = {
