@@ -375,6 +375,8 @@ class Execution(Base):
         CheckConstraint("lease_version >= 0", name="lease_version_non_negative"),
         # A job's executions, newest first.
         Index(None, "job_id", "created_at"),
+        # Everyone's executions, newest first (GET /v1/executions).
+        Index(None, "created_at", "id"),
     )
 
     id: Mapped[UuidPk]
