@@ -300,13 +300,14 @@ def get_webhook_secret() -> Call[models.WebhookSecret]:
 
 
 def rotate_webhook_secret(*, grace_s: int | None = None) -> Call[models.WebhookSecret]:
-    rotation = models.WebhookSecretRotation(grace_s=grace_s) if grace_s is not None else None
+    """Without `grace_s`, no body: the server's default grace period."""
+    rotation = None if grace_s is None else models.WebhookSecretRotation(grace_s=grace_s)
     return Call(
         "jobs",
         "POST",
         "/v1/webhook-secret:rotate",
         _model(models.WebhookSecret),
-        json=models.body(rotation) if rotation else {},
+        json=None if rotation is None else models.body(rotation),
     )
 
 
