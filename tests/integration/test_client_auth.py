@@ -201,6 +201,46 @@ def test_a_timeout_raises_connection_failed(platform):
     assert "Timeout" in caught.value.reason
 
 
+class RecordingTransport(httpx.HTTPTransport):
+    """A real transport that notes what it carries and whether it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+        self.closed = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_a_given_transport_carries_every_request_and_is_closed_with_the_client(platform):
+    transport = RecordingTransport()
+    with platform.client(platform.account(), transport=transport) as client:
+        client.jobs.list()
+        assert not transport.closed
+
+    assert transport.paths == ["/oauth/token", "/v1/jobs"]
+    assert transport.closed
+
+
+def test_a_given_http_client_is_used_and_left_open(platform):
+    transport = RecordingTransport()
+    http = httpx.Client(transport=transport)
+    with platform.client(http_client=http) as client:
+        client.server_metadata()
+
+    assert transport.paths == ["/.well-known/oauth-authorization-server"]
+    assert not http.is_closed
+    http.close()
+    with pytest.raises(ValueError, match="not both"):
+        platform.client(http_client=http, transport=transport)
+
+
 def test_one_base_url_reaches_every_service_behind_an_ingress(platform):
     login = platform.account()
     with Client(platform.ingress, auth=login) as client:

@@ -168,7 +168,8 @@ def test_calls_name_their_service_path_and_headers():
     key = operations.create_job({"name": "n"}, idempotency_key="k-1")
     assert (key.service, key.method, key.path) == ("jobs", "POST", "/v1/jobs")
     assert key.headers == {"Idempotency-Key": "k-1"}
-    batch = operations.create_jobs([{"name": "a"}, models.JobPatch(name="b")])
+    batch = operations.create_jobs([{"name": "a"}, models.JobPatch(name="b")], idempotency_key="k")
+    assert (batch.path, batch.headers) == ("/v1/jobs:batch", {"Idempotency-Key": "k"})
     assert batch.json == {"jobs": [{"name": "a"}, {"name": "b"}]}
     # An id is one path segment whatever it holds.
     assert operations.get_job("a/../b").path == "/v1/jobs/a%2F..%2Fb"
