@@ -262,6 +262,8 @@ class Job(Model):
     timeout_s: int
     status: Annotated[JobStatus | str, _OPEN]
     status_reason: str | None  # why the platform itself set the status (e.g. 410 Gone)
+    # True while it runs an occurrence requested when PAUSED: PAUSED again after that run.
+    pause_after_run: bool
     next_run_at: datetime | None
     last_run_at: datetime | None
     last_finished_at: datetime | None
