@@ -202,7 +202,9 @@ def describe(exc: errors.ClientError) -> str:
         # Outside `login`: the refresh token or the access token was refused.
         return f"the session has ended ({exc.detail or exc.title}); run 'schedctl login'"
     if isinstance(exc, errors.ApiError):
-        title = exc.title[:1].lower() + exc.title[1:] if exc.title[1:2].islower() else exc.title
+        first = exc.title.split(" ", 1)[0]
+        lower = first.isalpha() and first[1:].islower()  # not a name: "If-Match", "URL"
+        title = exc.title[:1].lower() + exc.title[1:] if lower else exc.title
         message = f"{title}: {exc.detail}" if exc.detail and exc.detail != exc.title else title
         if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
             message += f"; try again in {exc.retry_after:.0f} s"
@@ -212,7 +214,7 @@ def describe(exc: errors.ClientError) -> str:
 
 def plain(message: str) -> str:
     """A validation message without pydantic's `Value error, ` prefix."""
-    return message.removeprefix("Value error, ")
+    return message.replace("Value error, ", "")
 
 
 def _usage(exc: typer.TyperException) -> str:
