@@ -15,9 +15,9 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from scheduler_client import models, operations
+from scheduler_client import errors, models, operations
 from scheduler_client.auth import Credentials, OnTokens, Tokens
-from scheduler_client.client import DEFAULT_TIMEOUT_S, ClientBase, PageCall, connection_failed
+from scheduler_client.client import DEFAULT_TIMEOUT_S, ClientBase, PageCall
 from scheduler_client.endpoints import Endpoints
 from scheduler_client.operations import Body, Call, Id, IfMatch, JobSort, Repeated
 
@@ -69,7 +69,9 @@ class AsyncClient(ClientBase):
             return auth.install(await self._run(auth.grant()))
 
     async def logout(self) -> None:
-        auth = self._token_auth()
+        auth = self._auth
+        if auth is None:
+            return
         async with auth.async_lock:
             if auth.tokens is not None and auth.tokens.refresh_token is not None:
                 await self._run(operations.revoke(auth.tokens.refresh_token))
@@ -85,8 +87,8 @@ class AsyncClient(ClientBase):
         request = self._build(self._http, call)
         try:
             response = await self._http.send(request, auth=self._auth_for(call))
-        except httpx.TransportError as exc:
-            raise connection_failed(exc.request, exc) from exc
+        except httpx.RequestError as exc:  # no answer, or none that can be decoded
+            raise errors.ConnectionFailed.of(exc) from exc
         return operations.answer(call, response)
 
     async def _iterate(self, page: PageCall[T]) -> AsyncIterator[T]:

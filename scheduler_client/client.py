@@ -59,12 +59,6 @@ class ClientBase:
         return self._auth if call.authenticated else None
 
 
-def connection_failed(request: httpx.Request, exc: httpx.TransportError) -> errors.ConnectionFailed:
-    return errors.ConnectionFailed(
-        request.method, str(request.url), f"{type(exc).__name__}: {exc}".rstrip(": ")
-    )
-
-
 class Client(ClientBase):
     """A synchronous client. `endpoints`: where the services are (a string is one base URL
     for all three); `auth`: the credentials; `on_tokens`: told of every new token set;
@@ -114,7 +108,9 @@ class Client(ClientBase):
 
     def logout(self) -> None:
         """Revoke the refresh token (and its family) and forget the tokens."""
-        auth = self._token_auth()
+        auth = self._auth
+        if auth is None:
+            return
         with auth.sync_lock:
             if auth.tokens is not None and auth.tokens.refresh_token is not None:
                 self._run(operations.revoke(auth.tokens.refresh_token))
@@ -131,8 +127,8 @@ class Client(ClientBase):
         request = self._build(self._http, call)
         try:
             response = self._http.send(request, auth=self._auth_for(call))
-        except httpx.TransportError as exc:
-            raise connection_failed(exc.request, exc) from exc
+        except httpx.RequestError as exc:  # no answer, or none that can be decoded
+            raise errors.ConnectionFailed.of(exc) from exc
         return operations.answer(call, response)
 
     def _iterate(self, page: PageCall[T]) -> Iterator[T]:

@@ -42,13 +42,20 @@ class ClientError(Exception):
 
 
 class ConnectionFailed(ClientError):
-    """No answer came: the connection was refused or broke, or the timeout passed."""
+    """No usable answer came: the connection was refused or broke, the timeout passed, or
+    the answer could not be decoded. `__cause__` is httpx's own exception."""
 
     def __init__(self, method: str, url: str, reason: str):
         super().__init__(f"{method} {url}: no answer ({reason})")
         self.method = method
         self.url = url
         self.reason = reason
+
+    @classmethod
+    def of(cls, exc: httpx.RequestError) -> ConnectionFailed:
+        """httpx's error, named by the request that failed (a token request, maybe)."""
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return cls(exc.request.method, str(exc.request.url), reason)
 
 
 class UnexpectedAnswer(ClientError):

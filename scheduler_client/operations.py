@@ -114,8 +114,11 @@ def _idempotency(key: str | None) -> dict[str, str]:
     return {} if key is None else {"Idempotency-Key": key}
 
 
-def _page(cursor: str | None, limit: int | None) -> dict[str, Any]:
-    return {"limit": limit, "cursor": cursor}
+def _list(
+    service: Service, path: str, item: type[M], query: Mapping[str, Any]
+) -> Call[models.Page[M]]:
+    """A page of a list: `query` holds its filters, `limit` and `cursor`."""
+    return Call(service, "GET", path, _model(models.Page[item]), params=_query(query))
 
 
 # --- Jobs ---------------------------------------------------------------------------------------
@@ -156,14 +159,9 @@ def list_jobs(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Call[models.Page[models.Job]]:
-    params = {"status": status, "type": type, "label": label, "name": name, "ownerId": owner_id}
-    return Call(
-        "jobs",
-        "GET",
-        "/v1/jobs",
-        _model(models.Page[models.Job]),
-        params=_query({**params, "sort": sort, **_page(cursor, limit)}),
-    )
+    filters = {"status": status, "type": type, "label": label, "name": name, "ownerId": owner_id}
+    page = {"sort": sort, "limit": limit, "cursor": cursor}
+    return _list("jobs", "/v1/jobs", models.Job, {**filters, **page})
 
 
 def get_job(job_id: Id) -> Call[models.Job]:
@@ -215,13 +213,8 @@ def list_job_executions(
     cursor: str | None = None,
 ) -> Call[models.Page[models.Execution]]:
     filters = _execution_filters(status, created_after, created_before)
-    return Call(
-        "jobs",
-        "GET",
-        f"/v1/jobs/{_segment(job_id)}/executions",
-        _model(models.Page[models.Execution]),
-        params=_query({**filters, **_page(cursor, limit)}),
-    )
+    path = f"/v1/jobs/{_segment(job_id)}/executions"
+    return _list("jobs", path, models.Execution, {**filters, "limit": limit, "cursor": cursor})
 
 
 # --- Executions and dead letters ----------------------------------------------------------------
@@ -236,13 +229,9 @@ def list_executions(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Call[models.Page[models.Execution]]:
-    filters = _execution_filters(status, created_after, created_before)
-    return Call(
-        "jobs",
-        "GET",
-        "/v1/executions",
-        _model(models.Page[models.Execution]),
-        params=_query({"jobId": job_id, **filters, **_page(cursor, limit)}),
+    filters = {"jobId": job_id, **_execution_filters(status, created_after, created_before)}
+    return _list(
+        "jobs", "/v1/executions", models.Execution, {**filters, "limit": limit, "cursor": cursor}
     )
 
 
@@ -257,13 +246,8 @@ def list_dead_letters(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Call[models.Page[models.DeadLetter]]:
-    return Call(
-        "jobs",
-        "GET",
-        "/v1/dead-letters",
-        _model(models.Page[models.DeadLetter]),
-        params=_query({"jobId": job_id, "replayed": replayed, **_page(cursor, limit)}),
-    )
+    query = {"jobId": job_id, "replayed": replayed, "limit": limit, "cursor": cursor}
+    return _list("jobs", "/v1/dead-letters", models.DeadLetter, query)
 
 
 def replay_dead_letter(dead_letter_id: Id) -> Call[models.DeadLetterReplay]:
@@ -300,13 +284,14 @@ def get_webhook_secret() -> Call[models.WebhookSecret]:
 
 
 def rotate_webhook_secret(*, grace_s: int | None = None) -> Call[models.WebhookSecret]:
-    rotation = models.WebhookSecretRotation(grace_s=grace_s) if grace_s is not None else None
+    """Without `grace_s`, no body: the server's default grace period."""
+    rotation = None if grace_s is None else models.WebhookSecretRotation(grace_s=grace_s)
     return Call(
         "jobs",
         "POST",
         "/v1/webhook-secret:rotate",
         _model(models.WebhookSecret),
-        json=models.body(rotation) if rotation else {},
+        json=None if rotation is None else models.body(rotation),
     )
 
 
@@ -346,13 +331,8 @@ def list_users(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Call[models.Page[models.User]]:
-    return Call(
-        "users",
-        "GET",
-        "/v1/users",
-        _model(models.Page[models.User]),
-        params=_query({"email": email, "locked": locked, **_page(cursor, limit)}),
-    )
+    query = {"email": email, "locked": locked, "limit": limit, "cursor": cursor}
+    return _list("users", "/v1/users", models.User, query)
 
 
 def get_user(user_id: Id) -> Call[models.User]:
@@ -393,13 +373,8 @@ def create_service_account(
 def list_service_accounts(
     *, limit: int | None = None, cursor: str | None = None
 ) -> Call[models.Page[models.ServiceAccount]]:
-    return Call(
-        "users",
-        "GET",
-        "/v1/service-accounts",
-        _model(models.Page[models.ServiceAccount]),
-        params=_query(_page(cursor, limit)),
-    )
+    query = {"limit": limit, "cursor": cursor}
+    return _list("users", "/v1/service-accounts", models.ServiceAccount, query)
 
 
 def get_service_account(account_id: Id) -> Call[models.ServiceAccount]:

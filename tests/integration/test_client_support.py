@@ -7,6 +7,9 @@ two through its JWKS as in production; logins, refreshes and revocations are rea
 services re-read an account's standing on every request (`auth.revocation.max.staleness.s` 0),
 so a token revoked by a change to its account is refused at once.
 
+`ingress` also serves the three behind one base URL, routing by path as
+deploy/kubernetes/20-ingress.yaml does.
+
 The rows that schedulers and executors would write (executions, dead letters, heartbeats) are
 inserted through the job service's own sessions.
 """
@@ -63,9 +66,31 @@ def _password_hash() -> str:
     return passwords.new_hasher().hash(PASSWORD)
 
 
+def _ingress(auth: FastAPI, users: FastAPI, jobs: FastAPI) -> Any:
+    """One ASGI app routing to the three by path; their lifespans run in their own servers."""
+
+    async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        path = scope["path"]
+        if path.startswith(("/oauth/", "/.well-known/")):
+            await auth(scope, receive, send)
+        elif path.startswith(("/v1/users", "/v1/service-accounts")):
+            await users(scope, receive, send)
+        else:
+            await jobs(scope, receive, send)
+
+    return route
+
+
 @dataclass
 class Platform:
     endpoints: Endpoints
+    ingress: str  # the base URL of all three
     apps: dict[str, FastAPI]
     loop: asyncio.AbstractEventLoop
 
@@ -182,8 +207,10 @@ async def _services(
         jobs = job_service.api.create_app(job_service.settings.Settings(**trust))
         users_url = await stack.enter_async_context(serve(users))
         jobs_url = await stack.enter_async_context(serve(jobs))
+        ingress_url = await stack.enter_async_context(serve(_ingress(auth, users, jobs)))
         yield Platform(
             endpoints=Endpoints(jobs=jobs_url, users=users_url, auth=auth_url),
+            ingress=ingress_url,
             apps={"auth": auth, "users": users, "jobs": jobs},
             loop=asyncio.get_running_loop(),
         )
