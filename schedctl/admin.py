@@ -62,12 +62,8 @@ def list_users(
       schedctl users list --locked
     """  # fmt: skip
     with session.connect() as api:
-        if all_:
-            output.emit(list(api.users.iterate(email=email, locked=locked, limit=limit)), fmt,
-                        views.users)  # fmt: skip
-            return
-        page = api.users.list(email=email, locked=locked, limit=limit, cursor=cursor)
-    output.emit_page(page, fmt, views.users, "users")
+        history.show_list(api.users, fmt, views.users, "users", every=all_, limit=limit,
+                          cursor=cursor, email=email, locked=locked)  # fmt: skip
 
 
 @users_app.command("get")
@@ -165,12 +161,8 @@ def list_accounts(
       schedctl service-accounts list
     """
     with session.connect() as api:
-        if all_:
-            found = list(api.service_accounts.iterate(limit=limit))
-            output.emit(found, fmt, views.service_accounts)
-            return
-        page = api.service_accounts.list(limit=limit, cursor=cursor)
-    output.emit_page(page, fmt, views.service_accounts, "service accounts")
+        history.show_list(api.service_accounts, fmt, views.service_accounts,
+                          "service accounts", every=all_, limit=limit, cursor=cursor)  # fmt: skip
 
 
 @accounts_app.command("get")

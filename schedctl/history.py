@@ -3,6 +3,7 @@ on; and the list options every list command shares."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -35,6 +36,25 @@ Until = Annotated[
     str | None,
     typer.Option(metavar="TIME", help="Only those created before: a time, or a duration ago."),
 ]
+
+
+def show_list(
+    group: Any,
+    fmt: Format,
+    view: Callable[[Any], Any],
+    noun: str,
+    *,
+    every: bool,
+    limit: int | None,
+    cursor: str | None,
+    **filters: Any,
+) -> None:
+    """A list of the library's `group` (`api.jobs`...): one page, or with `every` all of them
+    (`iterate`), pages of `limit` items, as a table or JSON."""
+    if every:
+        output.emit(list(group.iterate(**filters, limit=limit)), fmt, view)
+    else:
+        output.emit_page(group.list(**filters, limit=limit, cursor=cursor), fmt, view, noun)
 
 
 def execution_filters(
@@ -76,12 +96,8 @@ def list_executions(
     """
     filters = {"job_id": job or None, **execution_filters(status, since, until)}
     with session.connect() as api:
-        if all_:
-            found = list(api.executions.iterate(**filters, limit=limit))
-            output.emit(found, fmt, views.executions)
-            return
-        page = api.executions.list(**filters, limit=limit, cursor=cursor)
-    output.emit_page(page, fmt, views.executions, "executions")
+        show_list(api.executions, fmt, views.executions, "executions", every=all_, limit=limit,
+                  cursor=cursor, **filters)  # fmt: skip
 
 
 @executions_app.command("get")
@@ -134,12 +150,8 @@ def list_dead_letters(
       schedctl dead-letters list --job 0b7e... -o json
     """
     with session.connect() as api:
-        if all_:
-            found = list(api.dead_letters.iterate(job_id=job, replayed=replayed, limit=limit))
-            output.emit(found, fmt, views.dead_letters)
-            return
-        page = api.dead_letters.list(job_id=job, replayed=replayed, limit=limit, cursor=cursor)
-    output.emit_page(page, fmt, views.dead_letters, "dead letters")
+        show_list(api.dead_letters, fmt, views.dead_letters, "dead letters", every=all_,
+                  limit=limit, cursor=cursor, job_id=job, replayed=replayed)  # fmt: skip
 
 
 @dead_letters_app.command("replay")

@@ -192,11 +192,8 @@ def list_jobs(
         "sort": sort.value,
     }
     with session.connect() as api:
-        if all_:
-            output.emit(list(api.jobs.iterate(**filters, limit=limit)), fmt, views.jobs)
-            return
-        page = api.jobs.list(**filters, limit=limit, cursor=cursor)
-    output.emit_page(page, fmt, views.jobs, "jobs")
+        history.show_list(api.jobs, fmt, views.jobs, "jobs", every=all_, limit=limit,
+                          cursor=cursor, **filters)  # fmt: skip
 
 
 @app.command("get")

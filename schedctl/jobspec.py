@@ -218,8 +218,23 @@ def _payload(flags: JobFlags, base: Mapping[str, Any]) -> dict[str, Any] | None:
     return payload
 
 
-def _common(flags: JobFlags, job: dict[str, Any], current: Mapping[str, Any]) -> None:
-    """The fields `create` and `edit` set alike, laid over `job`."""
+def _lay_over(
+    flags: JobFlags, job: dict[str, Any], current: Mapping[str, Any], *, kind: Any, now: datetime
+) -> None:
+    """The flags `create` and `edit` share, laid over `job`; `current`: the fields a flag
+    changes part of (a payload, schedule, retry policy or labels) as they stand."""
+    payload = _payload(flags, job.get("payload", current.get("payload", {})))
+    if payload is not None:
+        if flags.http() and kind != "http":
+            raise UsageProblem(f"--http-* flags are for http jobs, not {kind!r} ones")
+        job["payload"] = payload
+    spec = schedule(flags.schedule, now=now)
+    if spec is not None:
+        job["schedule"] = spec
+    elif flags.schedule.tz is not None:  # --tz alone moves the schedule there is
+        kept = job.get("schedule", current.get("schedule"))
+        if isinstance(kept, dict):
+            job["schedule"] = {**kept, "timezone": flags.schedule.tz}
     if flags.name is not None:
         job["name"] = flags.name
     if flags.description is not None:
@@ -242,17 +257,7 @@ def new_job(flags: JobFlags, *, now: datetime, base: Mapping[str, Any] | None = 
         job["type"] = flags.type
     elif flags.http() and "type" not in job:
         job["type"] = "http"
-    payload = _payload(flags, job.get("payload", {}))
-    if payload is not None:
-        if flags.http() and job.get("type") != "http":
-            raise UsageProblem(f"--http-* flags are for http jobs, not {job.get('type')!r} ones")
-        job["payload"] = payload
-    spec = schedule(flags.schedule, now=now)
-    if spec is not None:
-        job["schedule"] = spec
-    elif flags.schedule.tz is not None and isinstance(job.get("schedule"), dict):
-        job["schedule"] = {**job["schedule"], "timezone": flags.schedule.tz}
-    _common(flags, job, job)
+    _lay_over(flags, job, job, kind=job.get("type"), now=now)
     missing = [flag for flag, key in REQUIRED.items() if key not in job]
     if missing:
         raise UsageProblem(f"missing {', '.join(missing)} (or give --file with a job document)")
@@ -275,18 +280,7 @@ def job_changes(
     changes = dict(base or {})
     if flags.type is not None:
         raise UsageProblem("--type: a job's type cannot change; create a new job")
-    payload = _payload(flags, changes.get("payload", current.get("payload", {})))
-    if payload is not None:
-        if flags.http() and current.get("type") != "http":
-            raise UsageProblem(f"--http-* flags are for http jobs; this one is {current['type']}")
-        changes["payload"] = payload
-    spec = schedule(flags.schedule, now=now)
-    if spec is not None:
-        changes["schedule"] = spec
-    elif flags.schedule.tz is not None:
-        kept = changes.get("schedule", current.get("schedule", {}))
-        changes["schedule"] = {**kept, "timezone": flags.schedule.tz}
-    _common(flags, changes, current)
+    _lay_over(flags, changes, current, kind=current.get("type"), now=now)
     if not changes:
         raise UsageProblem("nothing to change: give flags (--name, --cron...) or --file")
     return changes

@@ -182,7 +182,7 @@ def test_an_edit_that_changes_nothing_or_the_type_is_refused(given, message):
 
 
 def test_http_flags_are_refused_on_an_edit_of_another_type():
-    with pytest.raises(UsageProblem, match="this one is log"):
+    with pytest.raises(UsageProblem, match="for http jobs, not 'log' ones"):
         jobspec.job_changes(flags(http_url="http://x"), {**CURRENT, "type": "log"}, now=NOW)
 
 
