@@ -19,7 +19,16 @@ from scheduler_client import errors, models, operations
 from scheduler_client.auth import Credentials, OnTokens, Tokens
 from scheduler_client.client import DEFAULT_TIMEOUT_S, ClientBase, PageCall
 from scheduler_client.endpoints import Endpoints
-from scheduler_client.operations import Body, Call, Id, IfMatch, JobSort, Repeated
+from scheduler_client.operations import (
+    Call,
+    Id,
+    IfMatch,
+    JobBody,
+    JobSort,
+    PatchBody,
+    Repeated,
+    ScheduleBody,
+)
 
 T = TypeVar("T")
 
@@ -108,11 +117,11 @@ class _Group:
 
 
 class Jobs(_Group):
-    async def create(self, job: Body, *, idempotency_key: str | None = None) -> models.Job:
+    async def create(self, job: JobBody, *, idempotency_key: str | None = None) -> models.Job:
         return await self._client._run(operations.create_job(job, idempotency_key=idempotency_key))
 
     async def create_many(
-        self, jobs: Iterable[Body], *, idempotency_key: str | None = None
+        self, jobs: Iterable[JobBody], *, idempotency_key: str | None = None
     ) -> models.JobBatchResult:
         return await self._client._run(
             operations.create_jobs(jobs, idempotency_key=idempotency_key)
@@ -158,7 +167,7 @@ class Jobs(_Group):
     async def get(self, job_id: Id) -> models.Job:
         return await self._client._run(operations.get_job(job_id))
 
-    async def update(self, job_id: Id, changes: Body, *, if_match: IfMatch) -> models.Job:
+    async def update(self, job_id: Id, changes: PatchBody, *, if_match: IfMatch) -> models.Job:
         return await self._client._run(operations.update_job(job_id, changes, if_match=if_match))
 
     async def delete(self, job_id: Id, *, if_match: IfMatch | None = None) -> None:
@@ -261,7 +270,9 @@ class DeadLetters(_Group):
 
 
 class Schedules(_Group):
-    async def preview(self, schedule: Body, *, count: int | None = None) -> models.SchedulePreview:
+    async def preview(
+        self, schedule: ScheduleBody, *, count: int | None = None
+    ) -> models.SchedulePreview:
         return await self._client._run(operations.preview_schedule(schedule, count=count))
 
 

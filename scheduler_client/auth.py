@@ -17,9 +17,7 @@ No repr here shows a password, secret or token.
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
-import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,10 +31,6 @@ from scheduler_client.endpoints import Endpoints
 RENEW_MARGIN_S = 30  # renew the tokens when the access token has less than this left
 
 
-def _form(**values: str | None) -> dict[str, str]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
 @dataclass(frozen=True)
 class PasswordLogin:
     """A person's email and password (the password grant)."""
@@ -46,10 +40,7 @@ class PasswordLogin:
     scope: str | None = None  # space-separated; None: every scope of the account's role
 
     def grant(self) -> operations.Call[models.TokenResponse]:
-        form = _form(
-            grant_type="password", username=self.username, password=self.password, scope=self.scope
-        )
-        return operations.token(form, {})
+        return operations.password_grant(self.username, self.password, self.scope)
 
 
 @dataclass(frozen=True)
@@ -61,11 +52,7 @@ class ClientCredentials:
     scope: str | None = None
 
     def grant(self) -> operations.Call[models.TokenResponse]:
-        # HTTP Basic, each part form-encoded first (RFC 6749 section 2.3.1).
-        pair = f"{urllib.parse.quote_plus(self.client_id)}:"
-        pair += urllib.parse.quote_plus(self.client_secret)
-        basic = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-        return operations.token(_form(grant_type="client_credentials", scope=self.scope), basic)
+        return operations.client_credentials_grant(self.client_id, self.client_secret, self.scope)
 
 
 @dataclass(frozen=True)
@@ -109,8 +96,7 @@ class TokenAuth(httpx.Auth):
         """The token request that gets new tokens now: the refresh grant while there is a
         refresh token, else the credential's own grant."""
         if self._tokens is not None and self._tokens.refresh_token is not None:
-            form = _form(grant_type="refresh_token", refresh_token=self._tokens.refresh_token)
-            return operations.token(form, {})
+            return operations.refresh_grant(self._tokens.refresh_token)
         if self._login is not None:
             return self._login.grant()
         raise errors.ClientError("no credentials to get new tokens with: log in again")

@@ -17,7 +17,16 @@ import httpx
 from scheduler_client import errors, models, operations
 from scheduler_client.auth import Credentials, OnTokens, TokenAuth, Tokens
 from scheduler_client.endpoints import Endpoints
-from scheduler_client.operations import Body, Call, Id, IfMatch, JobSort, Repeated
+from scheduler_client.operations import (
+    Call,
+    Id,
+    IfMatch,
+    JobBody,
+    JobSort,
+    PatchBody,
+    Repeated,
+    ScheduleBody,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 10.0
@@ -147,13 +156,13 @@ class _Group:
 
 
 class Jobs(_Group):
-    def create(self, job: Body, *, idempotency_key: str | None = None) -> models.Job:
+    def create(self, job: JobBody, *, idempotency_key: str | None = None) -> models.Job:
         """Create a job (`models.JobCreate` or a dict). With `idempotency_key`, a retry
         answers the job the first request created."""
         return self._client._run(operations.create_job(job, idempotency_key=idempotency_key))
 
     def create_many(
-        self, jobs: Iterable[Body], *, idempotency_key: str | None = None
+        self, jobs: Iterable[JobBody], *, idempotency_key: str | None = None
     ) -> models.JobBatchResult:
         """Create up to 1000 jobs; each is judged on its own (see `results`)."""
         return self._client._run(operations.create_jobs(jobs, idempotency_key=idempotency_key))
@@ -201,7 +210,7 @@ class Jobs(_Group):
     def get(self, job_id: Id) -> models.Job:
         return self._client._run(operations.get_job(job_id))
 
-    def update(self, job_id: Id, changes: Body, *, if_match: IfMatch) -> models.Job:
+    def update(self, job_id: Id, changes: PatchBody, *, if_match: IfMatch) -> models.Job:
         """Change some fields (`models.JobPatch` or a dict). `if_match`: the version the
         change is made to (`StaleVersion` if the job has moved on), or "*"."""
         return self._client._run(operations.update_job(job_id, changes, if_match=if_match))
@@ -310,7 +319,9 @@ class DeadLetters(_Group):
 
 
 class Schedules(_Group):
-    def preview(self, schedule: Body, *, count: int | None = None) -> models.SchedulePreview:
+    def preview(
+        self, schedule: ScheduleBody, *, count: int | None = None
+    ) -> models.SchedulePreview:
         """The next fire times of a schedule, without creating a job."""
         return self._client._run(operations.preview_schedule(schedule, count=count))
 

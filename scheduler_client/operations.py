@@ -7,13 +7,14 @@ Each function here is pure: it builds a call from its arguments and does no I/O.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 from pydantic import BaseModel
@@ -25,7 +26,10 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 Id = str | uuid.UUID
-Body = BaseModel | Mapping[str, Any]
+# Request bodies: a model, or a mapping sent as it is (the server judges it).
+JobBody = models.JobCreate | Mapping[str, Any]
+PatchBody = models.JobPatch | Mapping[str, Any]
+ScheduleBody = models.Schedule | Mapping[str, Any]
 IfMatch = int | Literal["*"]  # a job's version, or "*" for any
 Repeated = str | Sequence[str]  # a filter that may be given once or many times
 JobSort = Literal["createdAt", "nextRunAt"]
@@ -110,6 +114,11 @@ def _if_match(version: IfMatch | None) -> dict[str, str]:
     raise TypeError(f"if_match must be a version (int) or '*', not {version!r}")
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The arguments the caller gave (None: left to the server)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _idempotency(key: str | None) -> dict[str, str]:
     return {} if key is None else {"Idempotency-Key": key}
 
@@ -124,7 +133,7 @@ def _list(
 # --- Jobs ---------------------------------------------------------------------------------------
 
 
-def create_job(job: Body, *, idempotency_key: str | None = None) -> Call[models.Job]:
+def create_job(job: JobBody, *, idempotency_key: str | None = None) -> Call[models.Job]:
     return Call(
         "jobs",
         "POST",
@@ -136,14 +145,14 @@ def create_job(job: Body, *, idempotency_key: str | None = None) -> Call[models.
 
 
 def create_jobs(
-    jobs: Iterable[Body], *, idempotency_key: str | None = None
+    jobs: Iterable[JobBody], *, idempotency_key: str | None = None
 ) -> Call[models.JobBatchResult]:
     return Call(
         "jobs",
         "POST",
         "/v1/jobs:batch",
         _model(models.JobBatchResult),
-        json={"jobs": [models.body(job) for job in jobs]},
+        json=models.body(models.JobBatchCreate(jobs=list(jobs))),
         headers=_idempotency(idempotency_key),
     )
 
@@ -168,7 +177,7 @@ def get_job(job_id: Id) -> Call[models.Job]:
     return Call("jobs", "GET", f"/v1/jobs/{_segment(job_id)}", _model(models.Job))
 
 
-def update_job(job_id: Id, changes: Body, *, if_match: IfMatch) -> Call[models.Job]:
+def update_job(job_id: Id, changes: PatchBody, *, if_match: IfMatch) -> Call[models.Job]:
     return Call(
         "jobs",
         "PATCH",
@@ -262,12 +271,16 @@ def replay_dead_letter(dead_letter_id: Id) -> Call[models.DeadLetterReplay]:
 # --- Schedules, job types, nodes, webhook secret ------------------------------------------------
 
 
-def preview_schedule(schedule: Body, *, count: int | None = None) -> Call[models.SchedulePreview]:
-    request: dict[str, Any] = {"schedule": models.body(schedule)}
-    if count is not None:
-        request["count"] = count
+def preview_schedule(
+    schedule: ScheduleBody, *, count: int | None = None
+) -> Call[models.SchedulePreview]:
+    preview = models.SchedulePreviewRequest(**_given(schedule=schedule, count=count))
     return Call(
-        "jobs", "POST", "/v1/schedules:preview", _model(models.SchedulePreview), json=request
+        "jobs",
+        "POST",
+        "/v1/schedules:preview",
+        _model(models.SchedulePreview),
+        json=models.body(preview),
     )
 
 
@@ -284,14 +297,13 @@ def get_webhook_secret() -> Call[models.WebhookSecret]:
 
 
 def rotate_webhook_secret(*, grace_s: int | None = None) -> Call[models.WebhookSecret]:
-    """Without `grace_s`, no body: the server's default grace period."""
-    rotation = None if grace_s is None else models.WebhookSecretRotation(grace_s=grace_s)
+    rotation = models.WebhookSecretRotation(**_given(grace_s=grace_s))
     return Call(
         "jobs",
         "POST",
         "/v1/webhook-secret:rotate",
         _model(models.WebhookSecret),
-        json=None if rotation is None else models.body(rotation),
+        json=models.body(rotation),
     )
 
 
@@ -409,9 +421,8 @@ def service_account_action(
 # --- OAuth --------------------------------------------------------------------------------------
 
 
-def token(form: Mapping[str, str], headers: Mapping[str, str]) -> Call[models.TokenResponse]:
-    """A token request (RFC 6749): `form` names the grant; `headers` may authenticate the
-    client (HTTP Basic)."""
+def _token(form: Mapping[str, str], headers: Mapping[str, str]) -> Call[models.TokenResponse]:
+    """A token request (RFC 6749 section 4): `form` names the grant."""
     return Call(
         "auth",
         "POST",
@@ -421,6 +432,26 @@ def token(form: Mapping[str, str], headers: Mapping[str, str]) -> Call[models.To
         headers=headers,
         authenticated=False,
     )
+
+
+def password_grant(
+    username: str, password: str, scope: str | None = None
+) -> Call[models.TokenResponse]:
+    form = _given(grant_type="password", username=username, password=password, scope=scope)
+    return _token(form, {})
+
+
+def client_credentials_grant(
+    client_id: str, client_secret: str, scope: str | None = None
+) -> Call[models.TokenResponse]:
+    # HTTP Basic, each part form-encoded first (RFC 6749 section 2.3.1).
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    basic = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return _token(_given(grant_type="client_credentials", scope=scope), basic)
+
+
+def refresh_grant(refresh_token: str) -> Call[models.TokenResponse]:
+    return _token({"grant_type": "refresh_token", "refresh_token": refresh_token}, {})
 
 
 def revoke(refresh_token: str) -> Call[None]:

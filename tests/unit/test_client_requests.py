@@ -24,6 +24,12 @@ from scheduler_client import (
 )
 
 ENDPOINTS = Endpoints.local()
+LOG_JOB = {
+    "name": "n",
+    "type": "log",
+    "payload": {"message": "m"},
+    "schedule": {"kind": "fixed_rate", "intervalSeconds": 60},
+}
 
 
 @pytest.mark.parametrize(
@@ -168,15 +174,20 @@ def test_calls_name_their_service_path_and_headers():
     key = operations.create_job({"name": "n"}, idempotency_key="k-1")
     assert (key.service, key.method, key.path) == ("jobs", "POST", "/v1/jobs")
     assert key.headers == {"Idempotency-Key": "k-1"}
-    batch = operations.create_jobs([{"name": "a"}, models.JobPatch(name="b")], idempotency_key="k")
+    batch = operations.create_jobs(
+        [{"name": "a"}, models.JobCreate(**LOG_JOB)], idempotency_key="k"
+    )
     assert (batch.path, batch.headers) == ("/v1/jobs:batch", {"Idempotency-Key": "k"})
-    assert batch.json == {"jobs": [{"name": "a"}, {"name": "b"}]}
+    assert batch.json == {"jobs": [{"name": "a"}, LOG_JOB]}
     # An id is one path segment whatever it holds.
     assert operations.get_job("a/../b").path == "/v1/jobs/a%2F..%2Fb"
     assert operations.job_action(uuid.UUID(int=1), "run", if_match=None).path.endswith("0001:run")
-    assert operations.rotate_webhook_secret().json is None
+    assert operations.rotate_webhook_secret().json == {}
     assert operations.rotate_webhook_secret(grace_s=0).json == {"graceSeconds": 0}
     assert operations.set_role("u", "admin").json == {"role": "admin"}
+    preview = operations.preview_schedule(models.CronSchedule(expression="* * * * *"), count=3)
+    assert preview.json == {"schedule": {"kind": "cron", "expression": "* * * * *"}, "count": 3}
+    assert operations.preview_schedule({"kind": "once"}).json == {"schedule": {"kind": "once"}}
     register = operations.register(email="a@example.com", password="p", display_name="A")
     assert (register.service, register.authenticated) == ("users", False)
     assert register.json == {"email": "a@example.com", "password": "p", "displayName": "A"}
