@@ -1,29 +1,50 @@
-"""`schedctl`: run the platform locally and operate it."""
+"""`schedctl`: run the platform locally and operate it (`up`, `migrate`, `create-admin`...),
+and use it as a client of its public APIs (`login`, `jobs`, `executions`...).
+
+The operator commands import the services' code when they run, not at start, so that a client
+command starts without loading what it never uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-import auth_service.settings
-from auth_service import errors as auth_errors
-from auth_service import keys as auth_keys
-from libs import config, migrate
-from schedctl import platform
-from user_service import bootstrap
-from user_service import errors as user_errors
+from schedctl import account, admin, history, jobs, output, schedules
+
+if TYPE_CHECKING:
+    import auth_service.settings
+    from schedctl import platform
 
 app = typer.Typer(
-    help="Run and operate the scheduling platform.", no_args_is_help=True, add_completion=False
+    cls=output.ClientGroup,
+    help="Run and operate the scheduling platform, and use it: log in, then create and run jobs.",
+    no_args_is_help=True,
+    add_completion=False,
 )
+USE, ADMINISTER, OPERATE = "Use the platform", "Administer it (admins)", "Run and operate it"
+app.command("login", rich_help_panel=USE)(account.login)
+app.command("logout", rich_help_panel=USE)(account.logout)
+app.command("whoami", rich_help_panel=USE)(account.whoami)
+app.add_typer(jobs.app, name="jobs", rich_help_panel=USE)
+app.add_typer(history.executions_app, name="executions", rich_help_panel=USE)
+app.add_typer(history.dead_letters_app, name="dead-letters", rich_help_panel=USE)
+app.add_typer(schedules.app, name="schedules", rich_help_panel=USE)
+app.command("job-types", rich_help_panel=USE)(schedules.job_types)
+app.add_typer(account.webhook_app, name="webhook-secret", rich_help_panel=USE)
+app.add_typer(admin.users_app, name="users", rich_help_panel=ADMINISTER)
+app.add_typer(admin.accounts_app, name="service-accounts", rich_help_panel=ADMINISTER)
+app.command("nodes", rich_help_panel=ADMINISTER)(admin.nodes)
 
 
 def _settings() -> platform.PlatformSettings:
+    from libs import config
+    from schedctl import platform
+
     try:
         return config.load(platform.PlatformSettings)
     except config.ConfigError as exc:
@@ -43,13 +64,20 @@ def _database_url() -> str:
     return settings.database_url.get_secret_value()
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATE)
 def up() -> None:
     """Start the whole platform in the foreground; Ctrl-C stops it."""
+    from schedctl import platform
+
     raise typer.Exit(platform.up(_settings()))
 
 
 def _run_migration(step: Callable[[str, str], None], revision: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from libs import migrate
+
     url = _database_url()
     try:
         step(url, revision)
@@ -61,23 +89,27 @@ def _run_migration(step: Callable[[str, str], None], revision: str) -> None:
     print(f"database at revision {reached or 'base'}")
 
 
-@app.command("migrate")
+@app.command("migrate", rich_help_panel=OPERATE)
 def migrate_up(
     revision: str = typer.Option("head", help="The revision to upgrade to."),
 ) -> None:
     """Apply the schema migrations to the database named by DATABASE_URL."""
+    from libs import migrate
+
     _run_migration(migrate.upgrade, revision)
 
 
-@app.command("downgrade")
+@app.command("downgrade", rich_help_panel=OPERATE)
 def migrate_down(
     revision: str = typer.Argument(help="The revision to go back to, or 'base'."),
 ) -> None:
     """Revert the schema migrations down to REVISION."""
+    from libs import migrate
+
     _run_migration(migrate.downgrade, revision)
 
 
-@app.command("create-admin")
+@app.command("create-admin", rich_help_panel=OPERATE)
 def create_admin(
     email: str = typer.Option(..., help="Email of the admin account."),
 ) -> None:
@@ -85,6 +117,11 @@ def create_admin(
 
     For deployments: `schedctl up` does this by itself on the local platform.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from user_service import bootstrap
+    from user_service import errors as user_errors
+
     url = _database_url()
     try:
         password = asyncio.run(bootstrap.ensure_first_admin(url, email))
@@ -105,6 +142,12 @@ def _auth_settings() -> auth_service.settings.Settings:
     """The auth service's settings as configured when they name a database (a deployment),
     else those `schedctl up` gives the local platform's auth service (its database and the
     key in its data folder). Raises `ConfigError` when neither is there."""
+    from sqlalchemy.engine import make_url
+
+    import auth_service.settings
+    from libs import config
+    from schedctl import platform
+
     settings_cls = auth_service.settings.Settings
     if config.is_set(settings_cls, "database_url"):
         return config.load(settings_cls)
@@ -122,7 +165,7 @@ def _auth_settings() -> auth_service.settings.Settings:
     return config.load(settings_cls, **signing)
 
 
-@app.command("rotate-signing-key")
+@app.command("rotate-signing-key", rich_help_panel=OPERATE)
 def rotate_signing_key(
     force: bool = typer.Option(
         False, "--force", help="Retire the previous key even if tokens it signed may be live."
@@ -136,6 +179,12 @@ def rotate_signing_key(
     says otherwise). Running copies of the auth service start signing with the new key within
     `active.key.reload.s`.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from auth_service import errors as auth_errors
+    from auth_service import keys as auth_keys
+    from libs import config
+
     try:
         settings = _auth_settings()
         rotation = asyncio.run(auth_keys.rotate(settings, force=force))

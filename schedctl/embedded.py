@@ -208,8 +208,10 @@ class EmbeddedPostgres:
         result = subprocess.run(
             [
                 str(self.bin / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", "postgres",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
                 "--auth=trust",  # listens on 127.0.0.1 only
                 "--encoding=UTF8",
                 "--locale=C",
@@ -263,10 +265,14 @@ class EmbeddedBroker:
         try:
             self.proc = spawn(
                 [
-                    str(binary), "broker",
-                    "--listener-url", listener,
-                    "--advertised-listener-url", listener,
-                    "--storage-engine", "memory://tansu/",
+                    str(binary),
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    "memory://tansu/",
                 ],
                 log=log,
             )
@@ -280,4 +286,3 @@ class EmbeddedBroker:
         if self.proc is not None:
             stop_process(self.proc, signal.SIGTERM, timeout_s)
             self.proc = None
-

@@ -1,0 +1,111 @@
+"""The session file of `schedctl login`: only its owner can read it, whatever the umask; it is
+replaced whole; it is found where the user's config lives; and it says how to renew."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schedctl import session
+from schedctl.output import NOT_LOGGED_IN, UsageProblem
+from scheduler_client import auth, endpoints
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def a_session(kind: str = session.USER, expires_at: datetime | None = None) -> session.Session:
+    return session.Session(
+        endpoints=endpoints.Endpoints.single("https://scheduler.example.com/api"),
+        kind=kind,
+        name="ada@example.com" if kind == session.USER else "sa_123",
+        tokens=auth.Tokens(
+            access_token="access",
+            refresh_token="refresh" if kind == session.USER else None,
+            expires_at=expires_at or NOW + timedelta(minutes=15),
+            scope="jobs:read jobs:write",
+        ),
+        client_secret=None if kind == session.USER else "secret",
+    )
+
+
+@pytest.fixture
+def open_umask():
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_file_is_the_owners_alone_whatever_the_umask(tmp_path, open_umask):
+    store = session.Store(tmp_path / "config" / "schedctl")
+    store.save(a_session())
+    assert mode(store.path) == 0o600
+    assert mode(store.folder) == 0o700
+
+
+def test_a_save_replaces_the_file_by_a_new_one_and_leaves_nothing_behind(tmp_path, open_umask):
+    store = session.Store(tmp_path)
+    store.path.write_text("{}")
+    store.path.chmod(0o644)  # an older file others could read
+    before = store.path.stat().st_ino
+    store.save(a_session())
+    assert store.path.stat().st_ino != before  # renamed over it, not rewritten in place
+    assert mode(store.path) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [session.FILE_NAME]
+
+
+@pytest.mark.parametrize("kind", [session.USER, session.SERVICE_ACCOUNT])
+def test_a_session_reads_back_as_it_was_saved(tmp_path, kind):
+    store = session.Store(tmp_path)
+    saved = a_session(kind)
+    store.save(saved)
+    assert store.load() == saved
+
+
+def test_no_password_is_ever_in_the_file(tmp_path):
+    store = session.Store(tmp_path)
+    store.save(a_session())
+    document = store.path.read_text()
+    assert "password" not in document.lower()
+    assert '"clientSecret": null' in document
+
+
+def test_no_file_is_no_session_and_a_foreign_file_is_named(tmp_path):
+    store = session.Store(tmp_path)
+    assert store.load() is None
+    with pytest.raises(UsageProblem, match=NOT_LOGGED_IN):
+        session.required(store.load())
+    store.path.write_text('{"endpoints": {}}')
+    with pytest.raises(UsageProblem, match=f"{store.path} is not a session of schedctl"):
+        store.load()
+    assert store.delete() is True
+    assert store.delete() is False
+
+
+def test_the_folder_is_the_users_config_folder_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv(session.CONFIG_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert session.config_dir() == tmp_path / "xdg" / "schedctl"
+    monkeypatch.setenv(session.CONFIG_DIR_VARIABLE, str(tmp_path / "elsewhere"))
+    assert session.config_dir() == tmp_path / "elsewhere"
+
+
+def test_a_person_renews_with_the_refresh_token_a_service_account_with_its_secret():
+    person = a_session(expires_at=NOW - timedelta(minutes=1))
+    assert person.credentials(NOW) == person.tokens
+    machine = a_session(session.SERVICE_ACCOUNT)
+    assert machine.credentials(NOW) == machine.tokens  # still valid: no new login
+    expired = a_session(session.SERVICE_ACCOUNT, expires_at=NOW + timedelta(seconds=5))
+    assert expired.credentials(NOW) == auth.ClientCredentials("sa_123", "secret")
+
+
+def test_a_command_without_a_session_says_to_log_in(monkeypatch, tmp_path):
+    monkeypatch.setenv(session.CONFIG_DIR_VARIABLE, str(tmp_path))
+    with pytest.raises(UsageProblem, match=NOT_LOGGED_IN), session.connect():
+        pass
