@@ -166,6 +166,7 @@ def job(**changes) -> models.Job:
         "schedule": {"kind": "cron", "expression": "30 1 * * *", "timezone": "Europe/London"},
         "retryPolicy": {"maxAttempts": 1}, "misfirePolicy": "run_once", "misfireGraceSeconds": 60,
         "timeoutSeconds": 300, "status": "PAUSED", "statusReason": "target answered 410 Gone",
+        "pauseAfterRun": False,
         "nextRunAt": None, "lastRunAt": None, "lastFinishedAt": None, "runCount": 4,
         "attempt": 1, "version": 3, "createdAt": AT.isoformat(), "updatedAt": AT.isoformat(),
         **changes,
