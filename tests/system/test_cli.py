@@ -190,9 +190,15 @@ def test_an_admin_makes_a_service_account_that_logs_in_with_its_secret(platform,
     robot.ok("login", "--client-id", account["clientId"], "--client-secret-stdin",
              *platform.login_flags(), stdin=account["clientSecret"] + "\n")  # fmt: skip
     assert mode(robot.session_file) == 0o600
+    # Disabled and enabled again: the saved token is refused long before it expires, and the
+    # stored secret logs in again.
+    refused = robot.session()["tokens"]["accessToken"]
+    admin.ok("service-accounts", "disable", account["id"])
+    admin.ok("service-accounts", "enable", account["id"])
     job = robot.json("jobs", "create", "--name", "nightly", "--type", "log", "--payload",
                      '{"message": "hi"}', "--cron", "0 3 * * *")  # fmt: skip
     assert job["status"] == "SCHEDULED"
+    assert robot.session()["tokens"]["accessToken"] != refused
     # the account was not given jobs:run
     assert "needs the scope jobs:run" in robot.refused("jobs", "run", job["id"])
     # no refresh token for a service account: an expired session logs in again with the secret
