@@ -235,17 +235,19 @@ def users(items: Sequence[models.User]) -> Table:
     )  # fmt: skip
 
 
+def user_fields(u: models.User) -> list[tuple[str, str | Text]]:
+    return [
+        ("id", str(u.id)),
+        ("email", u.email),
+        ("name", u.display_name or "-"),
+        ("role", str(u.role)),
+        ("state", _flags(u.disabled, u.locked_until)),
+        ("created", when(u.created_at)),
+    ]
+
+
 def user(u: models.User) -> Table:
-    return output.fields(
-        [
-            ("id", str(u.id)),
-            ("email", u.email),
-            ("name", u.display_name or "-"),
-            ("role", str(u.role)),
-            ("state", _flags(u.disabled, u.locked_until)),
-            ("created", when(u.created_at)),
-        ]
-    )
+    return output.fields(user_fields(u))
 
 
 def service_accounts(items: Sequence[models.ServiceAccount]) -> Table:
@@ -272,3 +274,4 @@ def service_account(a: models.ServiceAccount) -> Table:
     if isinstance(a, models.ServiceAccountWithSecret):
         rows.append(("client secret", a.client_secret))
     return output.fields(rows)
+
