@@ -275,3 +275,23 @@ def service_account(a: models.ServiceAccount) -> Table:
         rows.append(("client secret", a.client_secret))
     return output.fields(rows)
 
+
+# --- Batches -------------------------------------------------------------------------------------
+
+
+def batch(result: models.JobBatchResult) -> Text:
+    """One line per item of a batch: the job it created, or why it was refused (each field
+    named with the item's index: `jobs[2].schedule.expression: ...`)."""
+    lines = []
+    for item in result.results:
+        if item.job is not None:
+            lines.append(f"created  jobs[{item.index}]  {item.job.id}  {item.job.name}")
+            continue
+        problem = item.problem
+        if problem is not None and problem.errors:
+            why = output.field_errors(problem.errors)
+        else:
+            shown = output.problem_text(problem.title, problem.detail) if problem else "refused"
+            why = f"jobs[{item.index}]: {shown}"
+        lines.append(f"refused  {why}")
+    return Text("\n".join(lines))

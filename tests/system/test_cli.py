@@ -1,6 +1,6 @@
 """`schedctl` as a user runs it, as a process, against the platform `schedctl up` runs: register,
 log in as a person and as a service account an admin made, show and rename one's account,
-change one's password, create jobs from files and flags, list, pause, resume, run, edit,
+change one's password, create jobs from files, lists and flags, list, pause, resume, run, edit,
 read executions, replay a dead letter, renew the session, log out. Every refusal is one line
 on stderr naming what was wrong, with a non-zero exit status."""
 
@@ -328,6 +328,48 @@ def test_jobs_from_a_json_file_a_yaml_file_and_flags_listed_as_a_table_and_as_js
     assert "more jobs: --all lists every one, --cursor" in first.stderr
     assert len(cli.json("jobs", "list", "--limit", "1", "--all")) == 3
     assert cli.json("jobs", "get", from_yaml["id"])["labels"] == {"team": "ops"}
+
+
+JOBS_YAML = """\
+- name: first
+  type: log
+  payload: {message: one}
+  schedule: {kind: cron, expression: "0 3 * * *"}
+- name: second
+  type: log
+  payload: {message: two}
+  schedule: {kind: fixed_rate, intervalSeconds: 3600}
+- name: broken
+  type: log
+  payload: {message: three}
+  schedule: {kind: cron, expression: "61 * * * *"}
+"""
+
+
+def test_a_yaml_list_creates_the_valid_jobs_and_names_the_refused_one_by_index(platform, tmp_path):
+    cli = logged_in(platform, tmp_path / "config", "batch@example.com")
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOBS_YAML)
+
+    done = cli.run("jobs", "create", "--file", str(path), "--idempotency-key", "batch-1")
+
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr == "schedctl: 1 of 3 jobs refused; the other 2 were created\n"
+    first, second, broken = done.stdout.splitlines()
+    assert broken.startswith("refused  jobs[2].schedule.expression: ")
+    listed = {j["name"]: j["id"] for j in cli.json("jobs", "list")["items"]}
+    assert first.split() == ["created", "jobs[0]", listed["first"], "first"]
+    assert second.split() == ["created", "jobs[1]", listed["second"], "second"]
+    assert set(listed) == {"first", "second"}
+    # The same key again: the first answer, as the API's document; nothing created twice.
+    again = cli.run("jobs", "create", "-f", str(path), "--idempotency-key", "batch-1", "-o", "json")
+    assert again.returncode == 1
+    result = json.loads(again.stdout)
+    assert (result["created"], result["failed"]) == (2, 1)
+    assert [r["job"]["id"] for r in result["results"][:2]] == [listed["first"], listed["second"]]
+    (error,) = result["results"][2]["problem"]["errors"]
+    assert error["field"] == "body.jobs.2.schedule.expression"
+    assert len(cli.json("jobs", "list")["items"]) == 2
 
 
 def test_pause_resume_run_and_read_the_executions_of_the_run(platform, tmp_path):

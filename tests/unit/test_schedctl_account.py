@@ -1,7 +1,7 @@
-"""What `schedctl register` and `account change-password` do before they send anything:
-passwords asked for without echo (a new one twice), read from standard input line by line, a
-service account kept out of a person's commands, and the `login` command `register` tells the
-user to run."""
+"""What `schedctl register`, `account change-password` and a batch `jobs create` do before
+they send anything: passwords asked for without echo (a new one twice), read from standard
+input line by line, a service account kept out of a person's commands, the `login` command
+`register` tells the user to run, and a list of jobs taken as a batch."""
 
 from __future__ import annotations
 
@@ -104,3 +104,10 @@ def test_a_service_account_has_no_password_or_name_to_change(config_dir, command
     assert result.stderr.startswith("schedctl: logged in as the service account sa_1: ")
     assert result.stdout == ""  # nothing was asked for
 
+
+def test_a_list_of_jobs_takes_its_fields_from_the_file_not_from_flags(config_dir, tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_text("- name: a\n- name: b\n")
+    result = CliRunner().invoke(app, ["jobs", "create", "-f", str(path), "--cron", "0 * * * *"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"schedctl: {path} holds a list of jobs: give each its ")
