@@ -1,9 +1,11 @@
-"""`schedctl login`, `logout`, `whoami` and `webhook-secret`: the caller's own session and
-account."""
+"""`schedctl register`, `login`, `logout`, `whoami`, `account` and `webhook-secret`: the
+caller's own session and account."""
 
 from __future__ import annotations
 
+import shlex
 import sys
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -13,6 +15,18 @@ from schedctl.output import Format, OutputOption, UsageProblem
 from scheduler_client import auth, client, endpoints, errors
 
 URL_VARIABLE = "SCHEDCTL_URL"
+
+# Where the platform is: the options `register` and `login` share.
+Url = Annotated[
+    str | None,
+    typer.Option(envvar=URL_VARIABLE, help="One base URL for every service (an ingress)."),
+]
+JobsUrl = Annotated[str | None, typer.Option(help="The job service's URL.")]
+UsersUrl = Annotated[str | None, typer.Option(help="The user service's URL.")]
+AuthUrl = Annotated[str | None, typer.Option(help="The auth service's URL.")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
 
 
 def _endpoints(
@@ -29,11 +43,75 @@ def _endpoints(
         raise UsageProblem(f"--url: {exc}") from None
 
 
-def _secret_line(flag: str) -> str:
+def _secret_line(flag: str, what: str = "line to read") -> str:
     line = sys.stdin.readline().rstrip("\r\n")
     if not line:
-        raise UsageProblem(f"{flag}: standard input holds no line to read")
+        raise UsageProblem(f"{flag}: standard input holds no {what}")
     return line
+
+
+def _new_password(prompt: str) -> str:
+    """A new password, typed twice without echo."""
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def login_command(
+    email: str,
+    url: str | None = None,
+    jobs_url: str | None = None,
+    users_url: str | None = None,
+    auth_url: str | None = None,
+) -> str:
+    """The `schedctl login` command line for `email` on the platform these options name."""
+    given = {"--url": url, "--jobs-url": jobs_url, "--users-url": users_url,
+             "--auth-url": auth_url}  # fmt: skip
+    options = [f"{flag}={value}" for flag, value in given.items() if value is not None]
+    return shlex.join(["schedctl", "login", email, *options])
+
+
+def _log_in(where: endpoints.Endpoints, credentials: auth.Credentials) -> auth.Tokens:
+    with client.Client(where, auth=credentials) as api:
+        return api.login()
+
+
+def register(
+    email: Annotated[
+        str, typer.Argument(help="Your email: the name you log in with.", show_default=False)
+    ],
+    display_name: Annotated[
+        str, typer.Option("--display-name", help="Your name, as others see it.", show_default=False)
+    ],
+    password_stdin: PasswordStdin = False,
+    url: Url = None,
+    jobs_url: JobsUrl = None,
+    users_url: UsersUrl = None,
+    auth_url: AuthUrl = None,
+    fmt: OutputOption = Format.TABLE,
+) -> None:
+    """Register an account, then log in with it ('schedctl login EMAIL').
+
+    The password is asked for twice and not echoed (or read from standard input with
+    --password-stdin). The platform answers alike whether or not the email already had an
+    account, so that nobody learns who has one: an email that had one keeps it, and its
+    password, unchanged. The platform of 'make up' is the default; --url names another one,
+    as for 'schedctl login'.
+
+    Examples:
+
+      schedctl register ada@example.com --display-name "Ada Lovelace"
+      echo "$PASSWORD" | schedctl register ada@example.com --display-name Ada --password-stdin
+      schedctl register ada@example.com --display-name Ada --url https://scheduler.example.com
+    """
+    where = _endpoints(url, jobs_url, users_url, auth_url)
+    password = _secret_line("--password-stdin") if password_stdin else _new_password("Password")
+    with client.Client(where) as api:
+        accepted = api.users.register(email=email, password=password, display_name=display_name)
+    if fmt is Format.JSON:
+        output.print_json(accepted)
+        return
+    print(f"Registration of {accepted.email} accepted. Log in with:")
+    print(f"  {login_command(accepted.email, url, jobs_url, users_url, auth_url)}")
+    output.note("If that email already had an account, nothing was changed: its password stands.")
 
 
 def login(
@@ -45,9 +123,7 @@ def login(
         str | None,
         typer.Option(help="Other users can read it in the process list: prefer the prompt."),
     ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdin = False,
     client_id: Annotated[
         str | None,
         typer.Option(
@@ -65,13 +141,10 @@ def login(
         str | None,
         typer.Option(help="Ask for fewer scopes (space-separated) than the account has."),
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(envvar=URL_VARIABLE, help="One base URL for every service (an ingress)."),
-    ] = None,
-    jobs_url: Annotated[str | None, typer.Option(help="The job service's URL.")] = None,
-    users_url: Annotated[str | None, typer.Option(help="The user service's URL.")] = None,
-    auth_url: Annotated[str | None, typer.Option(help="The auth service's URL.")] = None,
+    url: Url = None,
+    jobs_url: JobsUrl = None,
+    users_url: UsersUrl = None,
+    auth_url: AuthUrl = None,
     fmt: OutputOption = Format.TABLE,
 ) -> None:
     """Log in, and keep the session for the next commands.
@@ -111,11 +184,10 @@ def login(
         elif password is None:
             password = typer.prompt("Password", hide_input=True)
         credentials = auth.PasswordLogin(email, password, scope=scope)
-    with client.Client(where, auth=credentials) as api:
-        try:
-            tokens = api.login()
-        except (errors.InvalidGrant, errors.InvalidClient) as exc:
-            output.fail(f"login refused: {exc.detail or exc.title}")
+    try:
+        tokens = _log_in(where, credentials)
+    except (errors.InvalidGrant, errors.InvalidClient) as exc:
+        output.fail(f"login refused: {exc.detail or exc.title}")
     kind = session.SERVICE_ACCOUNT if client_id is not None else session.USER
     name = client_id if client_id is not None else credentials.username.strip().lower()
     secret = client_secret if client_id is not None else None
@@ -167,12 +239,25 @@ def _who(current: session.Session) -> dict[str, object]:
     }
 
 
-def whoami(fmt: OutputOption = Format.TABLE) -> None:
-    """Show who is logged in, where, and with which scopes.
+# --- One's own account ---------------------------------------------------------------------------
 
-    Example:
+account_app = typer.Typer(
+    help="Your account: show it, rename it, change its password.", no_args_is_help=True
+)
+WHOAMI_HELP = "Show who is logged in, where, and with which scopes ('account show')."
 
-      schedctl whoami
+
+@account_app.command("show")
+def show(fmt: OutputOption = Format.TABLE) -> None:
+    """Show your account (email, name, role, created, whether failed logins lock it) and the
+    session: where it is logged in, with which scopes. 'schedctl whoami' is the short form.
+
+    With -o json: the account as the API answers it (a service account: the session).
+
+    Examples:
+
+      schedctl account show
+      schedctl whoami -o json
     """
     current = session.required(session.store().load())
     me = None
@@ -182,16 +267,84 @@ def whoami(fmt: OutputOption = Format.TABLE) -> None:
     if fmt is Format.JSON:
         output.print_json(me if me is not None else _who(current))
         return
-    rows = [
-        ("account", current.name),
-        ("kind", current.kind),
-        ("scopes", current.tokens.scope or "-"),
-    ]
-    if me is not None:
-        rows += [("name", me.display_name or "-"), ("role", str(me.role)), ("id", str(me.id))]
-    rows += [("jobs", current.endpoints.jobs), ("users", current.endpoints.users),
+    rows = views.user_fields(me) if me is not None else [("client id", current.name)]
+    rows += [("kind", current.kind), ("scopes", current.tokens.scope or "-"),
+             ("jobs", current.endpoints.jobs), ("users", current.endpoints.users),
              ("auth", current.endpoints.auth)]  # fmt: skip
     output.show(output.fields(rows))
+
+
+def _person() -> session.Session:
+    """The session of a person: a service account has no profile or password."""
+    current = session.required(session.store().load())
+    if current.kind != session.USER:
+        raise UsageProblem(
+            f"logged in as the service account {current.name}: this command is for a person's "
+            "account (an admin rotates a service account's secret)"
+        )
+    return current
+
+
+@account_app.command("rename")
+def rename(
+    display_name: Annotated[
+        str, typer.Option("--display-name", help="Your new name.", show_default=False)
+    ],
+    fmt: OutputOption = Format.TABLE,
+) -> None:
+    """Change the name others see for you.
+
+    Example:
+
+      schedctl account rename --display-name "Ada King"
+    """
+    _person()
+    with session.connect() as api:
+        me = api.users.update_me(display_name=display_name)
+    output.emit(me, fmt, views.user)
+
+
+@account_app.command("change-password")
+def change_password(
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read two lines from standard input: the current password, then the new one.",
+        ),
+    ] = False,
+) -> None:
+    """Change your password; this session logs in again with the new one.
+
+    The current password is asked for once, the new one twice, none echoed. The platform then
+    ends every session of the account: the others must log in again, and this one logs in
+    again with the new password by itself.
+
+    Examples:
+
+      schedctl account change-password
+      printf '%s\\n%s\\n' "$OLD" "$NEW" | schedctl account change-password --password-stdin
+    """
+    current = _person()
+    if password_stdin:
+        old = _secret_line("--password-stdin", "current password (the first line)")
+        new = _secret_line("--password-stdin", "new password (the second line)")
+    else:
+        old = typer.prompt("Current password", hide_input=True)
+        new = _new_password("New password")
+    with session.connect() as api:
+        api.users.change_password(current_password=old, new_password=new)
+    # Every token of the account has ended, this session's too: log in with the new password.
+    again = auth.PasswordLogin(current.name, new, scope=current.tokens.scope)
+    try:
+        tokens = _log_in(current.endpoints, again)
+    except errors.ClientError as exc:
+        output.fail(
+            f"password changed, but logging in again failed ({output.describe(exc)}); "
+            f"run 'schedctl login {current.name}'"
+        )
+    session.store().save(replace(current, tokens=tokens))
+    print("Password changed. Your other sessions have ended; this one is logged in again.")
 
 
 # --- Webhook secret ------------------------------------------------------------------------------

@@ -22,14 +22,17 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     cls=output.ClientGroup,
-    help="Run and operate the scheduling platform, and use it: log in, then create and run jobs.",
+    help="Run and operate the scheduling platform, and use it: register, log in, then create and "
+    "run jobs.",
     no_args_is_help=True,
     add_completion=False,
 )
 USE, ADMINISTER, OPERATE = "Use the platform", "Administer it (admins)", "Run and operate it"
+app.command("register", rich_help_panel=USE)(account.register)
 app.command("login", rich_help_panel=USE)(account.login)
 app.command("logout", rich_help_panel=USE)(account.logout)
-app.command("whoami", rich_help_panel=USE)(account.whoami)
+app.command("whoami", help=account.WHOAMI_HELP, rich_help_panel=USE)(account.show)
+app.add_typer(account.account_app, name="account", rich_help_panel=USE)
 app.add_typer(jobs.app, name="jobs", rich_help_panel=USE)
 app.add_typer(history.executions_app, name="executions", rich_help_panel=USE)
 app.add_typer(history.dead_letters_app, name="dead-letters", rich_help_panel=USE)

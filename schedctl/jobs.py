@@ -17,13 +17,16 @@ app = typer.Typer(help="Create, list, change and run jobs.", no_args_is_help=Tru
 
 JobId = Annotated[str, typer.Argument(metavar="ID", help="The job's id.", show_default=False)]
 
-# The flags `create` and `edit` share.
 File = Annotated[
     str | None,
     typer.Option(
-        "--file", "-f", metavar="PATH", help="A job document, JSON or YAML ('-': standard input)."
+        "--file",
+        "-f",
+        metavar="PATH",
+        help="A job document, or a list of them, JSON or YAML ('-': standard input).",
     ),
 ]
+# The flags `create` and `edit` share.
 Name = Annotated[str | None, typer.Option(metavar="NAME", help="The job's name.")]
 Description = Annotated[
     str | None, typer.Option(metavar="TEXT", help="A description ('' removes it).")
@@ -131,6 +134,11 @@ def create(
 ) -> None:
     """Create a job from flags, or from a JSON or YAML document (flags override its fields).
 
+    A file holding a list of jobs (a JSON array, a YAML sequence) creates them all in one
+    request, each judged on its own: one line per job says what it created or why it was
+    refused, naming the field by the job's index (jobs[2].schedule.expression). The valid
+    ones are created even when others are refused; then the exit status is 1.
+
     Examples:
 
       schedctl jobs create --name ping --http-url https://example.com/h --every 5m
@@ -138,16 +146,43 @@ def create(
           --cron '30 1 * * *' --tz Europe/London --label team=ops
       schedctl jobs create --name once --http-url https://example.com/x --at +10m
       schedctl jobs create --file job.yaml
+      schedctl jobs create --file jobs.yaml --idempotency-key nightly-2026-05-01
     """
     flags = _flags(
         name=name, description=description, type_=type_, cron=cron, tz=tz, every=every,
         delay=delay, at=at, http_url=http_url, http_method=http_method, header=header,
         body=body, payload=payload, label=label, max_attempts=max_attempts, timeout=timeout,
     )  # fmt: skip
-    document = jobspec.new_job(flags, now=datetime.now(UTC), base=_base(file))
+    base = jobspec.read_jobs(file, sys.stdin) if file is not None else None
+    if isinstance(base, list):
+        if flags != jobspec.JobFlags():
+            raise UsageProblem(f"{file} holds a list of jobs: give each its fields there, "
+                               "not with flags (--name, --cron...)")  # fmt: skip
+        _create_many(base, idempotency_key, fmt)
+        return
+    document = jobspec.new_job(flags, now=datetime.now(UTC), base=base)
     with session.connect() as api:
         job = api.jobs.create(document, idempotency_key=idempotency_key)
     output.emit(job, fmt, views.job)
+
+
+def _create_many(documents: list[dict], idempotency_key: str | None, fmt: Format) -> None:
+    with session.connect() as api:
+        result = api.jobs.create_many(documents, idempotency_key=idempotency_key)
+    if fmt is Format.JSON:
+        output.print_json(result)
+    else:
+        output.show(views.batch(result))
+    if result.failed:
+        output.fail(batch_summary(result.created, result.failed))
+
+
+def batch_summary(created: int, failed: int) -> str:
+    """What a batch with refused jobs did, in a line."""
+    if not created:
+        return "the job was refused" if failed == 1 else f"all {failed} jobs were refused"
+    others = "the other one was" if created == 1 else f"the other {created} were"
+    return f"{failed} of {created + failed} jobs refused; {others} created"
 
 
 @app.command("list")

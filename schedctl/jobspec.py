@@ -109,31 +109,57 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def parse_document(text: str, source: str) -> dict[str, Any]:
-    """A job document (or part of one) as JSON, or YAML, which JSON is a subset of."""
+def parse_value(text: str, source: str) -> Any:
+    """What a file holds, as JSON, or YAML, which JSON is a subset of."""
     try:
         if source.endswith(".json"):
-            value = json.loads(text)
-        else:
-            value = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+            return json.loads(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except (ValueError, yaml.YAMLError) as exc:
         kind = "JSON" if source.endswith(".json") else "JSON or YAML"
         reason = " ".join(str(exc).split())
         raise UsageProblem(f"{source}: not valid {kind} ({reason})") from None
+
+
+def _mapping(value: Any, where: str, also: str = "") -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise UsageProblem(f"{source}: expected a mapping of fields (name, type, schedule...)")
+        raise UsageProblem(f"{where}: expected a mapping of fields (name, type, schedule...){also}")
     return value
+
+
+def parse_document(text: str, source: str) -> dict[str, Any]:
+    """A job document (or part of one)."""
+    return _mapping(parse_value(text, source), source)
+
+
+def parse_jobs(text: str, source: str) -> dict[str, Any] | list[dict[str, Any]]:
+    """A job document, or a list of them (a JSON array or YAML sequence: a batch)."""
+    value = parse_value(text, source)
+    if not isinstance(value, list):
+        return _mapping(value, source, " or a list of them")
+    if not value:
+        raise UsageProblem(f"{source}: the list holds no jobs")
+    return [_mapping(item, f"{source}: jobs[{index}]") for index, item in enumerate(value)]
+
+
+def _read(path: str, stdin: Any) -> tuple[str, str]:
+    """The text in the file at `path`, or on `stdin` for `-`, and its name."""
+    if path == "-":
+        return stdin.read(), "standard input"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageProblem(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def read_document(path: str, stdin: Any) -> dict[str, Any]:
     """The document in the file at `path`, or on `stdin` for `-`."""
-    if path == "-":
-        return parse_document(stdin.read(), "standard input")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageProblem(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_document(text, path)
+    return parse_document(*_read(path, stdin))
+
+
+def read_jobs(path: str, stdin: Any) -> dict[str, Any] | list[dict[str, Any]]:
+    """The job document, or the list of them, in the file at `path` (`-`: `stdin`)."""
+    return parse_jobs(*_read(path, stdin))
 
 
 # --- Jobs ----------------------------------------------------------------------------------------

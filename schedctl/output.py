@@ -8,6 +8,7 @@ which the root app uses, so no command catches them itself unless it has more to
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -22,11 +23,12 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from scheduler_client import errors
+from scheduler_client import errors, models
 
 PIPED_WIDTH = 240  # columns of a table written to a pipe or file, where no terminal says
 CELL_MAX = 40  # characters of a free-text cell shown in a table before it is cut
 NOT_LOGGED_IN = "not logged in; run 'schedctl login'"
+INDEX = re.compile(r"\.(\d+)(?=\.|$)")  # `.2` of `jobs.2.name`: an item of a list
 
 
 class Format(StrEnum):
@@ -180,8 +182,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def field_name(field: str) -> str:
     """A 422's field as the user wrote it: the body's fields without `body.`
-    (`schedule.expression`); query parameters and headers keep their place (`query.label`)."""
-    return field.removeprefix("body.")
+    (`schedule.expression`), items of a list by their index (`jobs[2].name`); query
+    parameters and headers keep their place (`query.label`)."""
+    return INDEX.sub(r"[\1]", field.removeprefix("body."))
+
+
+def field_errors(found: Iterable[models.FieldError]) -> str:
+    """The fields a 422 names, each with what is wrong with it."""
+    return "; ".join(f"{field_name(e.field)}: {plain(e.message)}" for e in found)
 
 
 def _base_url(url: str) -> str:
@@ -197,19 +205,24 @@ def describe(exc: errors.ClientError) -> str:
             "Start it with 'make up', or log in with --url to name where it is"
         )
     if isinstance(exc, errors.InvalidRequest) and exc.errors:
-        return "; ".join(f"{field_name(e.field)}: {plain(e.message)}" for e in exc.errors)
+        return field_errors(exc.errors)
     if isinstance(exc, errors.InvalidGrant | errors.Unauthorized):
         # Outside `login`: the refresh token or the access token was refused.
         return f"the session has ended ({exc.detail or exc.title}); run 'schedctl login'"
     if isinstance(exc, errors.ApiError):
-        first = exc.title.split(" ", 1)[0]
-        lower = first.isalpha() and first[1:].islower()  # not a name: "If-Match", "URL"
-        title = exc.title[:1].lower() + exc.title[1:] if lower else exc.title
-        message = f"{title}: {exc.detail}" if exc.detail and exc.detail != exc.title else title
+        message = problem_text(exc.title, exc.detail)
         if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
             message += f"; try again in {exc.retry_after:.0f} s"
         return message
     return str(exc)
+
+
+def problem_text(title: str, detail: str | None) -> str:
+    """A problem document's title and detail as one clause of a line."""
+    first = title.split(" ", 1)[0]
+    lower = first.isalpha() and first[1:].islower()  # not a name: "If-Match", "URL"
+    shown = title[:1].lower() + title[1:] if lower else title
+    return f"{shown}: {detail}" if detail and detail != title else shown
 
 
 def plain(message: str) -> str:

@@ -6,7 +6,8 @@ and the tokens, in one file of the user's config folder that only they can read.
 
 A person's password is never stored: their refresh token renews the session (and rotates on
 every use). A service account gets no refresh token (client-credentials grant), so its client
-secret is stored to log in again when the access token expires; `logout` deletes it.
+secret is stored to log in again when the access token expires, or is refused before (the
+client library starts from the saved tokens and falls back on the secret); `logout` deletes it.
 
 Each command reads the file, lets the client library renew the tokens when they are due and
 writes the new ones back (`on_tokens`). When a renewal is due, the command holds a lock on the
@@ -53,43 +54,32 @@ class Session:
     tokens: auth.Tokens
     client_secret: str | None = None  # a service account's, to log in again
 
-    def credentials(self, now: datetime) -> auth.Credentials:
-        """What the client library renews the session with: the tokens (whose refresh token
-        renews them), or for a service account whose access token is due, its secret."""
-        if self.kind == SERVICE_ACCOUNT and self.client_secret and self.tokens.expiring(now):
+    def login(self) -> auth.ClientCredentials | None:
+        """What the client library logs in with when the tokens cannot be refreshed: a service
+        account's secret (its access token expired, or was refused before its expiry because
+        an admin disabled and enabled the account); None for a person."""
+        if self.kind == SERVICE_ACCOUNT and self.client_secret:
             return auth.ClientCredentials(self.name, self.client_secret)
-        return self.tokens
+        return None
 
     def to_json(self) -> dict[str, Any]:
-        expires = self.tokens.expires_at
         return {
             "endpoints": {"jobs": self.endpoints.jobs, "users": self.endpoints.users,
                           "auth": self.endpoints.auth},
             "account": {"kind": self.kind, "name": self.name, "clientSecret": self.client_secret},
-            "tokens": {
-                "accessToken": self.tokens.access_token,
-                "refreshToken": self.tokens.refresh_token,
-                "expiresAt": expires.isoformat() if expires else None,
-                "scope": self.tokens.scope,
-            },
+            "tokens": self.tokens.to_dict(),
         }  # fmt: skip
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Session:
         """Raises KeyError, TypeError or ValueError for a document that is not a session."""
-        account, tokens = document["account"], document["tokens"]
-        expires = tokens["expiresAt"]
+        account = document["account"]
         return cls(
             endpoints=endpoints.Endpoints(**document["endpoints"]),
             kind=account["kind"],
             name=account["name"],
             client_secret=account.get("clientSecret"),
-            tokens=auth.Tokens(
-                access_token=tokens["accessToken"],
-                refresh_token=tokens.get("refreshToken"),
-                expires_at=datetime.fromisoformat(expires) if expires else None,
-                scope=tokens.get("scope"),
-            ),
+            tokens=auth.Tokens.from_dict(document["tokens"]),
         )
 
 
@@ -172,7 +162,7 @@ def required(found: Session | None) -> Session:
     return found
 
 
-def open_client(session: Session, target: Store, *, now: datetime) -> client.Client:
+def open_client(session: Session, target: Store) -> client.Client:
     """A client of the session's platform that writes every renewed token set back."""
     state = {"session": session}
 
@@ -180,7 +170,9 @@ def open_client(session: Session, target: Store, *, now: datetime) -> client.Cli
         state["session"] = replace(state["session"], tokens=tokens)
         target.save(state["session"])
 
-    return client.Client(session.endpoints, auth=session.credentials(now), on_tokens=keep)
+    return client.Client(
+        session.endpoints, auth=session.login(), tokens=session.tokens, on_tokens=keep
+    )
 
 
 @contextlib.contextmanager
@@ -188,12 +180,11 @@ def connect() -> Iterator[client.Client]:
     """A client for the logged-in session; `UsageProblem` when there is none."""
     target = store()
     session = required(target.load())
-    now = datetime.now(UTC)
-    if not session.tokens.expiring(now):
-        with open_client(session, target, now=now) as api:
+    if not session.tokens.expiring(datetime.now(UTC)):
+        with open_client(session, target) as api:
             yield api
         return
     with target.renewal_lock():
         session = required(target.load())  # another command may have renewed it meanwhile
-        with open_client(session, target, now=datetime.now(UTC)) as api:
+        with open_client(session, target) as api:
             yield api

@@ -235,17 +235,19 @@ def users(items: Sequence[models.User]) -> Table:
     )  # fmt: skip
 
 
+def user_fields(u: models.User) -> list[tuple[str, str | Text]]:
+    return [
+        ("id", str(u.id)),
+        ("email", u.email),
+        ("name", u.display_name or "-"),
+        ("role", str(u.role)),
+        ("state", _flags(u.disabled, u.locked_until)),
+        ("created", when(u.created_at)),
+    ]
+
+
 def user(u: models.User) -> Table:
-    return output.fields(
-        [
-            ("id", str(u.id)),
-            ("email", u.email),
-            ("name", u.display_name or "-"),
-            ("role", str(u.role)),
-            ("state", _flags(u.disabled, u.locked_until)),
-            ("created", when(u.created_at)),
-        ]
-    )
+    return output.fields(user_fields(u))
 
 
 def service_accounts(items: Sequence[models.ServiceAccount]) -> Table:
@@ -272,3 +274,24 @@ def service_account(a: models.ServiceAccount) -> Table:
     if isinstance(a, models.ServiceAccountWithSecret):
         rows.append(("client secret", a.client_secret))
     return output.fields(rows)
+
+
+# --- Batches -------------------------------------------------------------------------------------
+
+
+def batch(result: models.JobBatchResult) -> Text:
+    """One line per item of a batch: the job it created, or why it was refused (each field
+    named with the item's index: `jobs[2].schedule.expression: ...`)."""
+    lines = []
+    for item in result.results:
+        if item.job is not None:
+            lines.append(f"created  jobs[{item.index}]  {item.job.id}  {item.job.name}")
+            continue
+        problem = item.problem
+        if problem is not None and problem.errors:
+            why = output.field_errors(problem.errors)
+        else:
+            shown = output.problem_text(problem.title, problem.detail) if problem else "refused"
+            why = f"jobs[{item.index}]: {shown}"
+        lines.append(f"refused  {why}")
+    return Text("\n".join(lines))

@@ -42,12 +42,13 @@ class AsyncClient(ClientBase):
         endpoints: Endpoints | str,
         *,
         auth: Credentials | None = None,
+        tokens: Tokens | None = None,
         on_tokens: OnTokens | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT_S,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
     ):
-        super().__init__(endpoints, auth, on_tokens)
+        super().__init__(endpoints, auth, tokens, on_tokens)
         if transport is not None and http_client is not None:
             raise ValueError("give a transport or an http_client, not both")
         self._owns_http = http_client is None

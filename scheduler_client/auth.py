@@ -1,7 +1,9 @@
 """Logging in and staying logged in.
 
 A client holds one of three credentials: `PasswordLogin` (a person), `ClientCredentials` (a
-service account) or `Tokens` saved from an earlier login. `TokenAuth`, an `httpx.Auth`, puts
+service account) or `Tokens` saved from an earlier login; or saved tokens to start with and
+credentials to fall back on (`tokens=`), for a service account that keeps its tokens between
+runs yet must log in again when they are refused. `TokenAuth`, an `httpx.Auth`, puts
 the access token on every request and renews the tokens itself: shortly before the access
 token expires, and once when an answer is 401. It renews with the refresh token while it has
 one (the auth service rotates refresh tokens on every use, so the new one replaces it), else
@@ -9,7 +11,7 @@ with the credential's own grant: client credentials log in again; a password is 
 first login only and then forgotten. Requests in flight share one renewal (a lock for threads,
 one for tasks, as httpx's guide to custom authentication does), because a refresh token spent
 twice makes the auth service revoke its whole family. `on_tokens` hears of every new token
-set, for a program that keeps them between runs.
+set, for a program that keeps them between runs (`Tokens.to_dict` and `Tokens.from_dict`).
 
 No repr here shows a password, secret or token.
 """
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import httpx
 
@@ -70,21 +73,57 @@ class Tokens:
             return False
         return self.expires_at - timedelta(seconds=RENEW_MARGIN_S) <= now
 
+    def to_dict(self) -> dict[str, Any]:
+        """The tokens as JSON values (camelCase; `expiresAt` in ISO 8601), for a program to keep
+        between runs where only its user can read them; `from_dict` reads them back."""
+        return {
+            "accessToken": self.access_token,
+            "refreshToken": self.refresh_token,
+            "expiresAt": self.expires_at.isoformat() if self.expires_at else None,
+            "scope": self.scope,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Tokens:
+        """The tokens `to_dict` gave. Raises KeyError, TypeError or ValueError for anything
+        else."""
+        expires = document.get("expiresAt")
+        access_token, refresh_token = document["accessToken"], document.get("refreshToken")
+        if not isinstance(access_token, str) or not isinstance(refresh_token, str | None):
+            raise TypeError("a token is not a string")
+        return cls(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=datetime.fromisoformat(expires) if expires is not None else None,
+            scope=document.get("scope"),
+        )
+
 
 Credentials = PasswordLogin | ClientCredentials | Tokens
 OnTokens = Callable[[Tokens], None]
 
 
 class TokenAuth(httpx.Auth):
-    """Bearer tokens for one client, renewed as the module docstring says."""
+    """Bearer tokens for one client, renewed as the module docstring says. `tokens`: saved
+    tokens to start with when `credentials` are a login; a renewal then uses their refresh
+    token if they have one, else logs in with `credentials`."""
 
     def __init__(
-        self, credentials: Credentials, endpoints: Endpoints, *, on_tokens: OnTokens | None = None
+        self,
+        credentials: Credentials | None,
+        endpoints: Endpoints,
+        *,
+        tokens: Tokens | None = None,
+        on_tokens: OnTokens | None = None,
     ):
+        if isinstance(credentials, Tokens):
+            if tokens is not None:
+                raise ValueError("give saved tokens as the credentials or as tokens, not both")
+            credentials, tokens = None, credentials
         self._endpoints = endpoints
         self._on_tokens = on_tokens
-        self._tokens = credentials if isinstance(credentials, Tokens) else None
-        self._login = None if isinstance(credentials, Tokens) else credentials
+        self._tokens = tokens
+        self._login = credentials
         self.sync_lock = threading.Lock()
         self.async_lock = asyncio.Lock()
 

@@ -37,12 +37,20 @@ class ClientBase:
     """What both clients share: where the services are, and the tokens."""
 
     def __init__(
-        self, endpoints: Endpoints | str, auth: Credentials | None, on_tokens: OnTokens | None
+        self,
+        endpoints: Endpoints | str,
+        auth: Credentials | None,
+        tokens: Tokens | None,
+        on_tokens: OnTokens | None,
     ):
         self.endpoints = (
             endpoints if isinstance(endpoints, Endpoints) else Endpoints.single(endpoints)
         )
-        self._auth = None if auth is None else TokenAuth(auth, self.endpoints, on_tokens=on_tokens)
+        self._auth = (
+            None
+            if auth is None and tokens is None
+            else TokenAuth(auth, self.endpoints, tokens=tokens, on_tokens=on_tokens)
+        )
 
     @property
     def tokens(self) -> Tokens | None:
@@ -70,7 +78,10 @@ class ClientBase:
 
 class Client(ClientBase):
     """A synchronous client. `endpoints`: where the services are (a string is one base URL
-    for all three); `auth`: the credentials; `on_tokens`: told of every new token set;
+    for all three); `auth`: the credentials; `tokens`: tokens saved from an earlier login to
+    start with, when `auth` is a login to fall back on (a service account's
+    `ClientCredentials`, which gets no refresh token, logs in again with them when its saved
+    token expires or is refused); `on_tokens`: told of every new token set;
     `transport` or `http_client`: for custom TLS, proxies or tests (a given `http_client` is
     left open). Thread-safe. Raises `errors.ClientError` subclasses only."""
 
@@ -79,12 +90,13 @@ class Client(ClientBase):
         endpoints: Endpoints | str,
         *,
         auth: Credentials | None = None,
+        tokens: Tokens | None = None,
         on_tokens: OnTokens | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
     ):
-        super().__init__(endpoints, auth, on_tokens)
+        super().__init__(endpoints, auth, tokens, on_tokens)
         if transport is not None and http_client is not None:
             raise ValueError("give a transport or an http_client, not both")
         self._owns_http = http_client is None

@@ -1,6 +1,7 @@
 """The synchronous client's tokens, against the real auth service: the first login, renewal
-before expiry and after a 401 (refresh tokens rotate; client credentials log in again), one
-renewal shared by concurrent requests, `on_tokens`, logout, and a service that does not answer."""
+before expiry and after a 401 (refresh tokens rotate; client credentials log in again, also
+after starting from saved tokens), one renewal shared by concurrent requests, `on_tokens`,
+logout, and a service that does not answer."""
 
 from __future__ import annotations
 
@@ -113,6 +114,31 @@ def test_client_credentials_log_in_again_when_the_token_is_refused(platform):
     assert heard[0].access_token != heard[1].access_token
     assert [tokens.refresh_token for tokens in heard] == [None, None]
     assert heard[1].scope == "jobs:read"
+
+
+def test_saved_tokens_are_used_first_and_the_secret_logs_in_when_they_are_refused(platform):
+    with platform.client(platform.account(Role.ADMIN)) as admin:
+        account = admin.service_accounts.create(name="saved", scopes=["jobs:read"])
+        robot = ClientCredentials(account.client_id, account.client_secret)
+        saved = _tokens_of(platform, robot)
+        heard: list[Tokens] = []
+        sent: list[httpx.Request] = []
+        http = httpx.Client(event_hooks={"request": [sent.append]})
+        with platform.client(robot, tokens=saved, on_tokens=heard.append, http_client=http) as c:
+            c.jobs.list()
+            assert (_paths(sent), heard) == (["/v1/jobs"], [])  # no login while they are good
+            # Disabling and enabling the account ends the tokens issued before their expiry.
+            admin.service_accounts.disable(account.id)
+            admin.service_accounts.enable(account.id)
+            c.jobs.list()
+        http.close()
+
+    assert _paths(sent) == ["/v1/jobs", "/v1/jobs", "/oauth/token", "/v1/jobs"]
+    [renewed] = heard
+    assert renewed.access_token != saved.access_token
+    assert sent[-1].headers["authorization"] == f"Bearer {renewed.access_token}"
+    with platform.client(saved) as alone, pytest.raises(errors.Unauthorized):
+        alone.jobs.list()  # without the secret, the refused tokens are the end
 
 
 def test_concurrent_requests_share_one_refresh(platform):

@@ -1,12 +1,14 @@
-"""`schedctl` as a user runs it, as a process, against the platform `schedctl up` runs: log in
-as a person and as a service account an admin made, create jobs from files and flags, list,
-pause, resume, run, edit, read executions, replay a dead letter, renew the session, log out.
-Every refusal is one line on stderr naming what was wrong, with a non-zero exit status."""
+"""`schedctl` as a user runs it, as a process, against the platform `schedctl up` runs: register,
+log in as a person and as a service account an admin made, show and rename one's account,
+change one's password, create jobs from files, lists and flags, list, pause, resume, run, edit,
+read executions, replay a dead letter, renew the session, log out. Every refusal is one line
+on stderr naming what was wrong, with a non-zero exit status."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -25,6 +27,7 @@ from schedctl import embedded
 from scheduler_client import Client, Endpoints, Tokens, errors
 
 PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "another horse, another staple"
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT_S = 30
 RUN_DEADLINE_S = 30  # a job run now is dispatched and finished well within this
@@ -46,7 +49,8 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     ports = free_ports()
-    up = Up(tmp_path_factory.mktemp("platform"), ports)
+    # Every user of this module registers from 127.0.0.1: more than the default 10 an hour.
+    up = Up(tmp_path_factory.mktemp("platform"), ports, {"REGISTRATION_MAX_PER_ADDRESS": "100"})
     try:
         up.wait_for_line("Press Ctrl-C to stop.", START_DEADLINE_S)
         admin_password = "\n".join(up.seen).split("password: ", 1)[1].split()[0]
@@ -190,9 +194,15 @@ def test_an_admin_makes_a_service_account_that_logs_in_with_its_secret(platform,
     robot.ok("login", "--client-id", account["clientId"], "--client-secret-stdin",
              *platform.login_flags(), stdin=account["clientSecret"] + "\n")  # fmt: skip
     assert mode(robot.session_file) == 0o600
+    # Disabled and enabled again: the saved token is refused long before it expires, and the
+    # stored secret logs in again.
+    refused = robot.session()["tokens"]["accessToken"]
+    admin.ok("service-accounts", "disable", account["id"])
+    admin.ok("service-accounts", "enable", account["id"])
     job = robot.json("jobs", "create", "--name", "nightly", "--type", "log", "--payload",
                      '{"message": "hi"}', "--cron", "0 3 * * *")  # fmt: skip
     assert job["status"] == "SCHEDULED"
+    assert robot.session()["tokens"]["accessToken"] != refused
     # the account was not given jobs:run
     assert "needs the scope jobs:run" in robot.refused("jobs", "run", job["id"])
     # no refresh token for a service account: an expired session logs in again with the secret
@@ -205,6 +215,72 @@ def test_an_admin_makes_a_service_account_that_logs_in_with_its_secret(platform,
 
     disabled = admin.json("service-accounts", "disable", account["id"])
     assert disabled["disabled"] is True
+
+
+def account_rows(text: str) -> dict[str, str]:
+    return dict(line.split(None, 1) for line in text.splitlines())
+
+
+def test_a_new_user_registers_logs_in_as_told_and_renames_their_account(platform, tmp_path):
+    cli = Schedctl(tmp_path)
+    out = cli.ok("register", "New.User@Example.com", "--display-name", "New", "--password-stdin",
+                 *platform.login_flags(), stdin=PASSWORD + "\n")  # fmt: skip
+    first, told = out.splitlines()
+    assert first == "Registration of new.user@example.com accepted. Log in with:"
+    assert shlex.split(told) == ["schedctl", "login", "new.user@example.com",
+                                 *platform.login_flags()]  # fmt: skip
+
+    cli.ok(*shlex.split(told)[1:], "--password-stdin", stdin=PASSWORD + "\n")
+
+    shown = account_rows(cli.ok("account", "show"))
+    assert (shown["email"], shown["name"], shown["role"]) == ("new.user@example.com", "New", "user")
+    assert (shown["state"], shown["kind"], shown["jobs"]) == (
+        "active",
+        "user",
+        platform.endpoints.jobs,
+    )
+    assert "jobs:write" in shown["scopes"]
+    renamed = cli.json("account", "rename", "--display-name", "Newt Scamander")
+    assert renamed["displayName"] == "Newt Scamander"
+    me = cli.json("whoami")
+    assert (me["displayName"], me["lockedUntil"]) == ("Newt Scamander", None)
+    weak = cli.refused("register", "weak@example.com", "--display-name", "W", "--password-stdin",
+                       *platform.login_flags(), stdin="short\n")  # fmt: skip
+    assert weak.startswith("schedctl: password: ")
+
+
+def test_a_password_change_ends_the_other_sessions_and_logs_this_one_in_again(platform, tmp_path):
+    email = "changer@example.com"
+    cli = logged_in(platform, tmp_path / "here", email)
+    elsewhere = Schedctl(tmp_path / "elsewhere")
+    elsewhere.ok("login", email, "--password-stdin", *platform.login_flags(),
+                 stdin=PASSWORD + "\n")  # fmt: skip
+    before = cli.session()["tokens"]
+
+    wrong = cli.refused("account", "change-password", "--password-stdin",
+                        stdin=f"not it\n{NEW_PASSWORD}\n")  # fmt: skip
+    assert "password" in wrong
+    out = cli.ok("account", "change-password", "--password-stdin",
+                 stdin=f"{PASSWORD}\n{NEW_PASSWORD}\n")  # fmt: skip
+    assert "this one is logged in again" in out
+
+    after = cli.session()["tokens"]
+    assert after["refreshToken"] != before["refreshToken"]
+    assert cli.json("account", "show")["email"] == email
+    with Client(platform.endpoints, auth=Tokens("x", before["refreshToken"])) as old:
+        with pytest.raises(errors.InvalidGrant):
+            old.login()
+    # the other session's refresh token was revoked with the change
+    stored = elsewhere.session()
+    stored["tokens"]["expiresAt"] = "2000-01-01T00:00:00+00:00"
+    elsewhere.session_file.write_text(json.dumps(stored))
+    assert "the session has ended" in elsewhere.refused("jobs", "list")
+    line = elsewhere.refused("login", email, "--password-stdin", *platform.login_flags(),
+                             stdin=PASSWORD + "\n")  # fmt: skip
+    assert line.startswith("schedctl: login refused")
+    elsewhere.ok("login", email, "--password-stdin", *platform.login_flags(),
+                 stdin=NEW_PASSWORD + "\n")  # fmt: skip
+    assert elsewhere.json("whoami")["email"] == email
 
 
 # --- Jobs ----------------------------------------------------------------------------------------
@@ -252,6 +328,48 @@ def test_jobs_from_a_json_file_a_yaml_file_and_flags_listed_as_a_table_and_as_js
     assert "more jobs: --all lists every one, --cursor" in first.stderr
     assert len(cli.json("jobs", "list", "--limit", "1", "--all")) == 3
     assert cli.json("jobs", "get", from_yaml["id"])["labels"] == {"team": "ops"}
+
+
+JOBS_YAML = """\
+- name: first
+  type: log
+  payload: {message: one}
+  schedule: {kind: cron, expression: "0 3 * * *"}
+- name: second
+  type: log
+  payload: {message: two}
+  schedule: {kind: fixed_rate, intervalSeconds: 3600}
+- name: broken
+  type: log
+  payload: {message: three}
+  schedule: {kind: cron, expression: "61 * * * *"}
+"""
+
+
+def test_a_yaml_list_creates_the_valid_jobs_and_names_the_refused_one_by_index(platform, tmp_path):
+    cli = logged_in(platform, tmp_path / "config", "batch@example.com")
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOBS_YAML)
+
+    done = cli.run("jobs", "create", "--file", str(path), "--idempotency-key", "batch-1")
+
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr == "schedctl: 1 of 3 jobs refused; the other 2 were created\n"
+    first, second, broken = done.stdout.splitlines()
+    assert broken.startswith("refused  jobs[2].schedule.expression: ")
+    listed = {j["name"]: j["id"] for j in cli.json("jobs", "list")["items"]}
+    assert first.split() == ["created", "jobs[0]", listed["first"], "first"]
+    assert second.split() == ["created", "jobs[1]", listed["second"], "second"]
+    assert set(listed) == {"first", "second"}
+    # The same key again: the first answer, as the API's document; nothing created twice.
+    again = cli.run("jobs", "create", "-f", str(path), "--idempotency-key", "batch-1", "-o", "json")
+    assert again.returncode == 1
+    result = json.loads(again.stdout)
+    assert (result["created"], result["failed"]) == (2, 1)
+    assert [r["job"]["id"] for r in result["results"][:2]] == [listed["first"], listed["second"]]
+    (error,) = result["results"][2]["problem"]["errors"]
+    assert error["field"] == "body.jobs.2.schedule.expression"
+    assert len(cli.json("jobs", "list")["items"]) == 2
 
 
 def test_pause_resume_run_and_read_the_executions_of_the_run(platform, tmp_path):

@@ -4,6 +4,7 @@ answers are read, and the grants `TokenAuth` chooses."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -262,3 +263,43 @@ def test_client_credentials_authenticate_with_http_basic_every_time():
     scheme, _, encoded = grant.headers["Authorization"].partition(" ")
     assert (scheme, base64.b64decode(encoded)) == ("Basic", b"sa_1:s3cret%3A%2B%2F")
     assert auth.grant().form == {"grant_type": "client_credentials"}
+
+
+def test_saved_tokens_come_first_and_client_credentials_log_in_when_they_cannot_be_refreshed():
+    saved = Tokens("at-0", None, datetime(2030, 1, 1, tzinfo=UTC), "jobs:read")
+    auth = TokenAuth(ClientCredentials("sa_1", "s3cret"), ENDPOINTS, tokens=saved)
+
+    assert auth.tokens == saved  # sent as they are: no login first
+    assert auth.grant().form == {"grant_type": "client_credentials"}
+    person = TokenAuth(PasswordLogin("ann@example.com", "pw"), ENDPOINTS,
+                       tokens=Tokens("at-0", "rt-0"))  # fmt: skip
+    assert person.grant().form == {"grant_type": "refresh_token", "refresh_token": "rt-0"}
+    with pytest.raises(ValueError, match="not both"):
+        TokenAuth(saved, ENDPOINTS, tokens=saved)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        Tokens("at", "rt", datetime(2030, 1, 1, 12, 30, tzinfo=UTC), "jobs:read jobs:write"),
+        Tokens("at"),
+    ],
+)
+def test_tokens_turn_into_json_values_and_back(tokens):
+    document = tokens.to_dict()
+
+    assert Tokens.from_dict(json.loads(json.dumps(document))) == tokens
+    assert set(document) == {"accessToken", "refreshToken", "expiresAt", "scope"}
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ({"refreshToken": "rt"}, KeyError),
+        ({"accessToken": 1}, TypeError),
+        ({"accessToken": "at", "expiresAt": "soon"}, ValueError),
+    ],
+)
+def test_what_is_no_tokens_document_is_refused(document, error):
+    with pytest.raises(error):
+        Tokens.from_dict(document)

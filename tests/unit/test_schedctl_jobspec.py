@@ -249,3 +249,29 @@ def test_a_missing_file_is_named(tmp_path):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(UsageProblem, match=f"cannot read {missing}: No such file"):
         jobspec.read_document(str(missing), io.StringIO())
+
+
+def test_a_list_of_jobs_is_a_batch_of_mappings():
+    text = "- name: a\n  schedule: {kind: once, at: 2026-05-01T09:00:00}\n- name: b\n"
+    assert jobspec.parse_jobs(text, "jobs.yaml") == [
+        {"name": "a", "schedule": {"kind": "once", "at": "2026-05-01T09:00:00"}},
+        {"name": "b"},
+    ]
+    assert jobspec.parse_jobs('{"name": "one"}', "job.json") == {"name": "one"}
+    assert jobspec.read_jobs("-", io.StringIO('[{"name": "x"}]')) == [{"name": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[]", "jobs.json: the list holds no jobs"),
+        ('[{"name": "a"}, 3]', r"jobs.json: jobs\[1\]: expected a mapping of fields"),
+        (
+            '"name"',
+            r"jobs.json: expected a mapping of fields \(name, type, schedule...\) or a list",
+        ),
+    ],
+)
+def test_a_list_that_is_no_batch_is_refused_naming_the_item(text, message):
+    with pytest.raises(UsageProblem, match=message):
+        jobspec.parse_jobs(text, "jobs.json")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from schedctl import output, views
+from schedctl import jobs, output, views
 from scheduler_client import errors, models
 
 TYPE = errors.TYPE_BASE
@@ -41,6 +41,14 @@ def field_error(field: str, message: str) -> models.FieldError:
                         field_error("query.label", "must be key:value")],
             ),
             "schedule.timezone: unknown time zone; query.label: must be key:value",
+        ),
+        (
+            errors.InvalidRequest(
+                status=422, type=TYPE + "validation-failed", title="The request is not valid",
+                errors=[field_error("body.jobs.12.schedule.expression", "not a valid cron"),
+                        field_error("body.jobs.3", "Input should be an object")],
+            ),
+            "jobs[12].schedule.expression: not a valid cron; jobs[3]: Input should be an object",
         ),
         (
             errors.JobStateConflict(
@@ -222,3 +230,38 @@ def test_a_page_with_more_items_says_how_to_read_them(capsys):
     assert "more jobs: --all lists every one, --cursor abc the next page" in captured.err
     output.emit_page(page, output.Format.JSON, views.jobs, "jobs")
     assert json.loads(capsys.readouterr().out)["nextCursor"] == "abc"
+
+
+def test_a_batch_says_what_each_item_created_or_why_it_was_refused_by_index():
+    result = models.JobBatchResult.model_validate(
+        {"created": 1, "failed": 2, "results": [
+            {"index": 0, "status": 201, "job": job(name="first").model_dump(mode="json")},
+            {"index": 1, "status": 422, "problem": {
+                "type": TYPE + "validation-failed", "title": "The request is not valid",
+                "status": 422, "errors": [{"field": "body.jobs.1.name", "message": "too short",
+                                           "code": "string_too_short"}]}},
+            {"index": 2, "status": 422, "problem": {
+                "type": TYPE + "job-type-unknown", "title": "Unknown job type", "status": 422,
+                "detail": "no job type 'ftp'"}},
+        ]},
+        context=models.ANSWER,
+    )  # fmt: skip
+
+    assert render(views.batch(result)).splitlines() == [
+        f"created  jobs[0]  {uuid.UUID(int=1)}  first",
+        "refused  jobs[1].name: too short",
+        "refused  jobs[2]: unknown job type: no job type 'ftp'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("created", "failed", "line"),
+    [
+        (2, 1, "1 of 3 jobs refused; the other 2 were created"),
+        (1, 2, "2 of 3 jobs refused; the other one was created"),
+        (0, 1, "the job was refused"),
+        (0, 3, "all 3 jobs were refused"),
+    ],
+)
+def test_a_batch_with_refusals_ends_with_what_it_did(created, failed, line):
+    assert jobs.batch_summary(created, failed) == line

@@ -3,6 +3,7 @@ replaced whole; it is found where the user's config lives; and it says how to re
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from datetime import UTC, datetime, timedelta
@@ -96,13 +97,29 @@ def test_the_folder_is_the_users_config_folder_unless_overridden(monkeypatch, tm
     assert session.config_dir() == tmp_path / "elsewhere"
 
 
-def test_a_person_renews_with_the_refresh_token_a_service_account_with_its_secret():
-    person = a_session(expires_at=NOW - timedelta(minutes=1))
-    assert person.credentials(NOW) == person.tokens
-    machine = a_session(session.SERVICE_ACCOUNT)
-    assert machine.credentials(NOW) == machine.tokens  # still valid: no new login
-    expired = a_session(session.SERVICE_ACCOUNT, expires_at=NOW + timedelta(seconds=5))
-    assert expired.credentials(NOW) == auth.ClientCredentials("sa_123", "secret")
+def test_a_service_account_starts_from_its_tokens_and_falls_back_on_its_secret(tmp_path):
+    person, machine = a_session(), a_session(session.SERVICE_ACCOUNT)
+    assert person.login() is None  # the refresh token renews a person's session
+    assert machine.login() == auth.ClientCredentials("sa_123", "secret")
+    with session.open_client(machine, session.Store(tmp_path)) as api:
+        assert api.tokens == machine.tokens  # no new login while the saved token is good
+
+
+def test_the_session_file_keeps_its_format_of_camel_case_tokens(tmp_path):
+    store = session.Store(tmp_path)
+    store.path.write_text(json.dumps({
+        "endpoints": {"jobs": "https://j.example.com", "users": "https://u.example.com",
+                      "auth": "https://a.example.com"},
+        "account": {"kind": "user", "name": "ada@example.com", "clientSecret": None},
+        "tokens": {"accessToken": "access", "refreshToken": "refresh",
+                   "expiresAt": "2026-03-01T12:15:00+00:00", "scope": "jobs:read"},
+    }))  # fmt: skip
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.tokens == auth.Tokens("access", "refresh", NOW + timedelta(minutes=15),
+                                        "jobs:read")  # fmt: skip
+    store.save(loaded)
+    assert json.loads(store.path.read_text())["tokens"]["expiresAt"] == "2026-03-01T12:15:00+00:00"
 
 
 def test_a_command_without_a_session_says_to_log_in(monkeypatch, tmp_path):
