@@ -3,7 +3,7 @@ it), and Playwright driving Debian's Chromium (`/usr/bin/chromium`, which `make 
 installs; Playwright's own browser download is never used), a fresh context per test.
 
 Fixtures: `platform` (module: the running platform, its admin, `register`, `client_for`),
-`browser` (session), `context` and `page` (per test, the console as base URL). Helpers for
+`browser` (module), `context` and `page` (per test, the console as base URL). Helpers for
 signing in, screenshots and HTML checks are in `console_browser.py`.
 """
 
@@ -41,13 +41,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         up.stop(signal.SIGTERM)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the main
+# thread while it is started, and the async tests of the other folders need that thread free.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     try:

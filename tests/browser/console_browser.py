@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from playwright.sync_api import Page, expect
 
 from schedctl import embedded
@@ -154,7 +153,3 @@ def create_job(client: Client, name: str, **overrides: Any) -> Any:
             **overrides,
         }
     )
-
-
-def get(url: str) -> httpx.Response:
-    return httpx.get(url, timeout=10)
