@@ -2,6 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The console's browser tests (tests/browser) drive Debian's Chromium, never a browser that
+# Playwright downloads; a font, or headless Chromium renders pages without glyphs.
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-dejavu-core
+BROWSER_STAMP := $(VENV)/.browser
 
 .PHONY: up test venv lint clean
 
@@ -16,7 +21,18 @@ venv: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/schedctl up
 
-test: $(STAMP)
+$(BROWSER_STAMP): | $(STAMP)
+	@if [ ! -x $(CHROMIUM) ] || ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "make test: the browser tests need $(BROWSER_PACKAGES); as root:" >&2; \
+	    echo "  apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PACKAGES)" >&2; \
+	    exit 1; \
+	  fi; \
+	  apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); \
+	fi
+	touch $@
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/python -m pytest
 
 lint: $(STAMP)

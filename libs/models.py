@@ -28,6 +28,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Text,
     UniqueConstraint,
@@ -505,3 +506,33 @@ class Node(Base):
     node_metadata: Mapped[dict[str, Any]] = mapped_column(
         "metadata", server_default=text("'{}'::jsonb")
     )
+
+
+class ConsoleSession(Base):
+    """A browser's sign-in to the web console (`console_service.sessions`).
+
+    The browser holds a random secret; the row is found by its SHA-256 and holds the account's
+    tokens sealed with AES-GCM under a key derived from that secret, so neither a copy of this
+    table nor a log of its statements yields a usable token. Ends at `expires_at` (the absolute
+    lifetime) or after the configured idle time since `last_seen_at`, whichever comes first.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        CheckConstraint("octet_length(key_hash) = 32", name="key_hash_sha256"),
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+    )
+
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    account_id: Mapped[uuid.UUID]
+    email: Mapped[str]
+    role: Mapped[str]
+    scopes: Mapped[TextList]
+    # The synchronizer token every state-changing request of this session must carry.
+    csrf_token: Mapped[str]
+    # nonce (12 bytes) + AES-GCM ciphertext of the access and refresh tokens.
+    sealed_tokens: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[CreatedAt]
+    # Indexed, as is `expires_at`, for the purge of ended sessions.
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -288,8 +288,10 @@ def create_app(
     title: str,
     lifespan: ServiceLifespan,
     routers: Sequence[APIRouter] = (),
+    api_docs: bool = True,
 ) -> FastAPI:
-    """A FastAPI app with the operational endpoints, error rendering and request context."""
+    """A FastAPI app with the operational endpoints, error rendering and request context;
+    `api_docs=False` for a service with no API to document (no `/docs`, `/redoc`, OpenAPI)."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -306,7 +308,7 @@ def create_app(
     app = _ServiceApp(
         title=title,
         lifespan=app_lifespan,
-        openapi_url="/openapi.json",
+        openapi_url="/openapi.json" if api_docs else None,
         docs_url=None,  # `/docs` and `/redoc` are served by `_docs_routes`, from the
         redoc_url=None,  # service's own files
         dependencies=[Depends(undeclared_input.refuse_undeclared_input)],
@@ -319,7 +321,8 @@ def create_app(
     app.state.draining = False
     problems.install(app)
     app.include_router(_operational_routes())
-    app.include_router(_docs_routes())
+    if api_docs:
+        app.include_router(_docs_routes())
     for router in routers:
         app.include_router(router)
     return app

@@ -65,6 +65,7 @@ class PlatformSettings(config.ServiceSettings):
     auth_service_http_port: int = Field(default=8002, ge=1, le=65535)
     scheduler_service_http_port: int = Field(default=8003, ge=1, le=65535)
     executor_service_http_port: int = Field(default=8004, ge=1, le=65535)
+    console_service_http_port: int = Field(default=8005, ge=1, le=65535)
     admin_email: str = "admin@example.com"
     ready_timeout_s: float = Field(default=90.0, gt=0)
     # Handed to the executor and the job service as HTTP_ALLOWED_NETWORKS (the job service
@@ -79,6 +80,7 @@ class Service:
     package: str
     title: str
     public: bool  # has an API for clients (the others serve only health and metrics)
+    console: bool = False  # the web console: pages for people, a client of the APIs
 
 
 SERVICES = (
@@ -87,6 +89,7 @@ SERVICES = (
     Service("job_service", "job service", public=True),
     Service("scheduler_service", "scheduler", public=False),
     Service("executor_service", "executor", public=False),
+    Service("console_service", "console", public=False, console=True),
 )
 
 
@@ -195,7 +198,8 @@ class Platform:
         return broker.bootstrap_servers
 
     def _start_service(self, service: Service, database_url: str, bootstrap_servers: str) -> None:
-        auth_url = f"http://127.0.0.1:{self.settings.auth_service_http_port}"
+        auth_port = self.settings.auth_service_http_port
+        auth_url = f"http://127.0.0.1:{auth_port}"
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -211,6 +215,11 @@ class Platform:
             key = key_encryption_key(self.data_dir, create=True)
             assert key is not None  # made if it was missing
             env["SIGNING_KEY_ENCRYPTION_KEY"] = key
+        if service.console:  # a client of the three APIs, at their local addresses
+            for api, port in (("jobs", self.settings.job_service_http_port),
+                              ("users", self.settings.user_service_http_port),
+                              ("auth", auth_port)):  # fmt: skip
+                env[f"{api.upper()}_API_URL"] = f"http://127.0.0.1:{port}"
         if service.package in ("executor_service", "job_service"):
             # One value for both: the job service's check at creation is the executor's rule.
             env["HTTP_ALLOWED_NETWORKS"] = self.settings.executor_http_allowed_networks
@@ -286,8 +295,13 @@ class Platform:
     ) -> None:
         self.say(f"Platform ready in {elapsed:.1f} s")
         for service in SERVICES:
+            if service.console:
+                self.say(f"Open the console: http://127.0.0.1:{self.port_of(service)}")
+        for service in SERVICES:
             url = f"http://127.0.0.1:{self.port_of(service)}"
             extra = f"  (API docs: {url}/docs)" if service.public else "  (health and metrics)"
+            if service.console:
+                extra = "  (web console: sign in with the admin account below)"
             self.say(f"  {service.title:<18}{url}{extra}")
         shown_db = make_url(database_url).render_as_string(hide_password=True)
         db_kind = "external"

@@ -18,7 +18,8 @@ from schedctl import embedded
 
 START_DEADLINE_S = 90
 STOP_DEADLINE_S = 60
-SERVICES = ("user_service", "auth_service", "job_service", "scheduler_service", "executor_service")
+SERVICES = ("user_service", "auth_service", "job_service", "scheduler_service", "executor_service",
+            "console_service")  # fmt: skip
 PORT_SETTINGS = {
     "postgres": "EMBEDDED_POSTGRES_PORT",
     "broker": "EMBEDDED_BROKER_PORT",

@@ -45,7 +45,13 @@ PLACEHOLDER_LINES = {
 }
 LOCATION_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION")
 API_SERVICES = ("user_service", "auth_service", "job_service")
-SERVICES = (*API_SERVICES, "scheduler_service", "executor_service")
+SERVICES = (*API_SERVICES, "scheduler_service", "executor_service", "console_service")
+# The module whose `create_app(settings)` a service's process builds its app with.
+APP_MODULES = {"console_service": "console_service.app"}
+
+
+def app_module(package: str) -> str:
+    return APP_MODULES.get(package, f"{package}.api")
 
 
 class Unsupported(Exception):

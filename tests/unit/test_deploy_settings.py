@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import ipaddress
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from auth_service import api as auth_api
 from libs import config
+from schedctl import platform
 
 API_SERVICES = deploy_files.API_SERVICES
 SERVICES = deploy_files.SERVICES
@@ -67,6 +69,10 @@ def outbound(settings: config.ServiceSettings) -> list[tuple[str, str, str]]:
     if isinstance(settings, config.ApiSettings):
         jwks = settings.auth_jwks_url
         found.append(("auth_jwks_url", jwks, urlsplit(jwks).hostname or ""))
+    for name in ("jobs_api_url", "users_api_url", "auth_api_url"):  # the console's
+        url = getattr(settings, name, None)
+        if url is not None:
+            found.append((name, url, urlsplit(url).hostname or ""))
     return found
 
 
@@ -84,7 +90,7 @@ def test_every_container_starts_with_its_settings(
         assert settings.database_url is not None, f"{container}: no database.url"
     else:  # what `python -m <service>` checks after loading, before it opens a port
         try:
-            importlib.import_module(f"{container.package}.api").create_app(settings)
+            importlib.import_module(deploy_files.app_module(container.package)).create_app(settings)
         except config.ConfigError as exc:
             pytest.fail(f"{container} stops at start: {exc}")
 
@@ -183,3 +189,23 @@ def test_compose_issuer_is_the_auth_service_as_published_on_the_host(
 
     assert issuer.scheme == "http" and issuer.path in ("", "/"), settings.auth_issuer
     assert (issuer.hostname, issuer.port) in published, (settings.auth_issuer, published)
+
+
+def test_every_service_schedctl_up_runs_is_deployed_by_compose_and_kubernetes() -> None:
+    packages = {service.package for service in platform.SERVICES}
+
+    assert set(SERVICES) == packages
+    for deployment in ("compose", "kubernetes"):
+        deployed = {c.package for c in SERVICE_CONTAINERS if c.deployment == deployment}
+        assert deployed == packages, deployment
+
+
+def test_the_image_holds_every_package_of_the_distribution() -> None:
+    project = tomllib.loads((deploy_files.REPO / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    dockerfile = deploy_files.DOCKERFILE.read_text()
+    context = (deploy_files.DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package
+        assert f"!{package}" in context, package
