@@ -115,7 +115,7 @@ async def test_the_list_filters_describes_and_shows_last_outcomes(
         )
         assert "<html" not in fragment.text and "<form" not in fragment.text
         assert 'hx-get="/jobs?status=PAUSED&amp;name=nightly"' in fragment.text
-        assert 'hx-trigger="every 10s"' in fragment.text
+        assert 'hx-trigger="every 15s"' in fragment.text
     assert hourly.status == "SCHEDULED"
 
 
