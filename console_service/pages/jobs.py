@@ -146,7 +146,7 @@ async def list_jobs(
             type=filters.type,
             label=filters.label,
             name=filters.name,
-            sort=filters.sort,  # type: ignore[arg-type] (one of SORTS)
+            sort=filters.sort,  # one of SORTS
             limit=PAGE_SIZE,
             cursor=cursor,
         )
@@ -405,7 +405,7 @@ for _action, _scope in (
     ("cancel", scopes.JOBS_WRITE),
     ("delete", scopes.JOBS_WRITE),
 ):
-    _action_route(_action, _scope)  # type: ignore[arg-type]
+    _action_route(_action, _scope)
 
 
 def _confirm_route(action: Action) -> None:
