@@ -9,3 +9,20 @@ document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRF-Token"] = meta.content;
   }
 });
+
+// --- Jobs: confirmation dialogs ---
+// A link with `data-dialog="<id>"` (cancel, delete) opens that <dialog>, which holds the same
+// POST form as the confirmation page the link leads to without JavaScript. Escape or its
+// "Keep" button (formmethod="dialog") closes it without sending anything.
+document.addEventListener("click", function (event) {
+  var link = event.target.closest ? event.target.closest("a[data-dialog]") : null;
+  if (!link) {
+    return;
+  }
+  var dialog = document.getElementById(link.getAttribute("data-dialog"));
+  if (!dialog || typeof dialog.showModal !== "function") {
+    return;
+  }
+  event.preventDefault();
+  dialog.showModal();
+});
