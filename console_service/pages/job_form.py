@@ -52,9 +52,9 @@ KINDS = (
 )
 UNITS = ("days", "weeks", "months", "years")
 MISFIRE_POLICIES = (
-    ("run_once", "Run once for all missed occurrences"),
-    ("skip", "Skip missed occurrences"),
-    ("run_all", "Run every missed occurrence"),
+    ("run_once", "Run once"),
+    ("skip", "Skip them"),
+    ("run_all", "Run each one"),
 )
 
 # The form's fields, with the label a person reads (in messages and the conflict table).
@@ -413,7 +413,8 @@ def form_errors(exc: api_errors.ApiError, kind: str) -> tuple[Errors, list[str]]
 class Preview:
     """What the preview region shows: fire times, or why there are none."""
 
-    times: Sequence[tuple[str, str, str]] = ()  # (ISO instant, in the zone, in UTC)
+    times: Sequence[tuple[str, str, str]] = ()  # (ISO instant, in the zone, in UTC or "")
+    zone: str = "UTC"
     message: str | None = None
     errors: Mapping[str, str] | None = None
 
@@ -475,17 +476,18 @@ async def _preview(api: pages.Api, values: Values) -> Preview:
         text = "; ".join(filter(None, [general, *others]))
         return Preview(message=text or "Fix the schedule to see its next runs.", errors=errors)
     zone = _zone(values)
+    in_utc = zone.key == "UTC"
     times = [
         (
             t.isoformat(),
             t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z"),
-            t.astimezone(UTC).strftime("%H:%M UTC"),
+            "" if in_utc else t.astimezone(UTC).strftime("%H:%M UTC"),
         )
         for t in answer.fire_times
     ]
     if not times:
         return Preview(message="This schedule does not fire again.")
-    return Preview(times=times)
+    return Preview(times=times, zone=zone.key)
 
 
 async def _render(
@@ -519,7 +521,7 @@ async def _render(
             "idempotency_key": str(uuid.uuid4()),
             "action": f"/jobs/{job.id}/edit" if job else "/jobs/new",
             "type_options": [(t.name, t.name) for t in job_types],
-            "type_help": _type_help(job_types),
+            "type_help": _type_help([t for t in job_types if not job or t.name == job.type]),
             "kinds": KINDS,
             "schedule_fields": SCHEDULE_FIELDS,
             "unit_options": [(unit, unit) for unit in UNITS],
