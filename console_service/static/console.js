@@ -26,3 +26,47 @@ document.addEventListener("click", function (event) {
   event.preventDefault();
   dialog.showModal();
 });
+// --- Parts of a form shown for one choice only (the job form's schedule kinds) ---
+// `<fieldset data-shown-when="schedule_kind:cron">` is shown while the form's control named
+// `schedule_kind` has the value `cron`; hidden, a fieldset is also disabled, so its inputs are
+// not sent. Without JavaScript every part stays visible and the server reads the chosen one.
+(function () {
+  function sync(form) {
+    form.querySelectorAll("[data-shown-when]").forEach(function (part) {
+      var rule = part.getAttribute("data-shown-when").split(":");
+      var control = form.elements.namedItem(rule[0]);
+      if (!control) {
+        return;
+      }
+      var shown = control.value === rule[1];
+      part.hidden = !shown;
+      if (part.tagName === "FIELDSET") {
+        part.disabled = !shown;
+      }
+    });
+  }
+
+  function syncAll() {
+    document.querySelectorAll("form").forEach(function (form) {
+      if (form.querySelector("[data-shown-when]")) {
+        sync(form);
+      }
+    });
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.form && event.target.tagName === "SELECT") {
+      sync(event.target.form);
+    }
+  });
+  document.addEventListener("input", function (event) {
+    if (event.target.form && event.target.tagName === "SELECT") {
+      sync(event.target.form);
+    }
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", syncAll);
+  } else {
+    syncAll();
+  }
+})();
