@@ -70,6 +70,12 @@ def test_an_execution_appears_by_itself_filters_and_opens(page: Page, platform):
     expect(details).to_contain_text("log")
     expect(page.get_by_text("No error.")).to_be_visible()
     assert inline_code(page.content()) == []
+
+    # On a phone-sized screen nothing is wider than the screen but the table's own box.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/executions/{page.url.rsplit('/', 1)[1]}", "/executions"):
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     assert [v for v in violations if "Content Security Policy" in v] == []
 
 
