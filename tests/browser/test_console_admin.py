@@ -16,6 +16,7 @@ from scheduler_client import errors as api_errors
 ACCOUNT_MAX_FAILURES = 5  # the auth service's default (`account.max.failures`)
 ADMIN_LINKS = ("Nodes", "Users", "Service accounts")
 HEARTBEAT_DEADLINE_MS = 20_000
+PHONE = {"width": 375, "height": 740}
 REFRESH_DEADLINE_MS = 12_000  # the nodes page polls every 5 s
 
 
@@ -82,6 +83,10 @@ def test_the_admin_sees_the_nodes_up_and_manages_a_user(page: Page, platform):
     expect(page.get_by_role("status")).to_have_text(re.compile("^User enabled"))
     expect(_detail(page, "Account")).to_have_text("Enabled")
     screenshot(page, "user")
+    # On a phone-sized screen the page fits its width (the details and actions wrap).
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "user-phone")
     with platform.client_for(email) as client:
         assert client.users.me().email == email
 
