@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -60,6 +60,7 @@ ACCOUNT_NOTICES = {
     "disabled": "Service account disabled. Its tokens no longer work.",
     "enabled": "Service account enabled. It can get tokens again with its secret.",
 }
+USER_ACTIONS_DONE = {"disable": "disabled", "enable": "enabled", "unlock": "unlocked"}
 Done = Annotated[str | None, Query(max_length=20)]
 
 
@@ -209,30 +210,22 @@ def _disable_user(user: models.User) -> dict[str, str]:
     }
 
 
-@router.post("/users/{user_id}/disable")
-async def disable_user(
-    request: Request, api: pages.Api, me: pages.SignedIn, user_id: uuid.UUID
+@router.post("/users/{user_id}/{action}")
+async def act_on_user(
+    request: Request,
+    api: pages.Api,
+    me: pages.SignedIn,
+    user_id: uuid.UUID,
+    action: Literal["disable", "enable", "unlock"],
 ) -> Response:
+    """Disable, enable or unlock the user (`client.users.disable` and so on)."""
     return await _user_action(
-        request, api, me, user_id, lambda client: client.users.disable(user_id), "disabled"
-    )
-
-
-@router.post("/users/{user_id}/enable")
-async def enable_user(
-    request: Request, api: pages.Api, me: pages.SignedIn, user_id: uuid.UUID
-) -> Response:
-    return await _user_action(
-        request, api, me, user_id, lambda client: client.users.enable(user_id), "enabled"
-    )
-
-
-@router.post("/users/{user_id}/unlock")
-async def unlock_user(
-    request: Request, api: pages.Api, me: pages.SignedIn, user_id: uuid.UUID
-) -> Response:
-    return await _user_action(
-        request, api, me, user_id, lambda client: client.users.unlock(user_id), "unlocked"
+        request,
+        api,
+        me,
+        user_id,
+        lambda client: getattr(client.users, action)(user_id),
+        USER_ACTIONS_DONE[action],
     )
 
 
