@@ -77,6 +77,11 @@ document.addEventListener("click", function (event) {
 // link's `data-subject`. Cancel is a `formmethod="dialog"` button: no script needed to close.
 document.addEventListener("click", function (event) {
   var link = event.target.closest ? event.target.closest("a[data-confirm-dialog]") : null;
+// --- Admin pages -----------------------------------------------------------------------------
+// A link to a confirmation page (`data-confirm-dialog="<dialog id>"`) opens that dialog
+// instead, which holds the same POST form; without JavaScript the link opens the page.
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("a[data-confirm-dialog]");
   if (!link) {
     return;
   }
@@ -94,4 +99,17 @@ document.addEventListener("click", function (event) {
     subject.textContent = link.getAttribute("data-subject") || "";
   }
   dialog.showModal();
+  if (dialog && typeof dialog.showModal === "function") {
+    event.preventDefault();
+    dialog.showModal();
+  }
+});
+
+// A page shown once (a new client secret, the answer to a POST) names the page that stands
+// for it afterwards: reloading or going back shows that one, never this one again.
+document.addEventListener("DOMContentLoaded", function () {
+  var once = document.querySelector("[data-replace-url]");
+  if (once) {
+    history.replaceState(null, "", once.getAttribute("data-replace-url"));
+  }
 });
