@@ -10,22 +10,33 @@ document.addEventListener("htmx:configRequest", function (event) {
   }
 });
 
-// --- Jobs: confirmation dialogs ---
-// A link with `data-dialog="<id>"` (cancel, delete) opens that <dialog>, which holds the same
-// POST form as the confirmation page the link leads to without JavaScript. Escape or its
-// "Keep" button (formmethod="dialog") closes it without sending anything.
+// --- Confirmation dialogs (every page that asks before a destructive action) ---
+// A link `<a data-confirm-dialog="ID" href="...">` leads to a confirmation page; with this
+// script it opens the `<dialog id="ID">` instead, which holds the same POST form. A form of the
+// dialog marked `data-confirm-form` is pointed at the link's address (one dialog serving a
+// list's rows), and `[data-confirm-subject]` shows the link's `data-subject`. Cancel is a
+// `formmethod="dialog"` button, and Escape closes it too: no script needed to close.
 document.addEventListener("click", function (event) {
-  var link = event.target.closest ? event.target.closest("a[data-dialog]") : null;
+  var link = event.target.closest ? event.target.closest("a[data-confirm-dialog]") : null;
   if (!link) {
     return;
   }
-  var dialog = document.getElementById(link.getAttribute("data-dialog"));
+  var dialog = document.getElementById(link.getAttribute("data-confirm-dialog"));
   if (!dialog || typeof dialog.showModal !== "function") {
-    return;
+    return; // the confirmation page it links to
   }
   event.preventDefault();
+  var form = dialog.querySelector("form[data-confirm-form]");
+  if (form) {
+    form.setAttribute("action", link.getAttribute("href").split("?")[0]);
+  }
+  var subject = dialog.querySelector("[data-confirm-subject]");
+  if (subject) {
+    subject.textContent = link.getAttribute("data-subject") || "";
+  }
   dialog.showModal();
 });
+
 // --- Parts of a form shown for one choice only (the job form's schedule kinds) ---
 // `<fieldset data-shown-when="schedule_kind:cron">` is shown while the form's control named
 // `schedule_kind` has the value `cron`; hidden, a fieldset is also disabled, so its inputs are
@@ -70,41 +81,7 @@ document.addEventListener("click", function (event) {
     syncAll();
   }
 })();
-// --- Confirmation dialogs (history and webhook pages) ---
-// A link `<a data-confirm-dialog="ID" href="...">` leads to a confirmation page; with this
-// script it opens the `<dialog id="ID">` instead. A form of the dialog marked
-// `data-confirm-form` is pointed at the link's address, and `[data-confirm-subject]` shows the
-// link's `data-subject`. Cancel is a `formmethod="dialog"` button: no script needed to close.
-document.addEventListener("click", function (event) {
-  var link = event.target.closest ? event.target.closest("a[data-confirm-dialog]") : null;
-// --- Admin pages -----------------------------------------------------------------------------
-// A link to a confirmation page (`data-confirm-dialog="<dialog id>"`) opens that dialog
-// instead, which holds the same POST form; without JavaScript the link opens the page.
-document.addEventListener("click", function (event) {
-  var link = event.target.closest && event.target.closest("a[data-confirm-dialog]");
-  if (!link) {
-    return;
-  }
-  var dialog = document.getElementById(link.getAttribute("data-confirm-dialog"));
-  if (!dialog || typeof dialog.showModal !== "function") {
-    return; // the confirmation page it links to
-  }
-  event.preventDefault();
-  var form = dialog.querySelector("form[data-confirm-form]");
-  if (form) {
-    form.setAttribute("action", link.getAttribute("href").split("?")[0]);
-  }
-  var subject = dialog.querySelector("[data-confirm-subject]");
-  if (subject) {
-    subject.textContent = link.getAttribute("data-subject") || "";
-  }
-  dialog.showModal();
-  if (dialog && typeof dialog.showModal === "function") {
-    event.preventDefault();
-    dialog.showModal();
-  }
-});
-
+// --- Pages shown once ---
 // A page shown once (a new client secret, the answer to a POST) names the page that stands
 // for it afterwards: reloading or going back shows that one, never this one again.
 document.addEventListener("DOMContentLoaded", function () {

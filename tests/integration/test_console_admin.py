@@ -26,6 +26,9 @@ def platform(database_url, serve_app):
         yield platform
 
 
+USER_LINKS = ["Jobs", "Executions", "Dead letters", "Webhook secret"]
+
+
 def _nav(html: str) -> list[str]:
     nav = html.split('<nav class="site-nav"', 1)[1].split("</nav>", 1)[0]
     return re.findall(r">([^<>]+)</a>", nav)
@@ -46,7 +49,7 @@ async def test_the_admin_pages_are_admins_only_and_linked_for_admins_only(
         async with Browser(url) as browser:
             await browser.sign_in(user.username, PASSWORD)
             jobs = await browser.http.get("/jobs")
-            assert _nav(jobs.text) == ["Jobs"]
+            assert _nav(jobs.text) == USER_LINKS
             someone = await _user_id_as_admin(url, boss.username, user.username)
             for path in (*ADMIN_PATHS, f"/users/{someone}", f"/users/{someone}/disable"):
                 answer = await browser.http.get(path)
@@ -61,7 +64,7 @@ async def test_the_admin_pages_are_admins_only_and_linked_for_admins_only(
         async with Browser(url) as browser:
             await browser.sign_in(boss.username, PASSWORD)
             jobs = await browser.http.get("/jobs")
-            assert _nav(jobs.text) == ["Jobs", "Nodes", "Users", "Service accounts"]
+            assert _nav(jobs.text) == [*USER_LINKS, "Nodes", "Users", "Service accounts"]
             shown = await browser.http.get(f"/users/{someone}")
             assert "<dd>user</dd>" in shown.text
 

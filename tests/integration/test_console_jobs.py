@@ -181,7 +181,7 @@ async def test_a_job_page_shows_its_definition_fire_times_and_executions(
             assert f'action="/jobs/{job.id}/{action}"' in page.text
         assert f'action="/jobs/{job.id}/resume"' not in page.text
         assert f'href="/jobs/{job.id}/edit"' in page.text
-        assert f'href="/jobs/{job.id}/cancel" data-dialog="confirm-cancel"' in page.text
+        assert f'href="/jobs/{job.id}/cancel" data-confirm-dialog="confirm-cancel"' in page.text
         assert page.text.count('name="version" value="1"') >= 4
 
         executions = await browser.http.get(
