@@ -32,11 +32,24 @@ $(BROWSER_STAMP): | $(STAMP)
 	fi
 	touch $@
 
+# Two groups at once, each with its own embedded PostgreSQL and broker: the platform-level
+# tests (tests/system, tests/browser) spend most of their time waiting on timers and
+# processes, so they overlap well with the rest. Each group's report is printed when both are
+# done; the run fails if either does.
+FAST_TESTS := tests/unit tests/integration
+PLATFORM_TESTS := tests/system tests/browser
+
 test: $(STAMP) $(BROWSER_STAMP)
-	$(VENV)/bin/python -m pytest
+	@mkdir -p .test-logs; \
+	$(VENV)/bin/python -m pytest $(FAST_TESTS) > .test-logs/fast.log 2>&1 & fast=$$!; \
+	$(VENV)/bin/python -m pytest $(PLATFORM_TESTS) > .test-logs/platform.log 2>&1 & platform=$$!; \
+	wait $$fast; fast_status=$$?; wait $$platform; platform_status=$$?; \
+	echo "== $(FAST_TESTS)"; cat .test-logs/fast.log; \
+	echo "== $(PLATFORM_TESTS)"; cat .test-logs/platform.log; \
+	test $$fast_status -eq 0 && test $$platform_status -eq 0
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache
+	rm -rf $(VENV) .local .pytest_cache .test-logs
