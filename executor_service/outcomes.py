@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -261,9 +262,9 @@ class OutcomeWriter:
     @staticmethod
     def _log_finished(
         batch: Sequence[Outcome],
-        recorded: set,
+        recorded: set[uuid.UUID],
         decisions: Sequence[tuple[Outcome, occurrences.Next]],
-        moved: set,
+        moved: set[uuid.UUID],
     ) -> None:
         """One `execution_finished` line per execution this committed batch recorded: only one
         transaction can record an execution (it must still be RUNNING), so a redelivered or

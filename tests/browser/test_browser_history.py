@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 
 from console_browser import inline_code, screenshot, sign_in
+from platform_process import eventually
 from playwright.sync_api import Page, expect
 
 DEAD_LETTER_DEADLINE_S = 30
@@ -94,10 +94,9 @@ def test_a_dead_letter_is_replayed_from_the_page_and_others_see_none_of_it(
                 "retryPolicy": {"maxAttempts": 1},
             }
         )
-        deadline = time.monotonic() + DEAD_LETTER_DEADLINE_S
-        while not (letters := client.dead_letters.list(job_id=job.id).items):
-            assert time.monotonic() < deadline, "no dead letter"
-            time.sleep(0.5)
+        letters = eventually(
+            lambda: client.dead_letters.list(job_id=job.id).items, DEAD_LETTER_DEADLINE_S
+        )
     (letter,) = letters
 
     sign_in(page, email)

@@ -77,6 +77,10 @@ def test_a_user_finds_runs_pauses_cancels_and_deletes_a_job(page: Page, platform
         page.get_by_role("button", name="Run now").click()
         expect(page.get_by_role("status")).to_contain_text("The job will run now")
         expect(page.locator("#executions")).to_contain_text("SUCCEEDED", timeout=EXECUTION_WAIT_MS)
+        # Each execution names the executor that ran it.
+        (execution,) = client.executions.list(job_id=[job.id]).items
+        assert execution.worker
+        expect(page.locator("#executions")).to_contain_text(execution.worker)
 
         page.get_by_role("button", name="Pause").click()
         expect(page.get_by_role("status")).to_contain_text("The job is paused")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -27,6 +29,22 @@ PORT_SETTINGS = {
 }
 SETTINGS_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION", "DATABASE_URL",
                       "KAFKA_BOOTSTRAP_SERVERS", "HTTP_PORT", "HTTP_HOST")  # fmt: skip
+
+
+POLL_INTERVAL_S = 0.2
+
+
+def eventually(check: Callable[[], Any], deadline_s: float) -> Any:
+    """The first truthy answer of `check`, asked again until the deadline (then the test
+    fails, naming `check`)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        answer = check()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {deadline_s} s: {check}")
+        time.sleep(POLL_INTERVAL_S)
 
 
 class Up:

@@ -13,13 +13,13 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import platform_process
 import pytest
 from platform_process import START_DEADLINE_S, Up, free_ports
 
@@ -120,15 +120,7 @@ def logged_in(platform: Platform, folder: Path, email: str) -> Schedctl:
 
 
 def eventually(check: Callable[[], Any], deadline_s: float = RUN_DEADLINE_S) -> Any:
-    """The first truthy answer of `check`, asked again until the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {deadline_s} s: {check}")
-        time.sleep(0.2)
+    return platform_process.eventually(check, deadline_s)
 
 
 def mode(path: Path) -> int:
