@@ -27,7 +27,7 @@ from executor_service import repository
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
 from executor_service.strategy import describe
-from libs import db, kafka, log, loops, messages, occurrences
+from libs import backoff, db, kafka, log, loops, messages, occurrences, schedule
 from libs.states import ExecutionStatus
 
 PUBLISH_TIMEOUT_S = 10.0
@@ -196,7 +196,7 @@ class OutcomeWriter:
     ) -> occurrences.Next:
         dispatch = outcome.dispatch
         try:
-            parsed = occurrences.parse_schedule(job.schedule)
+            parsed = schedule.load(job.schedule)
         except ValueError:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
             parsed = None
@@ -216,7 +216,7 @@ class OutcomeWriter:
             )
         return occurrences.after_failure(
             parsed,
-            job.retry_policy or {},
+            backoff.RetryPolicy.load(job.retry_policy),
             scheduled_for=dispatch.scheduled_for,
             attempt=dispatch.attempt,
             run_count=job.run_count,

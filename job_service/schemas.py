@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from job_service import repository, schedules
-from libs import job_types, misfire, models, schemas, webhook_secrets
+from libs import backoff, job_types, misfire, models, schemas, webhook_secrets
 from libs.states import ExecutionStatus, JobStatus
 
 NAME_MAX = 200
@@ -106,10 +106,10 @@ class RetryPolicy(schemas.StrictModel):
         {"maxAttempts": 5, "initialBackoffSeconds": 2, "multiplier": 2, "maxBackoffSeconds": 600}
     )
 
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    initial_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = 1.0
-    multiplier: Annotated[float, Field(ge=1, le=10)] = 2.0
-    max_backoff_s: Annotated[float, Field(ge=0.1, le=86400)] = 300.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = backoff.DEFAULT.max_attempts
+    initial_backoff_s: Annotated[float, Field(ge=0.1, le=3600)] = backoff.DEFAULT.initial_backoff_s
+    multiplier: Annotated[float, Field(ge=1, le=10)] = backoff.DEFAULT.multiplier
+    max_backoff_s: Annotated[float, Field(ge=0.1, le=86400)] = backoff.DEFAULT.max_backoff_s
 
     @field_validator("max_backoff_s")
     @classmethod

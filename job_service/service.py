@@ -389,7 +389,7 @@ def _resumed_next_run(job: models.Job, now: datetime) -> datetime | None:
     A pending occurrence not yet due stays; one that was missed is judged by the job's misfire
     policy (`libs.misfire`): due now if the policy runs it, else the next regular occurrence.
     """
-    spec = schedule.SCHEDULE_ADAPTER.validate_python(job.schedule)
+    spec = schedule.load(job.schedule)
     missed = job.next_run_at
     if missed is None:
         if job.run_count == 0:

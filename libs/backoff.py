@@ -1,8 +1,9 @@
 """Retry delays: exponential backoff with full jitter, capped. Pure functions, no clock.
 
 A job's `retry_policy` (JSONB) holds `max_attempts`, `initial_backoff_s`, `multiplier` and
-`max_backoff_s`; a key that is absent takes its default from `DEFAULTS`, so the empty policy a
-job gets from the database default is usable as it is.
+`max_backoff_s`; `RetryPolicy.load` reads it, a key that is absent taking the field's default,
+so the empty policy a job gets from the database default is usable as it is. The defaults are
+written here once: the job service's API model takes them from `RetryPolicy`.
 
 Full jitter ("Exponential Backoff And Jitter", AWS Architecture Blog, 2015): the delay before
 the next attempt is drawn uniformly from [0, min(cap, initial * multiplier ** (attempt - 1))).
@@ -12,41 +13,58 @@ went down) from coming back at once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
-
-DEFAULTS: Mapping[str, float] = {
-    "max_attempts": 3,
-    "initial_backoff_s": 1.0,
-    "multiplier": 2.0,
-    "max_backoff_s": 300.0,
-}
+from dataclasses import dataclass
+from typing import Any, Self
 
 
-def _number(policy: Mapping[str, Any], key: str) -> float:
-    value = policy.get(key)
-    if value is None:
-        return float(DEFAULTS[key])
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"retry policy: {key} must be finite, not {value!r}")
-    return number
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The attempts of one occurrence and the waits between them, as a job stores them."""
+
+    max_attempts: int = 3
+    initial_backoff_s: float = 1.0
+    multiplier: float = 2.0
+    max_backoff_s: float = 300.0
+
+    @classmethod
+    def load(cls, stored: Mapping[str, Any] | None) -> Self:
+        """The policy a job's `retry_policy` column holds; raises `ValueError` for a value that
+        is not a finite number."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            value = (stored or {}).get(field.name)
+            if value is None:
+                continue
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(f"retry policy: {field.name} must be finite, not {value!r}")
+            values[field.name] = int(number) if field.type == "int" else number
+        return cls(**values)
+
+    def stored(self) -> dict[str, Any]:
+        """The form the `retry_policy` column holds."""
+        return dataclasses.asdict(self)
 
 
-def max_attempts(policy: Mapping[str, Any]) -> int:
+DEFAULT = RetryPolicy()
+
+
+def max_attempts(policy: RetryPolicy) -> int:
     """How many attempts an occurrence gets in all (the first try included), at least 1."""
-    return max(1, int(_number(policy, "max_attempts")))
+    return max(1, policy.max_attempts)
 
 
-def backoff_cap_s(policy: Mapping[str, Any], attempt: int) -> float:
+def backoff_cap_s(policy: RetryPolicy, attempt: int) -> float:
     """The upper bound of the delay after failed attempt `attempt` (1 for the first try):
     `initial * multiplier ** (attempt - 1)`, never above `max_backoff_s`, never negative."""
     if attempt < 1:
         raise ValueError(f"attempt must be at least 1, not {attempt}")
-    initial = max(0.0, _number(policy, "initial_backoff_s"))
-    multiplier = max(1.0, _number(policy, "multiplier"))
-    cap = max(0.0, _number(policy, "max_backoff_s"))
+    initial = max(0.0, policy.initial_backoff_s)
+    multiplier = max(1.0, policy.multiplier)
+    cap = max(0.0, policy.max_backoff_s)
     if initial == 0.0 or cap == 0.0:
         return 0.0
     # Computed in logarithms: multiplier ** attempt overflows a float long before attempts run
@@ -61,7 +79,7 @@ def backoff_cap_s(policy: Mapping[str, Any], attempt: int) -> float:
 
 
 def retry_delay_s(
-    policy: Mapping[str, Any], attempt: int, random: float, *, at_least_s: float | None = None
+    policy: RetryPolicy, attempt: int, random: float, *, at_least_s: float | None = None
 ) -> float:
     """Seconds to wait after failed attempt `attempt` before the next one.
 
@@ -74,5 +92,5 @@ def retry_delay_s(
         raise ValueError(f"random must lie in [0, 1), not {random}")
     delay = random * backoff_cap_s(policy, attempt)
     if at_least_s is not None and at_least_s > delay:
-        delay = min(at_least_s, max(delay, _number(policy, "max_backoff_s")))
+        delay = min(at_least_s, max(delay, policy.max_backoff_s))
     return delay

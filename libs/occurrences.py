@@ -24,11 +24,9 @@ job's fencing token.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from libs import backoff, schedule
 from libs.states import JobStatus
@@ -65,11 +63,6 @@ def waiting(pause_after_run: bool) -> JobStatus:
     return JobStatus.PAUSED if pause_after_run else JobStatus.SCHEDULED
 
 
-def parse_schedule(stored: Mapping[str, Any]) -> schedule.Schedule:
-    """A job's stored (normalised) schedule; raises `ValueError` when it does not validate."""
-    return schedule.SCHEDULE_ADAPTER.validate_python(stored)
-
-
 def _move_on(
     parsed: schedule.Schedule | None,
     *,
@@ -99,7 +92,7 @@ def after_success(
 
 def after_failure(
     parsed: schedule.Schedule | None,
-    retry_policy: Mapping[str, Any],
+    retry_policy: backoff.RetryPolicy,
     *,
     scheduled_for: datetime,
     attempt: int,

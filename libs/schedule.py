@@ -28,6 +28,7 @@ from __future__ import annotations
 import calendar
 import itertools
 import zoneinfo
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -111,6 +112,12 @@ class Calendar(_Base):
 
 Schedule = Annotated[Once | Cron | FixedRate | FixedDelay | Calendar, Field(discriminator="kind")]
 SCHEDULE_ADAPTER: TypeAdapter[Schedule] = TypeAdapter(Schedule)
+
+
+def load(stored: Mapping[str, Any]) -> Schedule:
+    """The schedule a job's `schedule` column holds (normalised when it was stored); raises
+    `ValueError` (pydantic's `ValidationError`) when it does not validate."""
+    return SCHEDULE_ADAPTER.validate_python(stored)
 
 
 def normalise(schedule: Schedule, now: datetime) -> Schedule:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from libs import misfire, occurrences, schedule
+from libs import backoff, misfire, occurrences, schedule
 from libs.states import JobStatus
 from scheduler_service import errors, repository
 
@@ -29,7 +29,7 @@ LOST_REASON = "lease_expired"
 def parse_schedule(stored: dict) -> schedule.Schedule:
     """The job's stored (normalised) schedule; `StoredScheduleInvalid` when unreadable."""
     try:
-        return schedule.SCHEDULE_ADAPTER.validate_python(stored)
+        return schedule.load(stored)
     except ValidationError as exc:
         raise errors.StoredScheduleInvalid(f"stored schedule does not validate: {exc}") from exc
 
@@ -119,7 +119,7 @@ def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> R
         parsed = None
     decided = occurrences.after_failure(
         parsed,
-        job.retry_policy or {},
+        backoff.RetryPolicy.load(job.retry_policy),
         scheduled_for=job.next_run_at or now,
         attempt=job.attempt,
         run_count=job.run_count,

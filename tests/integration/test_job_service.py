@@ -94,7 +94,7 @@ async def test_the_schedule_is_stored_as_libs_schedule_reads_it_and_shown_in_cam
     [row] = await jobs.sql(
         "SELECT schedule, schedule_kind, timezone, retry_policy, next_run_at FROM jobs"
     )
-    stored = schedule.SCHEDULE_ADAPTER.validate_python(row.schedule)
+    stored = schedule.load(row.schedule)
     assert isinstance(stored, schedule.FixedRate)
     assert (stored.interval_s, stored.max_runs) == (60, 3)
     # The anchor defaults to the database's now, which is also the first run.

@@ -366,7 +366,7 @@ async def test_resume_skips_missed_occurrences_when_the_policy_skips(jobs):
     now = parse_time(resumed["updatedAt"])
     decision = misfire.decide(
         misfire.MisfirePolicy.SKIP,
-        schedule.SCHEDULE_ADAPTER.validate_python(row.schedule),
+        schedule.load(row.schedule),
         scheduled_for=row.next_run_at,
         now=now,
         grace_s=60,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from libs import backoff
 
-POLICY = {"max_attempts": 5, "initial_backoff_s": 2, "multiplier": 3, "max_backoff_s": 60}
+POLICY = backoff.RetryPolicy(max_attempts=5, initial_backoff_s=2, multiplier=3, max_backoff_s=60)
 
 
 @pytest.mark.parametrize(
@@ -38,9 +38,19 @@ def test_full_jitter_spreads_the_delay_over_the_whole_window(random, expected):
 
 
 def test_an_empty_policy_takes_the_defaults():
-    assert backoff.max_attempts({}) == backoff.DEFAULTS["max_attempts"]
-    assert backoff.backoff_cap_s({}, 1) == backoff.DEFAULTS["initial_backoff_s"]
-    assert backoff.backoff_cap_s({}, 100) == backoff.DEFAULTS["max_backoff_s"]
+    empty = backoff.RetryPolicy.load({})
+    assert empty == backoff.DEFAULT == backoff.RetryPolicy.load(None)
+    assert backoff.max_attempts(empty) == 3
+    assert backoff.backoff_cap_s(empty, 1) == 1.0
+    assert backoff.backoff_cap_s(empty, 100) == 300.0
+
+
+def test_a_stored_policy_loads_with_its_types_and_round_trips():
+    stored = {"max_attempts": 7.0, "initial_backoff_s": 2, "multiplier": 3, "max_backoff_s": 60}
+    policy = backoff.RetryPolicy.load(stored)
+    assert policy == backoff.RetryPolicy(7, 2.0, 3.0, 60.0)
+    assert isinstance(policy.max_attempts, int)
+    assert backoff.RetryPolicy.load(policy.stored()) == policy
 
 
 @pytest.mark.parametrize(
@@ -54,12 +64,12 @@ def test_an_empty_policy_takes_the_defaults():
     ],
 )
 def test_degenerate_policies_give_sensible_windows(policy, cap):
-    assert backoff.backoff_cap_s(policy, 4) == cap
+    assert backoff.backoff_cap_s(backoff.RetryPolicy.load(policy), 4) == cap
 
 
 def test_max_attempts_is_at_least_one():
-    assert backoff.max_attempts({"max_attempts": 0}) == 1
-    assert backoff.max_attempts({"max_attempts": 7}) == 7
+    assert backoff.max_attempts(backoff.RetryPolicy(max_attempts=0)) == 1
+    assert backoff.max_attempts(backoff.RetryPolicy(max_attempts=7)) == 7
 
 
 @pytest.mark.parametrize("random", [-0.1, 1.0, math.nan])
@@ -75,22 +85,21 @@ def test_attempt_zero_is_refused():
 
 def test_a_non_finite_setting_is_refused():
     with pytest.raises(ValueError, match="initial_backoff_s"):
-        backoff.retry_delay_s({"initial_backoff_s": math.inf}, 1, 0.5)
+        backoff.RetryPolicy.load({"initial_backoff_s": math.inf})
 
 
-policies = st.fixed_dictionaries(
-    {
-        "initial_backoff_s": st.floats(0, 1e6),
-        "multiplier": st.floats(1, 100),
-        "max_backoff_s": st.floats(0, 1e7),
-    }
+policies = st.builds(
+    backoff.RetryPolicy,
+    initial_backoff_s=st.floats(0, 1e6),
+    multiplier=st.floats(1, 100),
+    max_backoff_s=st.floats(0, 1e7),
 )
 
 
 @given(policies, st.integers(1, 100_000), st.floats(0, 1, exclude_max=True))
 def test_the_delay_lies_in_the_window_and_never_passes_the_cap(policy, attempt, random):
     delay = backoff.retry_delay_s(policy, attempt, random)
-    assert 0 <= delay <= policy["max_backoff_s"]
+    assert 0 <= delay <= policy.max_backoff_s
     assert delay <= backoff.backoff_cap_s(policy, attempt)
 
 
@@ -109,5 +118,5 @@ def test_the_window_never_shrinks_from_one_attempt_to_the_next(policy, attempt):
     ],
 )
 def test_a_targets_retry_after_raises_the_delay_within_the_cap(at_least_s, random, expected):
-    policy = {"initial_backoff_s": 2, "multiplier": 2, "max_backoff_s": 60}
+    policy = backoff.RetryPolicy(initial_backoff_s=2, multiplier=2, max_backoff_s=60)
     assert backoff.retry_delay_s(policy, 1, random, at_least_s=at_least_s) == expected

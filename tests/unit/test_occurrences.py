@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from libs.occurrences import Outcome
 from libs.states import JobStatus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-POLICY = {"max_attempts": 3, "initial_backoff_s": 2, "multiplier": 2, "max_backoff_s": 60}
+POLICY = backoff.RetryPolicy(max_attempts=3, initial_backoff_s=2, multiplier=2, max_backoff_s=60)
 
 
 def hourly(**extra) -> schedule.Schedule:
@@ -100,7 +101,7 @@ def test_a_one_time_job_given_up_on_fails_with_its_attempts():
 def test_a_failure_either_retries_within_the_window_or_gives_up(
     attempt, max_attempts, retryable, random
 ):
-    policy = {**POLICY, "max_attempts": max_attempts}
+    policy = dataclasses.replace(POLICY, max_attempts=max_attempts)
     decided = occurrences.after_failure(
         hourly(), policy, scheduled_for=T0, attempt=attempt, run_count=0, now=T0,
         random=random, retryable=retryable,
