@@ -49,10 +49,35 @@ IdempotencyKey = models.IdempotencyKey
 # Re-read what an UPDATE ... RETURNING gives back even if the session holds the row already.
 _FRESH = {"populate_existing": True}
 JobOrder = Literal["createdAt", "nextRunAt"]
-# The states from which a dead letter's replay makes its job due again.
-REPLAYABLE = frozenset({JobStatus.FAILED, JobStatus.SCHEDULED})
-# The states from which run-now makes a job due for one occurrence.
-RUNNABLE = frozenset({JobStatus.SCHEDULED, JobStatus.PAUSED, JobStatus.FAILED})
+
+# --- Which states a person's request starts from (`libs.states`) --------------------------------
+
+# States in which a job may still change (its definition by PATCH, a pending return to PAUSED by
+# resume): those with a way out in the table. A FAILED job may be fixed before a person runs it
+# again; a COMPLETED or CANCELLED one is history, which an edit would make describe a job that
+# never ran that way.
+CHANGEABLE = frozenset(s for s, moves in states.JOB_TRANSITIONS.items() if moves)
+# Resume: the table's ways into SCHEDULED that the platform never takes, a person's requests by
+# the table's own rule (RUNNING -> SCHEDULED is the platform's: an occurrence's outcome, a
+# hand-back, lease recovery). They also bound a resume whose schedule has no occurrence left,
+# which completes the job.
+RESUMABLE = frozenset(
+    s
+    for s in states.job_sources(JobStatus.SCHEDULED)
+    if not states.platform_may_move(s, JobStatus.SCHEDULED)
+)
+# Run-now: the resumable states, and SCHEDULED, which stays SCHEDULED (no transition: only its
+# next run moves). A RUNNING job is not runnable: its occurrence's end moves it on.
+RUNNABLE = RESUMABLE | {JobStatus.SCHEDULED}
+# A dead letter's replay runs the job now with attempts counted from 1, as run-now does, except
+# on a PAUSED job: the replay of one failure does not lift the pause a person or the job's
+# target asked for (resume or run-now does, on request).
+REPLAYABLE = RUNNABLE - {JobStatus.PAUSED}
+
+
+def _status_in(allowed: Collection[JobStatus]) -> ColumnElement[bool]:
+    """The guard of a state change: the job is in one of `allowed`."""
+    return Job.status.in_(sorted(str(s) for s in allowed))
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -279,13 +304,16 @@ async def update_job(
     status: JobStatus,
     values: Mapping[str, Any],
 ) -> models.Job | None:
-    """Apply `values` and bump the version, if the job is still at `version` and `status`."""
+    """Apply `values` and bump the version, if the job is still at `version` and `status`, and
+    that status is one a job may still change in (`CHANGEABLE`). The status stays: an update is
+    no transition."""
     statement = (
         update(Job)
         .where(
             Job.id == job_id,
             Job.version == version,
             Job.status == status,
+            _status_in(CHANGEABLE),
             Job.deleted_at.is_(None),
         )
         .values(**values, version=Job.version + 1)
@@ -313,7 +341,7 @@ async def transition_job(
         allowed = allowed & frozenset(sources)
     statement = (
         update(Job)
-        .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in allowed]))
+        .where(Job.id == job_id, *_visible(owner), _status_in(allowed))
         .values(
             **(values or {}),
             status=target,
@@ -338,13 +366,11 @@ async def run_now(
     """Make the job due now for one occurrence: a SCHEDULED job stays SCHEDULED (no
     transition) with its attempt; a FAILED one is SCHEDULED with attempts counted from 1; a
     PAUSED one is SCHEDULED with its attempt and `pause_after_run`, to be PAUSED again when
-    the occurrence ends. None when the job is absent, invisible, in another state or at
-    another version."""
-    # PAUSED -> SCHEDULED and FAILED -> SCHEDULED are transitions of the table, requested here.
-    runnable = (states.job_sources(JobStatus.SCHEDULED) & RUNNABLE) | {JobStatus.SCHEDULED}
+    the occurrence ends. None when the job is absent, invisible, in a state not
+    `RUNNABLE` or at another version."""
     statement = (
         update(Job)
-        .where(Job.id == job_id, *_visible(owner), Job.status.in_([str(s) for s in runnable]))
+        .where(Job.id == job_id, *_visible(owner), _status_in(RUNNABLE))
         .values(
             status=JobStatus.SCHEDULED,
             status_reason=None,
@@ -370,14 +396,17 @@ async def delete_job(
 ) -> models.Job | None:
     """Soft-delete the job: `deleted_at` set, no next run, and CANCELLED when its state allows
     it (a finished job keeps the state it finished in)."""
-    cancellable = [str(s) for s in states.job_sources(JobStatus.CANCELLED)]
+    # No status guard: a job is deleted in any state. Deletion hides the job, it is no move of
+    # the state table; the one move it makes, to CANCELLED, is taken only where the table
+    # allows it.
+    cancels = _status_in(states.job_sources(JobStatus.CANCELLED))
     statement = (
         update(Job)
         .where(Job.id == job_id, *_visible(owner))
         .values(
             deleted_at=func.now(),
             next_run_at=None,
-            status=case((Job.status.in_(cancellable), JobStatus.CANCELLED), else_=Job.status),
+            status=case((cancels, JobStatus.CANCELLED), else_=Job.status),
             status_reason=None,
             pause_after_run=False,
             version=Job.version + 1,
@@ -392,16 +421,10 @@ async def delete_job(
 async def replay_job(session: AsyncSession, job_id: uuid.UUID) -> models.Job | None:
     """Make the job due now with a fresh attempt count: a FAILED job goes back to SCHEDULED
     (the transition table's one way out of FAILED); a SCHEDULED one just moves its next run.
-    None when the job is deleted or in any other state."""
-    # Staying SCHEDULED is no transition; FAILED -> SCHEDULED is one, allowed for this request.
-    replayable = (states.job_sources(JobStatus.SCHEDULED) & REPLAYABLE) | {JobStatus.SCHEDULED}
+    None when the job is deleted or in any other state (`REPLAYABLE`)."""
     statement = (
         update(Job)
-        .where(
-            Job.id == job_id,
-            Job.deleted_at.is_(None),
-            Job.status.in_([str(s) for s in replayable]),
-        )
+        .where(Job.id == job_id, Job.deleted_at.is_(None), _status_in(REPLAYABLE))
         .values(
             status=JobStatus.SCHEDULED,
             status_reason=None,

@@ -16,14 +16,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import cursors, errors, idempotency, repository, schedules, schemas, targets
-from libs import addresses, job_types, log, misfire, models, schedule, scopes
+from libs import addresses, job_types, log, misfire, models, schedule, scopes, states
 from libs.states import JobStatus
 from libs.tokens import Principal
-
-# States in which a job's definition may still change. A FAILED job may be fixed before a person
-# runs it again (run-now, a dead letter's replay, resume); a COMPLETED or CANCELLED one is
-# history, which an edit would make describe a job that never ran that way.
-PATCHABLE = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED})
 
 Versions = Collection[int] | None  # from If-Match: the versions the client expects; None: any
 Networks = Sequence[addresses.IpNetwork]  # `http.allowed.networks`
@@ -317,7 +312,7 @@ async def update_job(
     status, and the reason the platform gave for it, stay as they are: an edit runs nothing (a
     FAILED job stays FAILED until it is run, replayed or resumed)."""
     job = await _locked(session, principal, job_id, versions)
-    if job.status not in PATCHABLE:
+    if job.status not in repository.CHANGEABLE:
         raise errors.JobStateConflict(f"a {job.status} job cannot be changed", job.status)
     sent = patch.model_fields_set
     values: dict[str, Any] = {
@@ -420,22 +415,25 @@ async def resume_job(
     job = await _locked(session, principal, job_id, versions)
     if job.pause_after_run:
         return await _keep_running(session, principal, job)
-    if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
+    if job.status not in repository.RESUMABLE:
         raise errors.JobStateConflict(f"a {job.status} job cannot be resumed", job.status)
     now = await repository.database_now(session)
     next_run_at = _resumed_next_run(job, now)
-    if next_run_at is None and job.status == JobStatus.FAILED:
+    target = JobStatus.SCHEDULED if next_run_at is not None else JobStatus.COMPLETED
+    # A FAILED job has no way to COMPLETED in the table: a failure does not become a completion.
+    if not states.can_transition(JobStatus(job.status), target):
         raise errors.JobStateConflict(
-            "the FAILED job's schedule has no occurrence left: change its schedule, or run it now",
+            f"the {job.status} job's schedule has no occurrence left: change its schedule,"
+            " or run it now",
             job.status,
         )
-    target = JobStatus.SCHEDULED if next_run_at is not None else JobStatus.COMPLETED
     resumed = await repository.transition_job(
         session,
         job.id,
         None,  # visibility was checked under the lock
         target,
         versions=[job.version],
+        sources=repository.RESUMABLE,
         values={"next_run_at": next_run_at, "attempt": 1},
     )
     if resumed is None:  # cannot happen while the row is locked; never ignored all the same
