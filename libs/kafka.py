@@ -175,14 +175,6 @@ async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
         raise KafkaUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope, key: str) -> None:
-    """Send one envelope and wait until the broker has acknowledged it."""
-    try:
-        await producer.send_and_wait(topic, encode(envelope), key=key.encode())
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}") from exc
-
-
 async def send_all(
     producer: AIOKafkaProducer,
     topic: str,

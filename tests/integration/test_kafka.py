@@ -51,19 +51,22 @@ async def test_ensure_topics_creates_both_topics_once(kafka_bootstrap_servers, u
 
 async def test_envelope_round_trip_through_the_broker(kafka_bootstrap_servers, unique_name):
     settings = settings_for(kafka_bootstrap_servers, unique_name)
-    await kafka.ensure_topics(settings)
-    producer = kafka.create_producer(settings)
-    await kafka.start(producer)
+    producer = kafka.Producer(settings)
     sent = [
         kafka.Envelope(type="job.dispatch", producer="test", payload={"job_id": f"job-{i}", "n": i})
         for i in range(5)
     ]
     try:
-        for envelope in sent:
-            await kafka.publish(producer, settings.kafka_dispatch_topic, envelope, key="job-1")
-        await kafka.ping(producer)
+        await producer.start()
+        acks = await producer.send_all(
+            settings.kafka_dispatch_topic,
+            [("job-1", kafka.encode(envelope)) for envelope in sent],
+            timeout_s=DEADLINE_S,
+        )
+        await producer.ping()
     finally:
         await producer.stop()
+    assert not [a for a in acks if isinstance(a, Exception)]
 
     consumer = kafka.create_consumer(
         settings, settings.kafka_dispatch_topic, group_id=f"{unique_name}-group"
