@@ -9,8 +9,7 @@ import collections
 import time
 from datetime import timedelta
 
-from sqlalchemy import insert, text
-from test_scheduler_support import (
+from scheduler_support import (
     Dispatches,
     ago,
     db_now,
@@ -24,6 +23,7 @@ from test_scheduler_support import (
     settings_for,
     sql,
 )
+from sqlalchemy import insert, text
 
 from libs import channels, db, models
 from libs.states import ExecutionStatus, JobStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from test_scheduler_support import (
+from scheduler_support import (
     db_now,
     dispatch_batch,
     executions,

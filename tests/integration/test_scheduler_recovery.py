@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from test_scheduler_support import (
+from scheduler_support import (
     Dispatches,
     db_now,
     dispatch_batch,
