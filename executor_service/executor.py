@@ -503,7 +503,8 @@ class Executor:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            log.get().error("outcomes_abandoned", count=self._writer.pending)
+            # Counted with every other unfinished message by `executor_stopped` below.
+            log.get().error("outcomes_abandoned")
         await leaving  # bounded by LEAVE_TIMEOUT_S, long over by now
         log.get().info("executor_stopped", unfinished=self._in_flight)
 

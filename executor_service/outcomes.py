@@ -95,10 +95,6 @@ class OutcomeWriter:
         self._queue.append(outcome)
         self._wake.set()
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     async def run(self, stop: asyncio.Event) -> None:
         """Write batches until `stop` is set and the queue is empty. A database that refuses
         is retried with a backoff; a shutdown bounds the wait by cancelling this task (what is

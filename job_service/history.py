@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from job_service import cursors, errors, repository, service
-from libs import log, models
+from job_service import errors, repository, service
+from libs import cursors, log, models
 from libs.states import ExecutionStatus
 from libs.tokens import Principal
 
@@ -30,7 +30,7 @@ def _page(
     `position`: a row's `(created_at, id)`."""
     if len(rows) <= limit:
         return rows, None
-    return rows[:limit], cursors.encode(HISTORY_ORDER, *position(rows[limit - 1]))
+    return rows[:limit], cursors.encode(*position(rows[limit - 1]), order=HISTORY_ORDER)
 
 
 def _history_position(cursor: str | None) -> cursors.Position | None:

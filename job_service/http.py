@@ -16,9 +16,9 @@ from fastapi import Depends, Header, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from job_service import cursors, errors
+from job_service import errors
 from job_service.settings import Settings
-from libs import auth, problems, scopes
+from libs import auth, cursors, problems, scopes
 from libs.tokens import Principal
 
 DEFAULT_PAGE = 50

@@ -38,8 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from job_service import cursors
-from libs import channels, models, states
+from libs import channels, cursors, models, states
 from libs.states import ExecutionStatus, JobStatus
 
 Job = models.Job

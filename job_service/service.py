@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from job_service import cursors, errors, idempotency, repository, schedules, schemas, targets
-from libs import addresses, job_types, log, misfire, models, schedule, scopes, states
+from job_service import errors, idempotency, repository, schedules, schemas, targets
+from libs import addresses, cursors, job_types, log, misfire, models, schedule, scopes, states
 from libs.states import JobStatus
 from libs.tokens import Principal
 
@@ -238,7 +238,7 @@ def cursor_position(cursor: str | None, order: str) -> cursors.Position | None:
     if cursor is None:
         return None
     try:
-        return cursors.decode(cursor, order)
+        return cursors.decode(cursor, order=order)
     except cursors.Malformed:
         raise errors.invalid_cursor() from None
 
@@ -265,7 +265,7 @@ async def list_jobs(
         return rows, None
     last = rows[limit - 1]
     time = last.created_at if order == "createdAt" else last.next_run_at
-    return rows[:limit], cursors.encode(order, time, last.id)
+    return rows[:limit], cursors.encode(time, last.id, order=order)
 
 
 # --- Changing jobs ----------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import json
 import ssl
 import time
 import uuid
-import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +37,7 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.partitioner import murmur2
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from libs import kafka_protocol, log
@@ -175,14 +175,6 @@ async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
         raise KafkaUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, envelope: Envelope, key: str) -> None:
-    """Send one envelope and wait until the broker has acknowledged it."""
-    try:
-        await producer.send_and_wait(topic, encode(envelope), key=key.encode())
-    except KafkaError as exc:
-        raise KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}") from exc
-
-
 async def send_all(
     producer: AIOKafkaProducer,
     topic: str,
@@ -197,10 +189,9 @@ async def send_all(
     at which the broker acknowledged each message, or the `KafkaUnavailable` saying why it was
     not acknowledged, so the caller can hand back exactly what did not go out.
 
-    A key always goes to the same partition (so one key's messages keep their order), chosen
-    by CRC-32 rather than by the Java client's murmur2, which aiokafka computes in pure Python
-    at a cost that dominates a large batch: every producer of such a topic must use this
-    function.
+    A key always goes to the same partition (so one key's messages keep their order): the one
+    Kafka's default partitioner chooses (`partition_for`), so producers written with any other
+    Kafka client place the same keys on the same partitions.
 
     The deadline is needed because an idempotent aiokafka producer retries a batch for as long
     as the broker is away, and never fails it: a message past the deadline may still be
@@ -239,7 +230,7 @@ async def send_all(
             by_partition: dict[int, list[int]] = {}
             keys = [key.encode() for key, _ in messages]
             for index, key in enumerate(keys):
-                partition = partitions[zlib.crc32(key) % len(partitions)]
+                partition = partition_for(key, partitions)
                 by_partition.setdefault(partition, []).append(index)
             for partition, indexes in by_partition.items():
                 builder, members = producer.create_batch(), []
@@ -273,6 +264,13 @@ async def send_all(
             reason = f"no acknowledgement within {timeout_s} s"
         results.append(KafkaUnavailable(f"publish to {topic} failed: {reason}"))
     return results
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition of `key` among `partitions` (sorted by id) as Kafka's default partitioner
+    chooses it, in the Java client and every client that follows it: the murmur2 hash of the
+    key, made positive by dropping its sign bit, modulo the number of partitions."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 async def ping(producer: AIOKafkaProducer) -> None:

@@ -6,6 +6,11 @@ with an unknown error, so an idempotent producer (`enable_idempotence=True`, whi
 producer here uses) cannot start. Version 3 sends `producer_id = -1, producer_epoch = -1`,
 which asks for a fresh id exactly as v0 did. aiokafka negotiates the highest version both sides
 support, so against a broker without v3 nothing changes.
+
+`libs.kafka.create_producer` installs the patch before it builds a producer (a second install
+changes nothing), so only a process that produces runs with a patched aiokafka. The patch is
+written for the aiokafka release pyproject.toml pins; tests/unit/test_kafka_protocol.py checks
+every internal it reads or replaces.
 """
 
 from __future__ import annotations

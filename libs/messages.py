@@ -7,6 +7,10 @@ scheduler (key = job id, so one job's dispatches keep their order on one partiti
 exhausted), published by an executor to the dead-letter topic after the dead letter is stored
 (key = job id). The `dead_letters` table is the record; the topic lets other systems react.
 
+Both topics are keyed by job id and partitioned as Kafka's default partitioner does (murmur2 of
+the key, sign bit dropped, modulo the number of partitions: `libs.kafka.partition_for`), so
+another producer written with any Kafka client puts a job's messages on the same partition.
+
 A payload model changes only by adding optional fields; readers ignore fields they do not know
 (`extra="ignore"`). A change a reader must understand gets a new version number, and a reader
 refuses a version it does not know (`UnsupportedMessage`) instead of guessing at it.

@@ -145,11 +145,6 @@ class Dispatcher:
         async with repository.transaction(self._sessions) as session:
             return await repository.seconds_until_next_due(session)
 
-    async def dispatch_batch(self) -> BatchResult:
-        """Claim, publish and (on failure) hand back one batch. Raises `KafkaUnavailable` after
-        handing back, when any dispatch failed to publish, so the loop backs off."""
-        return await self.publish_batch(await self.claim_batch())
-
     async def claim_batch(self) -> Batch:
         """One claim transaction: due jobs locked, misfire policies applied, executions
         inserted, committed. Returns what is to be published."""

@@ -17,9 +17,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import auth, db, emails, models, passwords, resources, scopes, web
+from libs import auth, cursors, db, emails, models, passwords, resources, scopes, web
 from libs.tokens import Principal
-from user_service import cursors, schemas, service
+from user_service import schemas, service
 from user_service.settings import Settings
 
 DEFAULT_PAGE = 50

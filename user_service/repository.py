@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from libs import models, throttles
+from libs import cursors, models, throttles
 from libs.states import Role
-from user_service import cursors, errors
+from user_service import errors
 
 # Serializes changes to the set of active admins across processes (an arbitrary, fixed
 # advisory-lock key): the first admin's creation, and every demotion, disabling and role check
@@ -109,7 +109,7 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> models.User | N
 async def list_users(
     session: AsyncSession,
     *,
-    after: cursors.Position | None,
+    after: cursors.TimedPosition | None,
     email_prefix: str | None,
     locked: bool | None,
     limit: int,
@@ -274,7 +274,7 @@ async def get_service_account(
 
 
 async def list_service_accounts(
-    session: AsyncSession, *, after: cursors.Position | None, limit: int
+    session: AsyncSession, *, after: cursors.TimedPosition | None, limit: int
 ) -> Sequence[models.ServiceAccount]:
     statement = (
         select(ServiceAccount).order_by(ServiceAccount.created_at, ServiceAccount.id).limit(limit)

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import emails, log, models, opaque, passwords, throttles
+from libs import cursors, emails, log, models, opaque, passwords, throttles
 from libs.states import Role
 from libs.tokens import Principal
-from user_service import cursors, errors, password_policy, repository
+from user_service import errors, password_policy, repository
 from user_service.settings import Settings
 
 CLIENT_ID_PREFIX = "sa_"
@@ -167,11 +167,11 @@ async def update_profile(
     return updated
 
 
-def _position(cursor: str | None) -> cursors.Position | None:
+def _position(cursor: str | None) -> cursors.TimedPosition | None:
     if cursor is None:
         return None
     try:
-        return cursors.decode(cursor)
+        return cursors.decode_timed(cursor)
     except cursors.Malformed:
         raise errors.InvalidCursor from None
 

@@ -10,10 +10,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import select
-from test_auth_support import (
+from auth_support import (
     add_user,
     auth_app,
     execute,
@@ -23,6 +20,9 @@ from test_auth_support import (
     settings_for,
     verifier,
 )
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from auth_service import api, errors, keys

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import jwt
-from sqlalchemy import func, select, text, update
-from test_auth_support import (
+from auth_support import (
     NO_STORE,
     PASSWORD,
     TOKEN_PATH,
@@ -24,6 +23,7 @@ from test_auth_support import (
     settings_for,
     verifier,
 )
+from sqlalchemy import func, select, text, update
 
 from libs import models, opaque, scopes, tokens
 from libs.states import Role

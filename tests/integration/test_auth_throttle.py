@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import select
-from test_auth_support import (
+from auth_support import (
     PASSWORD,
     add_user,
     assert_oauth_problem,
@@ -18,6 +15,9 @@ from test_auth_support import (
     login,
     running,
 )
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select
 
 from libs import models, passwords
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from test_auth_support import assert_oauth_problem, settings_for
+from auth_support import assert_oauth_problem, settings_for
 
 from auth_service import api
 from libs import serve

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from test_client_support import PASSWORD, log_job, running
+from client_support import PASSWORD, log_job, running
 
 from libs.states import Role
 from schedctl import embedded

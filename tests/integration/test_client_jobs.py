@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from test_client_support import log_job, running
+from client_support import log_job, running
 
 from libs.states import Role
 from scheduler_client import errors, models

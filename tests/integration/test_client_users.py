@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from test_client_support import PASSWORD, running
+from client_support import PASSWORD, running
 
 from libs.states import Role
 from scheduler_client import ClientCredentials, PasswordLogin, errors, models

@@ -8,8 +8,8 @@ import re
 import uuid
 
 import pytest
-from test_client_support import PASSWORD, running
-from test_console_support import Browser, console, csrf_of
+from client_support import PASSWORD, running
+from console_support import Browser, console, csrf_of
 
 from console_service.pages import admin
 from libs.states import Role

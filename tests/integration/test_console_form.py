@@ -10,8 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_client_support import PASSWORD, running
-from test_console_support import Browser, console, csrf_of
+from client_support import PASSWORD, running
+from console_support import Browser, console, csrf_of
 
 from console_service.pages import job_form
 from tests.browser.console_browser import inline_code

@@ -10,11 +10,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from client_support import PASSWORD, log_job, running
+from console_support import Browser, console, csrf_of
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from test_client_support import PASSWORD, log_job, running
-from test_console_support import Browser, console, csrf_of
 
 from libs import db, models, scopes
 

@@ -8,11 +8,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from client_support import PASSWORD, running
+from console_support import Browser, console, csrf_of
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from test_client_support import PASSWORD, running
-from test_console_support import Browser, console, csrf_of
 
 from console_service import security, sessions
 from libs import db, models

@@ -12,8 +12,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from test_executor_support import Target, platform
-from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row
+from executor_support import Target, platform
+from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row
 
 from libs import kafka, messages, schedule, webhooks
 from libs.states import ExecutionStatus, JobStatus

@@ -12,14 +12,14 @@ from datetime import timedelta
 
 import structlog.testing
 from aiokafka import TopicPartition
-from test_executor_support import (
+from executor_support import (
     Target,
     attempt_under_way,
     executor_settings,
     platform,
     running_executor,
 )
-from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
+from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
 from libs import kafka, messages
 from libs.states import ExecutionStatus, JobStatus

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from test_executor_support import Platform, Target, owner_api, platform
-from test_scheduler_support import (
+from executor_support import Platform, Target, owner_api, platform
+from scheduler_support import (
     db_now,
     eventually,
     executions,

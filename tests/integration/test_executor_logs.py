@@ -8,8 +8,8 @@ import json
 from collections import Counter
 
 import structlog.testing
-from test_executor_support import Target, attempt_under_way, platform
-from test_scheduler_support import eventually, executions, job
+from executor_support import Target, attempt_under_way, platform
+from scheduler_support import eventually, executions, job
 
 from libs.states import ExecutionStatus, JobStatus
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from test_executor_support import platform
-from test_scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
+from executor_support import platform
+from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
 from libs import job_types
 from libs.states import ExecutionStatus, JobStatus

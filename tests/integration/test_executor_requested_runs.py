@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from test_executor_support import Target, owner_api, platform
-from test_job_service_support import JobService
-from test_scheduler_support import db_now, eventually, executions
+from executor_support import Target, owner_api, platform
+from job_service_support import JobService
+from scheduler_support import db_now, eventually, executions
 
 from libs.states import ExecutionStatus
 

@@ -3,7 +3,7 @@ and listing them, who sees what, idempotent creation and the NOTIFY a creation s
 and transitions: test_job_service_changes.py; running FAILED and PAUSED jobs again:
 test_job_service_reruns.py; batches: test_job_service_batch.py; executions,
 dead letters and previews: test_job_service_history.py; the OpenAPI document:
-test_job_service_openapi.py; the harness: test_job_service_support.py."""
+test_job_service_openapi.py; the harness: job_service_support.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from test_job_service_support import (
+from job_service_support import (
     JobService,
     assert_invalid,
     assert_problem,

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from test_job_service_support import JobService, assert_invalid, assert_problem, job_body, running
+from job_service_support import JobService, assert_invalid, assert_problem, job_body, running
 
 from job_service import idempotency, schemas
 from libs import channels

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_job_service_support import (
+from job_service_support import (
     JobService,
     assert_invalid,
     assert_problem,

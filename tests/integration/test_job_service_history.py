@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from test_job_service_support import (
+from job_service_support import (
     JobService,
     assert_invalid,
     assert_problem,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_job_service_support import running
+from job_service_support import running
 
 from libs import scopes
 

@@ -13,9 +13,9 @@ import pytest
 import schemathesis
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given
+from job_service_support import ALL_JOB_SCOPES, running
 from schemathesis import checks as generic_checks
 from schemathesis.specs.openapi import checks as openapi_checks
-from test_job_service_support import ALL_JOB_SCOPES, running
 
 from job_service import api, schemas
 from job_service.settings import Settings

@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime
 
 import pytest
+from job_service_support import JobService, assert_problem, running
 from sqlalchemy.exc import IntegrityError
-from test_job_service_support import JobService, assert_problem, running
 
 from libs.states import JobStatus
 

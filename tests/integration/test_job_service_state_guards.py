@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from test_job_service_support import JobService, running
+from job_service_support import JobService, running
 
 from job_service import repository
 from libs import db, models, states

@@ -6,7 +6,7 @@ check at connection time stays the one that protects."""
 from __future__ import annotations
 
 import pytest
-from test_job_service_support import JobService, assert_invalid, job_body, running
+from job_service_support import JobService, assert_invalid, job_body, running
 
 REFUSED_URLS = [
     "http://10.0.0.1/",

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from test_job_service_support import JobService, assert_invalid, assert_problem, running
+from job_service_support import JobService, assert_invalid, assert_problem, running
 
 from libs import db, webhook_secrets
 

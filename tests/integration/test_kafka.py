@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from libs import config, kafka
 from schedctl import embedded
@@ -49,19 +51,22 @@ async def test_ensure_topics_creates_both_topics_once(kafka_bootstrap_servers, u
 
 async def test_envelope_round_trip_through_the_broker(kafka_bootstrap_servers, unique_name):
     settings = settings_for(kafka_bootstrap_servers, unique_name)
-    await kafka.ensure_topics(settings)
-    producer = kafka.create_producer(settings)
-    await kafka.start(producer)
+    producer = kafka.Producer(settings)
     sent = [
         kafka.Envelope(type="job.dispatch", producer="test", payload={"job_id": f"job-{i}", "n": i})
         for i in range(5)
     ]
     try:
-        for envelope in sent:
-            await kafka.publish(producer, settings.kafka_dispatch_topic, envelope, key="job-1")
-        await kafka.ping(producer)
+        await producer.start()
+        acks = await producer.send_all(
+            settings.kafka_dispatch_topic,
+            [("job-1", kafka.encode(envelope)) for envelope in sent],
+            timeout_s=DEADLINE_S,
+        )
+        await producer.ping()
     finally:
         await producer.stop()
+    assert not [a for a in acks if isinstance(a, Exception)]
 
     consumer = kafka.create_consumer(
         settings, settings.kafka_dispatch_topic, group_id=f"{unique_name}-group"
@@ -85,6 +90,58 @@ async def test_envelope_round_trip_through_the_broker(kafka_bootstrap_servers, u
     assert [kafka.decode(r.value) for r in received] == sent
     assert all(r.key == b"job-1" for r in received)
     assert committed == received[-1].offset + 1
+
+
+# Keys of Kafka's own murmur2 test vectors, with the hash the Java client computes for each.
+JAVA_MURMUR2 = {
+    "21": -973932308,
+    "foobar": -790332482,
+    "a-little-bit-long-string": -985981536,
+    "a-little-bit-longer-string": -1486304829,
+    "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    "abc": 479470107,
+}
+
+
+async def test_send_all_puts_each_key_where_the_java_client_would(
+    kafka_bootstrap_servers, unique_name
+):
+    """Every key lands on the partition Kafka's default partitioner chooses, so a producer
+    written with any Kafka client keeps one job's messages on one partition with ours."""
+    partitions = 5
+    settings = settings_for(kafka_bootstrap_servers, unique_name, partitions=partitions)
+    expected = {key: (java & 0x7FFFFFFF) % partitions for key, java in JAVA_MURMUR2.items()}
+    everywhere = list(range(partitions))
+    for _ in range(40):  # job ids, as the dispatch topic is keyed
+        key = str(uuid.uuid4())
+        expected[key] = DefaultPartitioner()(key.encode(), everywhere, everywhere)
+    producer = kafka.Producer(settings)
+    try:
+        await producer.start()
+        acks = await producer.send_all(
+            settings.kafka_dispatch_topic,
+            [(key, key.encode()) for key in expected],
+            timeout_s=DEADLINE_S,
+        )
+    finally:
+        await producer.stop()
+    assert not [a for a in acks if isinstance(a, Exception)]
+
+    consumer = kafka.create_consumer(
+        settings, settings.kafka_dispatch_topic, group_id=f"{unique_name}-group"
+    )
+    await kafka.start(consumer)
+    placed: dict[str, int] = {}
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while len(placed) < len(expected):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    placed.update((r.key.decode(), r.partition) for r in records)
+    finally:
+        await consumer.stop()
+    assert placed == expected
+    assert len(set(placed.values())) == partitions  # the keys are spread, not all on one
 
 
 async def test_unreachable_broker_is_named(unique_name):

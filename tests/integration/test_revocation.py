@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from test_auth_support import PASSWORD, add_user, auth_app, basic
-from test_job_service_support import job_body
+from auth_support import PASSWORD, add_user, auth_app, basic
+from job_service_support import job_body
 
 import job_service.api
 import job_service.settings

@@ -9,11 +9,11 @@ import collections
 import time
 from datetime import timedelta
 
-from sqlalchemy import insert, text
-from test_scheduler_support import (
+from scheduler_support import (
     Dispatches,
     ago,
     db_now,
+    dispatch_batch,
     eventually,
     executions,
     insert_jobs,
@@ -23,6 +23,7 @@ from test_scheduler_support import (
     settings_for,
     sql,
 )
+from sqlalchemy import insert, text
 
 from libs import channels, db, models
 from libs.states import ExecutionStatus, JobStatus
@@ -38,7 +39,7 @@ async def test_a_due_job_is_claimed_and_published_with_its_fencing_token(
         [later] = await insert_jobs(parts.sessions, [job_row(next_run_at=now + timedelta(hours=1))])
         scheduler = parts.scheduler()
 
-        result = await scheduler.dispatcher.dispatch_batch()
+        result = await dispatch_batch(scheduler.dispatcher)
 
         assert (result.locked, result.published, result.handed_back) == (1, 1, 0)
         row = await job(parts.sessions, due)
@@ -69,7 +70,7 @@ async def test_a_due_job_is_claimed_and_published_with_its_fencing_token(
         assert len(message.trace_id) == 32
 
         # Nothing else is due: a second batch claims nothing.
-        again = await scheduler.dispatcher.dispatch_batch()
+        again = await dispatch_batch(scheduler.dispatcher)
         assert (again.locked, again.published) == (0, 0)
 
 
@@ -84,12 +85,12 @@ async def test_due_is_decided_by_the_database_clock(
             parts.sessions, [job_row(next_run_at=now + timedelta(seconds=2))]
         )
         dispatcher = parts.scheduler().dispatcher
-        assert (await dispatcher.dispatch_batch()).locked == 0
+        assert (await dispatch_batch(dispatcher)).locked == 0
         wait = await dispatcher.seconds_until_next_due()
         assert 0 < wait <= 2
 
         async def dispatched() -> bool:
-            return (await dispatcher.dispatch_batch()).published == 1
+            return (await dispatch_batch(dispatcher)).published == 1
 
         await eventually(dispatched, deadline_s=10)
         [execution] = await executions(parts.sessions, soon)
@@ -110,7 +111,7 @@ async def test_deleted_and_unscheduled_jobs_are_not_dispatched(
                 job_row(next_run_at=past, status=JobStatus.CANCELLED.value),
             ],
         )
-        result = await parts.scheduler().dispatcher.dispatch_batch()
+        result = await dispatch_batch(parts.scheduler().dispatcher)
         assert result.locked == 0
         assert await sql(parts.sessions, "SELECT id FROM executions") == []
         assert [(await job(parts.sessions, i)).lease_version for i in ids] == [0, 0, 0]

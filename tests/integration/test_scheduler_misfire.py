@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from test_scheduler_support import (
+from scheduler_support import (
     db_now,
+    dispatch_batch,
     executions,
     fixed_rate,
     insert_jobs,
@@ -69,7 +70,7 @@ async def test_skip_moves_a_late_job_to_its_next_occurrence_without_running_it(
         settings_for(database_url, kafka_bootstrap_servers, unique_name)
     ) as parts:
         job_id, anchor, _ = await late_job(parts, "skip")
-        result = await parts.scheduler().dispatcher.dispatch_batch()
+        result = await dispatch_batch(parts.scheduler().dispatcher)
         now = await db_now(parts.sessions)
 
         assert (result.locked, result.published) == (1, 0)
@@ -94,7 +95,7 @@ async def test_a_skipped_run_requested_on_a_paused_job_leaves_it_paused_at_its_n
             parts.sessions, "UPDATE jobs SET pause_after_run = true WHERE id = :id", id=job_id
         )
 
-        result = await parts.scheduler().dispatcher.dispatch_batch()
+        result = await dispatch_batch(parts.scheduler().dispatcher)
 
         now = await db_now(parts.sessions)
         assert (result.locked, result.published) == (1, 0)
@@ -117,7 +118,7 @@ async def test_skip_completes_a_late_job_with_no_occurrence_left(
             next_run_at=at, schedule_spec=once(at), misfire_policy="skip", misfire_grace_s=1
         )
         [job_id] = await insert_jobs(parts.sessions, [row])
-        await parts.scheduler().dispatcher.dispatch_batch()
+        await dispatch_batch(parts.scheduler().dispatcher)
         stored = await job(parts.sessions, job_id)
         assert (stored.status, stored.next_run_at) == (JobStatus.COMPLETED, None)
         assert await executions(parts.sessions, job_id) == []
@@ -132,7 +133,7 @@ async def test_run_once_runs_the_missed_occurrence_once_then_resumes_after_now(
         job_id, anchor, first_missed = await late_job(parts, "run_once")
         dispatcher = parts.scheduler().dispatcher
 
-        assert (await dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(dispatcher)).published == 1
         [execution] = await executions(parts.sessions, job_id)
         assert execution.scheduled_for == first_missed
         assert (await job(parts.sessions, job_id)).status == JobStatus.RUNNING
@@ -143,7 +144,7 @@ async def test_run_once_runs_the_missed_occurrence_once_then_resumes_after_now(
         await finish_occurrence(
             parts, job_id, next_run_at=first_missed + timedelta(seconds=INTERVAL_S)
         )
-        assert (await dispatcher.dispatch_batch()).published == 0
+        assert (await dispatch_batch(dispatcher)).published == 0
         now = await db_now(parts.sessions)
         row = await job(parts.sessions, job_id)
         assert row.status == JobStatus.SCHEDULED
@@ -165,9 +166,9 @@ async def test_run_all_catches_up_every_missed_occurrence_one_at_a_time(
         dispatched = []
         occurrence = first_missed
         while occurrence <= now:
-            assert (await dispatcher.dispatch_batch()).published == 1
+            assert (await dispatch_batch(dispatcher)).published == 1
             # One occurrence in flight at a time: nothing more while it runs.
-            assert (await dispatcher.dispatch_batch()).locked == 0
+            assert (await dispatch_batch(dispatcher)).locked == 0
             dispatched.append(occurrence)
             occurrence += timedelta(seconds=INTERVAL_S)
             await finish_occurrence(parts, job_id, next_run_at=occurrence)
@@ -192,7 +193,7 @@ async def test_an_occurrence_late_within_its_grace_runs_as_normal(
             for policy in ("skip", "run_once", "run_all")
         ]
         ids = await insert_jobs(parts.sessions, rows)
-        assert (await parts.scheduler().dispatcher.dispatch_batch()).published == 3
+        assert (await dispatch_batch(parts.scheduler().dispatcher)).published == 3
         for job_id, row in zip(ids, rows, strict=True):
             [execution] = await executions(parts.sessions, job_id)
             assert execution.scheduled_for == row["next_run_at"]
@@ -211,6 +212,6 @@ async def test_a_job_whose_stored_schedule_cannot_be_read_fails_instead_of_block
         healthy = job_row(next_run_at=now - timedelta(seconds=1))
         broken_id, healthy_id = await insert_jobs(parts.sessions, [broken, healthy])
 
-        assert (await parts.scheduler().dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(parts.scheduler().dispatcher)).published == 1
         assert (await job(parts.sessions, broken_id)).status == JobStatus.FAILED
         assert (await job(parts.sessions, healthy_id)).status == JobStatus.RUNNING

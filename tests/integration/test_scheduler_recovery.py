@@ -8,9 +8,10 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from test_scheduler_support import (
+from scheduler_support import (
     Dispatches,
     db_now,
+    dispatch_batch,
     eventually,
     executions,
     fixed_rate,
@@ -79,7 +80,7 @@ async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_at
         row = job_row(next_run_at=now, timeout_s=TIMEOUT_S, retry_policy={"max_attempts": 1})
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
-        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(scheduler.dispatcher)).published == 1
         [first] = await executions(parts.sessions, job_id)
 
         await recovered(scheduler.recovery)
@@ -93,7 +94,7 @@ async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_at
         assert recoveries(parts, "redispatch") == 1
 
         # Dispatched again at once, with the same attempt (of the one it has) and a new token.
-        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(scheduler.dispatcher)).published == 1
         [again] = await executions(parts.sessions, job_id)
         assert (again.attempt, again.lease_version, again.status) == (1, 2, "DISPATCHED")
         assert again.scheduled_for == first.scheduled_for
@@ -128,7 +129,7 @@ async def test_an_undone_claim_does_not_make_run_once_skip_its_occurrence(
         await recovered(scheduler.recovery)
         assert (await job(parts.sessions, job_id)).last_run_at is None
 
-        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(scheduler.dispatcher)).published == 1
         [execution] = await executions(parts.sessions, job_id)
         assert execution.scheduled_for == row["next_run_at"]
         registry = parts.app.state.metrics.registry
@@ -145,7 +146,7 @@ async def test_an_attempt_whose_executor_vanished_is_recovered_and_retried(
         row = job_row(next_run_at=now, timeout_s=TIMEOUT_S, retry_policy=policy)
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
-        assert (await scheduler.dispatcher.dispatch_batch()).published == 1
+        assert (await dispatch_batch(scheduler.dispatcher)).published == 1
         [first] = await executions(parts.sessions, job_id)
         await started(parts, job_id)
 
@@ -170,7 +171,7 @@ async def test_an_attempt_whose_executor_vanished_is_recovered_and_retried(
 
         # The retry is dispatched like any due job: attempt 2, the next fencing token.
         async def redispatched() -> bool:
-            return (await scheduler.dispatcher.dispatch_batch()).published == 1
+            return (await dispatch_batch(scheduler.dispatcher)).published == 1
 
         await eventually(redispatched, deadline_s=5)
         retry = (await executions(parts.sessions, job_id))[-1]
@@ -198,7 +199,7 @@ async def test_exhausted_attempts_move_a_recurring_job_to_its_next_occurrence(
         )
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
-        await scheduler.dispatcher.dispatch_batch()
+        await dispatch_batch(scheduler.dispatcher)
         await started(parts, job_id)
 
         await recovered(scheduler.recovery)
@@ -231,7 +232,7 @@ async def test_a_lost_run_requested_on_a_paused_job_is_retried_then_pauses_it_ag
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
 
-        await scheduler.dispatcher.dispatch_batch()
+        await dispatch_batch(scheduler.dispatcher)
         await started(parts, job_id)
         await recovered(scheduler.recovery)
         retrying = await job(parts.sessions, job_id)
@@ -289,7 +290,7 @@ async def test_racing_recoverers_recover_each_expired_lease_once(
         rows = [job_row(next_run_at=now, timeout_s=TIMEOUT_S) for _ in range(jobs)]
         await insert_jobs(first.sessions, rows)
         dispatcher = first.scheduler().dispatcher
-        while (await dispatcher.dispatch_batch()).locked:
+        while (await dispatch_batch(dispatcher)).locked:
             pass
         expired = "SELECT 1 FROM jobs WHERE lease_expires_at < now() HAVING count(*) = :n"
         await eventually(
@@ -318,7 +319,7 @@ async def _recover_all(recovery) -> int:
 
 
 async def _published(dispatcher) -> bool:
-    return (await dispatcher.dispatch_batch()).published > 0
+    return (await dispatch_batch(dispatcher)).published > 0
 
 
 # --- Publishing fails --------------------------------------------------------------------------
@@ -350,7 +351,7 @@ async def test_what_cannot_be_published_is_handed_back_at_once(
             wakeup=Wakeup(),
         )
         with pytest.raises(kafka.KafkaUnavailable, match="5 of 5 dispatches not published"):
-            await dispatcher.dispatch_batch()
+            await dispatch_batch(dispatcher)
 
         for job_id, row in zip(ids, rows, strict=True):
             stored = await job(parts.sessions, job_id)
@@ -384,11 +385,11 @@ async def test_a_broker_that_goes_away_mid_run_gets_its_batch_handed_back(
             try:
                 now = await db_now(parts.sessions)
                 [sent] = await insert_jobs(parts.sessions, [job_row(next_run_at=now)])
-                assert (await dispatcher.dispatch_batch()).published == 1
+                assert (await dispatch_batch(dispatcher)).published == 1
                 broker.stop()
                 [kept] = await insert_jobs(parts.sessions, [job_row(next_run_at=now)])
                 with pytest.raises(kafka.KafkaUnavailable):
-                    await dispatcher.dispatch_batch()
+                    await dispatch_batch(dispatcher)
                 assert (await job(parts.sessions, sent)).status == JobStatus.RUNNING
                 assert (await job(parts.sessions, kept)).status == JobStatus.SCHEDULED
                 assert await executions(parts.sessions, kept) == []
@@ -408,7 +409,7 @@ async def test_a_hand_back_does_nothing_once_the_lease_moved_on(
         row = job_row(next_run_at=now, timeout_s=TIMEOUT_S, retry_policy=policy)
         [job_id] = await insert_jobs(parts.sessions, [row])
         scheduler = parts.scheduler()
-        await scheduler.dispatcher.dispatch_batch()
+        await dispatch_batch(scheduler.dispatcher)
         [stale] = await executions(parts.sessions, job_id)
         # The lease expires unstarted and the job is claimed again: its token is now 2.
         await recovered(scheduler.recovery)

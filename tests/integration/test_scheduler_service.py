@@ -10,7 +10,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from test_scheduler_support import (
+from scheduler_support import (
     Dispatches,
     db_now,
     eventually,

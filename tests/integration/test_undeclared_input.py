@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import auth_support
 import httpx
+import job_service_support as job_support
 import pytest
-import test_auth_support as auth_support
-import test_job_service_support as job_support
-import test_user_service_support as user_support
+import user_service_support as user_support
 
 from libs import scopes
 

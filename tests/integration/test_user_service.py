@@ -1,7 +1,7 @@
 """The user service's own-account API on a real database: registration and its rules, the
 profile, password changes, and who may call these endpoints at all. Administration:
 test_user_service_admin.py; service accounts: test_user_service_accounts.py; the harness:
-test_user_service_support.py."""
+user_service_support.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from pwdlib import PasswordHash
-from test_user_service_support import (
+from user_service_support import (
     PASSWORD,
     UserService,
     assert_invalid,

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_user_service_support import UserService, assert_invalid, assert_problem, running
+from user_service_support import UserService, assert_invalid, assert_problem, running
 
 from libs import opaque, scopes
 from libs.states import Role

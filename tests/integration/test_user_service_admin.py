@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from test_user_service_support import UserService, assert_invalid, assert_problem, running
+from user_service_support import UserService, assert_invalid, assert_problem, running
 
 from libs import scopes
 from libs.states import Role

@@ -19,9 +19,9 @@ import fastapi
 import httpx
 import pytest
 import structlog
+from auth_support import add_user, auth_app, execute, login
 from sqlalchemy import select
-from test_auth_support import add_user, auth_app, execute, login
-from test_user_service_support import UserService, assert_invalid, assert_problem, running
+from user_service_support import UserService, assert_invalid, assert_problem, running
 
 import user_service.api
 import user_service.settings

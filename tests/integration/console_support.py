@@ -1,7 +1,7 @@
 """Helpers of the console's integration tests (test_console_*.py); no tests here.
 
 `console` serves the console app on the test's loop, in front of the real auth, user and job
-services of `test_client_support.running`, on one test database; `Browser` is an httpx client
+services of `client_support.running`, on one test database; `Browser` is an httpx client
 that signs in through the console's own form, as a browser without JavaScript would.
 """
 
@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from test_client_support import Platform
+from client_support import Platform
 
 from console_service import app as console_app
 from console_service import sessions

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs import db, kafka, messages, models, resources, schedule, web
 from libs.states import JobStatus
 from scheduler_service import api
+from scheduler_service.dispatcher import BatchResult, Dispatcher
 from scheduler_service.settings import Settings
 
 DEADLINE_S = 30
@@ -79,6 +80,12 @@ async def scheduler_parts(settings: Settings, *, producer: bool = True) -> Async
         parts.append(partial(resources.kafka_producer, settings=settings))
     async with resources.all_of(app, *parts):
         yield Parts(app=app, settings=settings)
+
+
+async def dispatch_batch(dispatcher: Dispatcher) -> BatchResult:
+    """One batch as the dispatch loop runs it, claim then publishing, without the loop's
+    overlap of the two: raises `KafkaUnavailable` after handing back what was not published."""
+    return await dispatcher.publish_batch(await dispatcher.claim_batch())
 
 
 def fixed_rate(interval_s: int = 60, *, anchor: datetime | None = None) -> dict[str, Any]:

@@ -18,12 +18,8 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from test_job_service_support import JobService, running
-from test_scheduler_support import (
+from job_service_support import JobService, running
+from scheduler_support import (
     db_now,
     eventually,
     insert_jobs,
@@ -33,6 +29,10 @@ from test_scheduler_support import (
     settings_for,
     sql,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from executor_service import api as executor_api
 from executor_service.settings import Settings as ExecutorSettings
