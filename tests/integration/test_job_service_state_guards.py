@@ -17,9 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from job_service_support import JobService, running
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from job_service_support import JobService, running
 
 from job_service import repository
 from libs import db, models, states
