@@ -69,11 +69,13 @@ class Executor:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         producer: kafka.Producer,
+        types: job_types.JobTypes,
         strategies: Strategies,
         metrics: ExecutorMetrics,
     ):
         self._settings = settings
         self._sessions = sessions
+        self._types = types  # whose models validate each payload again before it runs
         self._strategies = strategies
         self.metrics = metrics
         self._offsets = Offsets()
@@ -375,7 +377,7 @@ class Executor:
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
         """Run one attempt through its strategy; `decisions` classifies how it ended."""
         try:
-            payload = job_types.parse_payload(dispatch.type, dispatch.payload)
+            payload = self._types.parse_payload(dispatch.type, dispatch.payload)
         except job_types.JobTypeError as exc:
             return decisions.unrunnable(str(exc))
         strategy = self._strategies.get(dispatch.type)
