@@ -23,8 +23,8 @@ from aiokafka import TopicPartition
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor_service import decisions, repository
-from executor_service.decisions import Result
+from executor_service import repository
+from executor_service.decisions import Result, dead_letter_error, dead_letter_reason, next_state
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
 from executor_service.strategy import describe
@@ -183,7 +183,7 @@ class OutcomeWriter:
         except ValueError:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
             parsed = None
-        return decisions.next_state(
+        return next_state(
             outcome.result,
             scheduled_for=outcome.dispatch.scheduled_for,
             attempt=outcome.dispatch.attempt,
@@ -202,8 +202,8 @@ class OutcomeWriter:
             job_id=job.job_id,
             execution_id=outcome.dispatch.execution_id,
             owner_id=job.owner_id,
-            reason=decisions.dead_letter_reason(result),
-            error=decisions.dead_letter_error(result),
+            reason=dead_letter_reason(result),
+            error=dead_letter_error(result),
             attempts=outcome.dispatch.attempt,
             payload=job.payload,
         )
@@ -216,7 +216,7 @@ class OutcomeWriter:
             if decided.outcome is occurrences.Outcome.RETRY:
                 self._metrics.retries.labels(job_type).inc()
             if decided.dead_letter:
-                reason = decisions.dead_letter_reason(outcome.result)
+                reason = dead_letter_reason(outcome.result)
                 self._metrics.dead_letters.labels(job_type, reason).inc()
             if decided.outcome is occurrences.Outcome.PAUSED:
                 self._metrics.paused.labels(job_type).inc()
