@@ -13,7 +13,7 @@ How an attempt ends (docs/plugins.md has the table a strategy is written against
 - it raised `TransientFailure`: FAILED, retryable, with the delay the target asked for;
 - it was still running at the job's timeout: TIMED_OUT, retryable; a strategy's own timeout is
   FAILED `timeout`, retryable;
-- it raised anything else: FAILED `unexpected`, retryable (a bug may be passing, as a crash is);
+- it raised anything else (a crash): FAILED `unexpected`, retryable, since it may be passing;
 - it could not start (its type is unknown here, its stored payload does not validate, no
   strategy runs its type): FAILED `validation` for good, since no retry can change that.
 """
