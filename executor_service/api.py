@@ -24,7 +24,7 @@ from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Resources
-from libs import log, resources, web
+from libs import job_types, log, resources, web
 
 STRATEGIES_CLOSE_S = 1.0  # at shutdown, for plug-ins to close what they hold
 
@@ -68,16 +68,19 @@ class Running:
 
 
 def build_executor(app: FastAPI, settings: Settings) -> Running:
-    """The engine over the engine and producer already on `app.state`."""
+    """The engine over the engine and producer already on `app.state`, running the job types
+    read now (plug-ins included)."""
     metrics = ExecutorMetrics(app.state.metrics.registry)
     sessions = app.state.sessions
+    types = job_types.load()
     strategies = Strategies.build(
-        Resources(settings=settings, sessions=sessions, producer=app.state.producer)
+        Resources(settings=settings, sessions=sessions, producer=app.state.producer), types
     )
     engine = Executor(
         settings=settings,
         sessions=sessions,
         producer=app.state.producer,
+        types=types,
         strategies=strategies,
         metrics=metrics,
     )

@@ -32,13 +32,14 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor_service import repository
+from executor_service import decisions, repository
+from executor_service.decisions import Result
 from executor_service.metrics import ExecutorMetrics
 from executor_service.offsets import Offsets
-from executor_service.outcomes import SUCCEEDED, Fetched, Outcome, OutcomeWriter, Result
+from executor_service.outcomes import Fetched, Outcome, OutcomeWriter
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
-from executor_service.strategy import PermanentFailure, Run, TransientFailure, describe
+from executor_service.strategy import Run, describe
 from libs import db, job_types, kafka, log, loops, messages
 from libs.states import ExecutionStatus
 
@@ -68,11 +69,13 @@ class Executor:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         producer: kafka.Producer,
+        types: job_types.JobTypes,
         strategies: Strategies,
         metrics: ExecutorMetrics,
     ):
         self._settings = settings
         self._sessions = sessions
+        self._types = types  # whose models validate each payload again before it runs
         self._strategies = strategies
         self.metrics = metrics
         self._offsets = Offsets()
@@ -372,15 +375,14 @@ class Executor:
         self._writer.submit(Outcome(item, dispatch, result, duration_s))
 
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
-        """Run one attempt through its strategy and classify how it ended."""
+        """Run one attempt through its strategy; `decisions` classifies how it ended."""
         try:
-            payload = job_types.parse_payload(dispatch.type, dispatch.payload)
+            payload = self._types.parse_payload(dispatch.type, dispatch.payload)
         except job_types.JobTypeError as exc:
-            return Result(ExecutionStatus.FAILED, "validation", str(exc)[:1000], retryable=False)
+            return decisions.unrunnable(str(exc))
         strategy = self._strategies.get(dispatch.type)
         if strategy is None:
-            message = f"no strategy for job type {dispatch.type!r}"
-            return Result(ExecutionStatus.FAILED, "validation", message, retryable=False)
+            return decisions.unrunnable(f"no strategy for job type {dispatch.type!r}")
         run = Run(
             execution_id=dispatch.execution_id,
             job_id=dispatch.job_id,
@@ -391,36 +393,22 @@ class Executor:
             timeout_s=dispatch.timeout_s,
             trace_id=dispatch.trace_id,
         )
+        ended: Exception | None = None
         try:
             async with asyncio.timeout(dispatch.timeout_s) as deadline:
                 await strategy.run(payload, run)
-        except TimeoutError:
-            if deadline.expired():
-                message = f"no result within the job's timeout of {dispatch.timeout_s} s"
-                return Result(ExecutionStatus.TIMED_OUT, "timeout", message, retryable=True)
-            return Result(ExecutionStatus.FAILED, "timeout", "timed out", retryable=True)
-        except PermanentFailure as exc:
-            return Result(
-                ExecutionStatus.FAILED,
-                exc.kind,
-                str(exc)[:1000],
-                retryable=False,
-                pause_reason=exc.pause_reason,
-            )
-        except TransientFailure as exc:
-            return Result(
-                ExecutionStatus.FAILED,
-                exc.kind,
-                str(exc)[:1000],
-                retryable=True,
-                retry_after_s=exc.retry_after_s,
-            )
         except Exception as exc:
-            log.get().error(
-                "strategy_crashed", type=dispatch.type, job_id=str(dispatch.job_id), exc_info=exc
-            )
-            return Result(ExecutionStatus.FAILED, "unexpected", describe(exc), retryable=True)
-        return SUCCEEDED
+            ended = exc
+            if decisions.is_unexpected(exc):
+                log.get().error(
+                    "strategy_crashed",
+                    type=dispatch.type,
+                    job_id=str(dispatch.job_id),
+                    exc_info=exc,
+                )
+        return decisions.classify(
+            ended, deadline_expired=deadline.expired(), timeout_s=dispatch.timeout_s
+        )
 
     # --- finishing messages --------------------------------------------------------------------
 

@@ -24,11 +24,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor_service import repository
+from executor_service.decisions import Result, dead_letter_error, dead_letter_reason, next_state
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
 from executor_service.strategy import describe
 from libs import backoff, db, kafka, log, loops, messages, occurrences, schedule
-from libs.states import ExecutionStatus
 
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -40,22 +40,6 @@ class Fetched:
     partition: TopicPartition
     offset: int
     value: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """How one attempt ended. `retryable` is meaningless for a success."""
-
-    status: ExecutionStatus
-    error_kind: str | None = None
-    error: str | None = None
-    retryable: bool = False
-    retry_after_s: float | None = None  # what the target asked for, if anything
-    # The target asked never to be called again: the job is paused with this status reason.
-    pause_reason: str | None = None
-
-
-SUCCEEDED = Result(ExecutionStatus.SUCCEEDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,37 +174,21 @@ class OutcomeWriter:
     def _decide(
         self, outcome: Outcome, job: repository.Running, db_now: datetime
     ) -> occurrences.Next:
-        dispatch = outcome.dispatch
         try:
             parsed = schedule.load(job.schedule)
         except ValueError:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
             parsed = None
-        if outcome.result.pause_reason is not None:
-            return occurrences.after_target_gone(
-                scheduled_for=dispatch.scheduled_for,
-                run_count=job.run_count,
-                reason=outcome.result.pause_reason,
-            )
-        if outcome.result.status is ExecutionStatus.SUCCEEDED:
-            return occurrences.after_success(
-                parsed,
-                scheduled_for=dispatch.scheduled_for,
-                run_count=job.run_count,
-                finished_at=db_now,
-                pause_after_run=job.pause_after_run,
-            )
-        return occurrences.after_failure(
-            parsed,
-            backoff.RetryPolicy.load(job.retry_policy),
-            scheduled_for=dispatch.scheduled_for,
-            attempt=dispatch.attempt,
+        return next_state(
+            outcome.result,
+            scheduled_for=outcome.dispatch.scheduled_for,
+            attempt=outcome.dispatch.attempt,
             run_count=job.run_count,
+            schedule=parsed,
+            retry_policy=backoff.RetryPolicy.load(job.retry_policy),
+            pause_after_run=job.pause_after_run,
             now=db_now,
             random=self._draw(),
-            retryable=outcome.result.retryable,
-            retry_after_s=outcome.result.retry_after_s,
-            pause_after_run=job.pause_after_run,
         )
 
     @staticmethod
@@ -230,8 +198,8 @@ class OutcomeWriter:
             job_id=job.job_id,
             execution_id=outcome.dispatch.execution_id,
             owner_id=job.owner_id,
-            reason="exhausted" if result.retryable else "permanent",
-            error=f"{result.error_kind}: {result.error}" if result.error else result.error_kind,
+            reason=dead_letter_reason(result),
+            error=dead_letter_error(result),
             attempts=outcome.dispatch.attempt,
             payload=job.payload,
         )
@@ -244,7 +212,7 @@ class OutcomeWriter:
             if decided.outcome is occurrences.Outcome.RETRY:
                 self._metrics.retries.labels(job_type).inc()
             if decided.dead_letter:
-                reason = "exhausted" if outcome.result.retryable else "permanent"
+                reason = dead_letter_reason(outcome.result)
                 self._metrics.dead_letters.labels(job_type, reason).inc()
             if decided.outcome is occurrences.Outcome.PAUSED:
                 self._metrics.paused.labels(job_type).inc()

@@ -1,19 +1,25 @@
-"""The strategy registry: one strategy per job type, built at start from `libs.job_types`.
+"""The strategy registry: one strategy per job type, built at start from the job types the
+executor read (`libs.job_types.load`).
 
 Built-in types and those of installed plug-ins (entry-point group
-`scheduling_platform.job_types`, see docs/plugins.md) are treated alike: each `JobType` names
-a factory, which is called once with the executor's `Resources`. A factory that fails stops the
-executor at start, naming the type, instead of failing every job of that type later.
+`scheduling_platform.job_types`, see docs/plugins.md) are treated alike: each has a factory, the
+executor's own for a built-in type (`strategies.BUILT_IN`), the one its `JobType` names for a
+plug-in's, which is called once with the executor's `Resources`. A factory that fails, or a
+type that has none, stops the executor at start, naming the type, instead of failing every job
+of that type later.
 """
 
 from __future__ import annotations
 
 import inspect
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from executor_service.strategies import BUILT_IN
 from executor_service.strategy import Resources, Strategy
 from libs import job_types, log
+
+StrategyFactory = Callable[[Resources], Strategy]
 
 
 class StrategyUnavailable(RuntimeError):
@@ -25,17 +31,25 @@ class Strategies:
         self._strategies = dict(strategies)
 
     @classmethod
-    def build(cls, resources: Resources) -> Strategies:
+    def build(
+        cls,
+        resources: Resources,
+        types: job_types.JobTypes,
+        built_in: Mapping[str, StrategyFactory | str] = BUILT_IN,
+    ) -> Strategies:
+        """A strategy for each of `types`, from its `JobType`'s factory, else from `built_in`."""
         built: dict[str, Strategy] = {}
-        for name, job_type in job_types.registry().items():
-            factory = job_type.strategy
+        for job_type in types:
+            name = job_type.name
+            named = job_type.strategy if job_type.strategy is not None else built_in.get(name)
+            if named is None:
+                raise StrategyUnavailable(f"job type {name!r}: no strategy runs it")
             try:
-                if isinstance(factory, str):
-                    factory = pkgutil.resolve_name(factory)
+                factory = pkgutil.resolve_name(named) if isinstance(named, str) else named
                 built[name] = factory(resources)
             except Exception as exc:
                 raise StrategyUnavailable(
-                    f"job type {name!r}: its strategy ({job_type.strategy!r}) cannot be built: "
+                    f"job type {name!r}: its strategy ({named!r}) cannot be built: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         log.get().info("strategies_ready", types=sorted(built))

@@ -1,8 +1,8 @@
 """What a strategy is: the code that runs one type of job, and how it reports failure.
 
-A strategy is built once per executor process by its job type's factory (`libs.job_types.
-JobType.strategy`), which receives the executor's `Resources`, and then runs any number of
-occurrences at once:
+A strategy is built once per executor process by its job type's factory (the executor's own for
+a built-in type, `strategies.BUILT_IN`; a plug-in's `libs.job_types.JobType.strategy`), which
+receives the executor's `Resources`, and then runs any number of occurrences at once:
 
     class Strategy(Protocol):
         async def run(self, payload: BaseModel, run: Run) -> None: ...

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated
 
@@ -52,6 +53,7 @@ async def create_job(
     principal: h.Writer,
     sessions: h.Sessions,
     settings: h.ServiceSettings,
+    types: h.JobTypes,
     response: Response,
     idempotency_key: h.IdempotencyKey = None,
 ) -> schemas.Job:
@@ -64,6 +66,7 @@ async def create_job(
             principal,
             body,
             idempotency_key=idempotency_key,
+            types=types,
             allowed_networks=settings.allowed_networks,
         )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -82,6 +85,7 @@ async def create_jobs(
     principal: h.Writer,
     sessions: h.Sessions,
     settings: h.ServiceSettings,
+    types: h.JobTypes,
     response: Response,
     idempotency_key: h.IdempotencyKey = None,
 ) -> schemas.JobBatchResult:
@@ -100,6 +104,7 @@ async def create_jobs(
             principal,
             body.jobs,
             idempotency_key=idempotency_key,
+            types=types,
             allowed_networks=settings.allowed_networks,
         )
     if replayed:
@@ -321,6 +326,7 @@ async def update_job(
     principal: h.Writer,
     sessions: h.Sessions,
     settings: h.ServiceSettings,
+    types: h.JobTypes,
     response: Response,
     if_match: h.IfMatch,
 ) -> schemas.Job:
@@ -339,6 +345,7 @@ async def update_job(
             job_id,
             body,
             versions=versions,
+            types=types,
             allowed_networks=settings.allowed_networks,
         )
     return _job(response, job)
@@ -548,12 +555,12 @@ async def preview_schedule(
 
 
 @tools_router.get("/v1/job-types", summary="List job types", responses=h.responses())
-async def list_job_types(principal: h.Reader) -> schemas.JobTypeList:
+async def list_job_types(principal: h.Reader, types: h.JobTypes) -> schemas.JobTypeList:
     """The types a job may have, each with the JSON Schema of its payload."""
     return schemas.JobTypeList(
         items=[
-            schemas.JobType(name=name, payload_schema=job_types.json_schema(name))
-            for name in job_types.known()
+            schemas.JobType(name=name, payload_schema=types.json_schema(name))
+            for name in types.known()
         ]
     )
 
@@ -638,15 +645,22 @@ async def rotate_webhook_secret(
 # --- The app ------------------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def known_job_types(app: FastAPI) -> AsyncIterator[dict[str, web.Check]]:
+    """The job types, plug-ins included, on `app.state.job_types`: read first at start, so
+    that a broken plug-in stops the service there, naming its entry point, instead of failing
+    requests later."""
+    app.state.job_types = job_types.load()
+    yield {}
+
+
 def create_app(settings: Settings) -> FastAPI:
-    # The job types, plug-ins included, are read now: a broken plug-in stops the service at
-    # start, naming its entry point, instead of failing requests later.
-    job_types.registry()
     return web.create_app(
         settings,
         title="Job service",
         lifespan=lambda app: resources.all_of(
             app,
+            known_job_types,
             partial(resources.database, settings=settings),
             partial(resources.token_verifier, settings=settings),
         ),

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from job_service import errors
 from job_service.settings import Settings
-from libs import auth, cursors, problems, scopes
+from libs import auth, cursors, job_types, problems, scopes
 from libs.tokens import Principal
 
 DEFAULT_PAGE = 50
@@ -63,8 +63,13 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def _job_types(request: Request) -> job_types.JobTypes:
+    return request.app.state.job_types
+
+
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ServiceSettings = Annotated[Settings, Depends(_settings)]
+JobTypes = Annotated[job_types.JobTypes, Depends(_job_types)]
 Reader = Annotated[Principal, Depends(_principal(scopes.JOBS_READ))]
 Writer = Annotated[Principal, Depends(_principal(scopes.JOBS_WRITE))]
 Runner = Annotated[Principal, Depends(_principal(scopes.JOBS_RUN))]

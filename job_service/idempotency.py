@@ -35,26 +35,31 @@ def _digest(document: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def request_hash(body: schemas.JobCreate) -> str:
+def request_hash(body: schemas.JobCreate, types: job_types.JobTypes) -> str:
     """SHA-256 of the request's canonical JSON: parsed, defaults filled in, camelCase keys
-    (the payload and schedule too, when they are valid), keys sorted, no whitespace. A retry
-    that writes the same request differently is still the same request."""
+    (the payload, by its type in `types`, and the schedule too, when they are valid), keys
+    sorted, no whitespace. A retry that writes the same request differently is still the same
+    request."""
     document = body.model_dump(mode="json", by_alias=True)
     with contextlib.suppress(job_types.JobTypeError):
-        document["payload"] = job_types.validate_payload(body.type, body.payload)
+        document["payload"] = types.validate_payload(body.type, body.payload)
     with contextlib.suppress(ValidationError):
         parsed = schedules.API_SCHEDULE.validate_python(body.schedule)
         document["schedule"] = schedules.API_SCHEDULE.dump_python(parsed, mode="json")
     return _digest(document)
 
 
-def batch_hash(items: Sequence[Any], parsed: Sequence[schemas.JobCreate | ValidationError]) -> str:
+def batch_hash(
+    items: Sequence[Any],
+    parsed: Sequence[schemas.JobCreate | ValidationError],
+    types: job_types.JobTypes,
+) -> str:
     """SHA-256 of a batch: of each item's `request_hash` in order (an item that is no valid
     creation request: of its JSON as sent). A batch never hashes like a single creation."""
     return _digest(
         {
             "batch": [
-                request_hash(body) if isinstance(body, schemas.JobCreate) else _digest(item)
+                request_hash(body, types) if isinstance(body, schemas.JobCreate) else _digest(item)
                 for item, body in zip(items, parsed, strict=True)
             ]
         }

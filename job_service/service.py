@@ -54,11 +54,13 @@ def _pydantic_errors(exc: ValidationError, prefix: str) -> errors.InvalidRequest
     )
 
 
-def _payload(type_name: str, payload: Any, allowed: Networks, prefix: str) -> dict[str, Any]:
-    """The payload as stored, or `InvalidRequest`: not valid for its type, or (http) naming an
-    address the executors would refuse."""
+def _payload(
+    types: job_types.JobTypes, type_name: str, payload: Any, allowed: Networks, prefix: str
+) -> dict[str, Any]:
+    """The payload as stored, or `InvalidRequest`: not valid for its type (`types`), or (http)
+    naming an address the executors would refuse."""
     try:
-        validated = job_types.validate_payload(type_name, payload)
+        validated = types.validate_payload(type_name, payload)
     except job_types.UnknownJobType as exc:
         raise errors.InvalidRequest.field(f"{prefix}.type", str(exc), "unknown_type") from None
     except job_types.InvalidPayload as exc:
@@ -76,12 +78,14 @@ def _new_row(
     body: schemas.JobCreate,
     owner: uuid.UUID,
     now: datetime,
+    types: job_types.JobTypes,
     allowed: Networks,
     prefix: str,
     plans: dict[str, Plan] | None = None,
 ) -> dict[str, Any]:
     """The columns of a new job, or `InvalidRequest` with every error of payload and schedule.
-    `allowed`: the non-public networks http jobs may reach.
+    `types`: the job types the service knows; `allowed`: the non-public networks http jobs may
+    reach.
 
     `plans`: schedules already planned at this `now`, by their canonical JSON. A plan is a pure
     function of the two, and the jobs of a batch often share a schedule: cron math is the
@@ -90,7 +94,7 @@ def _new_row(
     found: list[tuple[str, str, str]] = []
     payload: dict[str, Any] = {}
     try:
-        payload = _payload(body.type, body.payload, allowed, prefix)
+        payload = _payload(types, body.type, body.payload, allowed, prefix)
     except errors.InvalidRequest as exc:
         found.extend((e["field"], e["message"], e["code"]) for e in exc.errors)
     key = json.dumps(body.schedule, sort_keys=True, default=str) if plans is not None else ""
@@ -134,13 +138,14 @@ async def create_job(
     body: schemas.JobCreate,
     *,
     idempotency_key: str | None,
+    types: job_types.JobTypes,
     allowed_networks: Networks,
 ) -> tuple[models.Job, bool]:
     """The new job, and whether it is an earlier creation replayed for the same
-    `idempotency_key` (then nothing was created). `allowed_networks`: the non-public networks
-    http jobs may reach (`http.allowed.networks`)."""
+    `idempotency_key` (then nothing was created). `types`: the job types the service knows;
+    `allowed_networks`: the non-public networks http jobs may reach (`http.allowed.networks`)."""
     owner = owner_id(principal)
-    digest = idempotency.request_hash(body) if idempotency_key else ""
+    digest = idempotency.request_hash(body, types) if idempotency_key else ""
     if idempotency_key:
         # Before validation: a retry must find its job even when the request would no longer
         # validate (a `once` schedule whose time has passed meanwhile).
@@ -148,7 +153,7 @@ async def create_job(
         if earlier is not None:
             return earlier, True
     now = await repository.database_now(session)
-    row = _new_row(body, owner, now, allowed_networks, "body")
+    row = _new_row(body, owner, now, types, allowed_networks, "body")
     if idempotency_key:
         claimed = await repository.claim_idempotency_key(
             session, owner_id=owner, key=idempotency_key, request_hash=digest, job_id=row["id"]
@@ -176,6 +181,7 @@ async def create_jobs(
     items: Sequence[Any],
     *,
     idempotency_key: str | None,
+    types: job_types.JobTypes,
     allowed_networks: Networks,
 ) -> tuple[list[idempotency.BatchItem], bool]:
     """One result per item, in order: the created job, or why the item was refused; and
@@ -184,7 +190,7 @@ async def create_jobs(
     transaction)."""
     owner = owner_id(principal)
     parsed = [_parse(item) for item in items]
-    digest = idempotency.batch_hash(items, parsed) if idempotency_key else ""
+    digest = idempotency.batch_hash(items, parsed, types) if idempotency_key else ""
     if idempotency_key:
         # Before validation, as for a single creation: a retry gets the first answer even when
         # its items would no longer validate (or would validate now).
@@ -200,7 +206,7 @@ async def create_jobs(
             results.append(_pydantic_errors(body, prefix))
             continue
         try:
-            results.append(_new_row(body, owner, now, allowed_networks, prefix, plans))
+            results.append(_new_row(body, owner, now, types, allowed_networks, prefix, plans))
         except errors.InvalidRequest as exc:
             results.append(exc)
     rows = [r for r in results if isinstance(r, dict)]
@@ -306,6 +312,7 @@ async def update_job(
     patch: schemas.JobPatch,
     *,
     versions: Versions,
+    types: job_types.JobTypes,
     allowed_networks: Networks,
 ) -> models.Job:
     """Apply `patch` to the job (version + 1); unchanged when the patch is empty. The job's
@@ -327,7 +334,7 @@ async def update_job(
     found: list[tuple[str, str, str]] = []
     if "payload" in sent:
         try:
-            values["payload"] = _payload(job.type, patch.payload, allowed_networks, "body")
+            values["payload"] = _payload(types, job.type, patch.payload, allowed_networks, "body")
         except errors.InvalidRequest as exc:
             found.extend((e["field"], e["message"], e["code"]) for e in exc.errors)
     if "schedule" in sent:

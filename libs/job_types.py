@@ -2,7 +2,11 @@
 validates a payload when a job is created or changed) and the executor (which validates it again
 before running it, and runs it with the strategy registered under the same name).
 
-    payload = job_types.validate_payload("http", {"url": "https://example.com/hook"})
+Each service builds the registry at start (`load`: the built-in types and those of installed
+plug-ins) and hands it to what needs it:
+
+    types = job_types.load()
+    payload = types.validate_payload("http", {"url": "https://example.com/hook"})
 
 `validate_payload` returns the payload in its canonical form, defaults filled in and keys in
 camelCase: that form is what the job service stores and shows, and what the executor reads.
@@ -12,13 +16,11 @@ Errors name the field from `payload.` on, so an API can put them under the reque
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -261,22 +263,24 @@ ENTRY_POINT_GROUP = "scheduling_platform.job_types"
 
 @dataclass(frozen=True, slots=True)
 class JobType:
-    """A job type: its name, the model of its payload, and the strategy that runs it.
+    """A job type: its name, the model of its payload and, for a plug-in's type, the strategy
+    that runs it.
 
     `strategy` builds the executor's strategy from the executor's resources; it is either a
     callable or the import path of one (`"package.module:factory"`), imported only by the
-    executor, so that the job service never imports what only running a job needs.
+    executor, so that the job service never imports what only running a job needs. The
+    built-in types have none here: the executor registers its own strategies for them.
     """
 
     name: str
     payload_model: type[BaseModel]
-    strategy: Callable[..., Any] | str
+    strategy: Callable[..., Any] | str | None = None
 
 
 BUILT_IN: tuple[JobType, ...] = (
-    JobType("http", HttpPayload, "executor_service.strategies.http:create"),
-    JobType("kafka", KafkaPayload, "executor_service.strategies.kafka:create"),
-    JobType("log", LogPayload, "executor_service.strategies.log:create"),
+    JobType("http", HttpPayload),
+    JobType("kafka", KafkaPayload),
+    JobType("log", LogPayload),
 )
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
@@ -296,55 +300,88 @@ def _plugins() -> list[tuple[JobType, str]]:
             raise PluginError(f"{origin} cannot be loaded: {type(exc).__name__}: {exc}") from exc
         if not isinstance(job_type, JobType):
             raise PluginError(f"{origin} is not a libs.job_types.JobType")
+        if job_type.strategy is None:
+            raise PluginError(f"{origin}: job type {job_type.name!r} names no strategy")
         found.append((job_type, origin))
     return found
 
 
-@functools.cache
-def registry() -> Mapping[str, JobType]:
-    """Every job type by name: the built-in ones, then those of installed plug-ins.
+def load() -> JobTypes:
+    """Every job type: the built-in ones, then those of installed plug-ins.
 
-    Read once per process (the services read it at start). A plug-in that fails to load, reuses
-    a name or has an unusable name raises `PluginError` naming its entry point, so the service
-    stops at start rather than leaving jobs of its type unrunnable later.
+    Each service reads them once, at start, and hands the registry to what needs it. A plug-in
+    that fails to load, reuses a name or has an unusable name raises `PluginError` naming its
+    entry point, so the service stops at start rather than leaving jobs of its type unrunnable
+    later.
     """
-    types: dict[str, JobType] = {}
-    origins: dict[str, str] = {}
-    for job_type, origin in [(t, "built in") for t in BUILT_IN] + _plugins():
-        if not _TYPE_NAME.fullmatch(job_type.name):
-            raise PluginError(
-                f"{origin}: job type name {job_type.name!r} must match {_TYPE_NAME.pattern}"
-            )
-        if job_type.name in types:
-            raise PluginError(
-                f"{origin}: job type {job_type.name!r} is registered twice "
-                f"(also {origins[job_type.name]})"
-            )
-        if not (isinstance(job_type.payload_model, type) and
-                issubclass(job_type.payload_model, BaseModel)):  # fmt: skip
-            raise PluginError(
-                f"{origin}: payload_model of {job_type.name!r} is not a pydantic model"
-            )
-        types[job_type.name] = job_type
-        origins[job_type.name] = origin
-    return MappingProxyType(types)
+    return JobTypes(BUILT_IN, _plugins())
 
 
-def get(type_name: str) -> JobType:
-    """The job type named `type_name`; raises `UnknownJobType` with the known names."""
-    job_type = registry().get(type_name)
-    if job_type is None:
-        raise UnknownJobType(type_name, known())
-    return job_type
+class JobTypes:
+    """The job types one process knows, by name, and the payload contract of each (`load`
+    builds the one a service uses; a test may build one of just the types it needs)."""
 
+    def __init__(self, built_in: Iterable[JobType], plugins: Iterable[tuple[JobType, str]] = ()):
+        """`built_in`, then `plugins`: each plug-in's type with where it comes from (its entry
+        point), which the errors name. Raises `PluginError` for a name that is unusable or
+        taken and for a payload model that is not a pydantic model."""
+        self._types: dict[str, JobType] = {}
+        origins: dict[str, str] = {}
+        for job_type, origin in [(t, "built in") for t in built_in] + list(plugins):
+            if not _TYPE_NAME.fullmatch(job_type.name):
+                raise PluginError(
+                    f"{origin}: job type name {job_type.name!r} must match {_TYPE_NAME.pattern}"
+                )
+            if job_type.name in self._types:
+                raise PluginError(
+                    f"{origin}: job type {job_type.name!r} is registered twice "
+                    f"(also {origins[job_type.name]})"
+                )
+            if not (isinstance(job_type.payload_model, type) and
+                    issubclass(job_type.payload_model, BaseModel)):  # fmt: skip
+                raise PluginError(
+                    f"{origin}: payload_model of {job_type.name!r} is not a pydantic model"
+                )
+            self._types[job_type.name] = job_type
+            origins[job_type.name] = origin
+        # Generating a schema takes about a millisecond; the models never change.
+        self._schemas: dict[str, dict[str, Any]] = {}
 
-def known() -> list[str]:
-    """The names of the job types, sorted."""
-    return sorted(registry())
+    def __iter__(self) -> Iterator[JobType]:
+        """The job types, by name."""
+        return iter([self._types[name] for name in self.known()])
 
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._types
 
-def _model(type_name: str) -> type[BaseModel]:
-    return get(type_name).payload_model
+    def known(self) -> list[str]:
+        """The names of the job types, sorted."""
+        return sorted(self._types)
+
+    def get(self, type_name: str) -> JobType:
+        """The job type named `type_name`; raises `UnknownJobType` with the known names."""
+        job_type = self._types.get(type_name)
+        if job_type is None:
+            raise UnknownJobType(type_name, self.known())
+        return job_type
+
+    def validate_payload(self, type_name: str, payload: Any) -> dict[str, Any]:
+        """The canonical form of `payload` for `type_name` (defaults filled in, camelCase keys).
+
+        Raises `UnknownJobType` (with the known types) or `InvalidPayload` (with every error).
+        """
+        return self.parse_payload(type_name, payload).model_dump(mode="json", by_alias=True)
+
+    def parse_payload(self, type_name: str, payload: Any) -> BaseModel:
+        """The payload as its type's model (for the executor); raises like `validate_payload`."""
+        return _validated(self.get(type_name).payload_model, payload)
+
+    def json_schema(self, type_name: str) -> dict[str, Any]:
+        """The JSON Schema of `type_name`'s payload, as clients write it (camelCase keys)."""
+        model = self.get(type_name).payload_model
+        if type_name not in self._schemas:
+            self._schemas[type_name] = model.model_json_schema(by_alias=True)
+        return copy.deepcopy(self._schemas[type_name])
 
 
 def _encoded_size(payload: Any) -> int:
@@ -357,8 +394,7 @@ def _path(location: tuple[int | str, ...]) -> str:
     return ".".join(["payload", *(str(part) for part in location)])
 
 
-def _validated(type_name: str, payload: Any) -> BaseModel:
-    model = _model(type_name)
+def _validated(model: type[BaseModel], payload: Any) -> BaseModel:
     if not isinstance(payload, dict):
         raise InvalidPayload([("payload", "must be a JSON object")])
     try:
@@ -374,27 +410,3 @@ def _validated(type_name: str, payload: Any) -> BaseModel:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InvalidPayload([(_path(e["loc"]), e["msg"]) for e in errors]) from None
-
-
-def validate_payload(type_name: str, payload: Any) -> dict[str, Any]:
-    """The canonical form of `payload` for `type_name` (defaults filled in, camelCase keys).
-
-    Raises `UnknownJobType` (with the known types) or `InvalidPayload` (with every error).
-    """
-    return _validated(type_name, payload).model_dump(mode="json", by_alias=True)
-
-
-def parse_payload(type_name: str, payload: Any) -> BaseModel:
-    """The payload as its type's model (for the executor); raises like `validate_payload`."""
-    return _validated(type_name, payload)
-
-
-def json_schema(type_name: str) -> dict[str, Any]:
-    """The JSON Schema of `type_name`'s payload, as clients write it (camelCase keys)."""
-    return copy.deepcopy(_schema(_model(type_name)))
-
-
-@functools.cache
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    # Generating a schema takes about a millisecond; the models never change.
-    return model.model_json_schema(by_alias=True)

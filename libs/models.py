@@ -284,8 +284,8 @@ class Job(Base):
     # Flat string -> string pairs the owner tags jobs with, for filtering.
     labels: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # The strategy that runs it (registry key), and its payload, validated against the type:
-    # stored in the canonical form `libs.job_types.validate_payload` returns (camelCase keys,
-    # defaults filled in), which is also the form the API shows.
+    # stored in the canonical form `libs.job_types.JobTypes.validate_payload` returns (camelCase
+    # keys, defaults filled in), which is also the form the API shows.
     type: Mapped[str]
     payload: Mapped[dict[str, Any]]
     # The normalised schedule (`libs.schedule`, defaults such as anchors filled in, field names

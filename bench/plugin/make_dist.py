@@ -6,7 +6,8 @@ A process started with `PYTHONPATH=DIR:<this folder>` then finds the entry point
 `importlib.metadata.entry_points`, exactly as it finds those of installed distributions, and
 imports `bench_job_type` from this folder:
 
-    PYTHONPATH=DIR:bench/plugin python -c "from libs import job_types; print(job_types.known())"
+    PYTHONPATH=DIR:bench/plugin python -c \
+        "from libs import job_types; print(job_types.load().known())"
 """
 
 from __future__ import annotations

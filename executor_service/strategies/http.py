@@ -150,7 +150,7 @@ def new_pool(
 
 
 def create(resources: strategy.Resources) -> HttpStrategy:
-    """The strategy of the `http` job type (the factory named in `libs.job_types`)."""
+    """The strategy of the `http` job type (the factory named in `strategies.BUILT_IN`)."""
     secrets = SecretsCache(functools.partial(_stored_secrets, resources.sessions))
     return HttpStrategy(new_pool(resources.settings), resources.settings, secrets)
 

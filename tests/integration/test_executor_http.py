@@ -86,7 +86,7 @@ def a_run(*, attempt: int = 1, job_id: uuid.UUID = JOB_ID) -> strategy.Run:
 
 
 def payload(url: str, **fields: Any) -> job_types.HttpPayload:
-    parsed = job_types.parse_payload("http", {"url": url, **fields})
+    parsed = job_types.JobTypes(job_types.BUILT_IN).parse_payload("http", {"url": url, **fields})
     assert isinstance(parsed, job_types.HttpPayload)
     return parsed
 

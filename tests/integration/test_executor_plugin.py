@@ -23,16 +23,14 @@ PLUGIN_DIR = Path(__file__).resolve().parents[2] / "bench" / "plugin"
 
 @pytest.fixture
 def bench_plugin(tmp_path: Path) -> Iterator[ModuleType]:
-    """The `bench` type registered for this test only (the executor reads the registry when it
-    builds its strategies); its module, as the entry point loaded it."""
+    """The `bench` type installed for this test only (the executor reads the job types when it
+    starts, and builds their strategies); its module, as the entry point loaded it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(PLUGIN_DIR))
         importlib.import_module("make_dist").write_dist_info(tmp_path)
         patch.syspath_prepend(str(tmp_path))
-        job_types.registry.cache_clear()
-        assert "bench" in job_types.known()
+        assert "bench" in job_types.load()
         yield importlib.import_module("bench_job_type")
-    job_types.registry.cache_clear()
 
 
 async def finished(p, job_id, *statuses: JobStatus):

@@ -22,7 +22,7 @@ from job_service_support import (
 )
 
 from job_service import idempotency, schemas, settings
-from libs import channels, job_types, misfire, models, schedule
+from libs import channels, misfire, models, schedule
 
 NOTIFY_DEADLINE_S = 10
 
@@ -67,7 +67,7 @@ async def test_a_created_job_is_stored_scheduled_with_its_first_run(jobs):
     assert (job["name"], job["description"], job["labels"]) == (
         "nightly", "runs at night", {"team": "billing", "env": "prod"},
     )  # fmt: skip
-    assert job["payload"] == job_types.validate_payload("http", body["payload"])
+    assert job["payload"] == jobs.app.state.job_types.validate_payload("http", body["payload"])
     assert job["payload"]["timeoutSeconds"] == 30  # defaults filled in, camelCase
     assert job["retryPolicy"] == {
         "maxAttempts": 5, "initialBackoffSeconds": 2.0, "multiplier": 2.0,
@@ -594,7 +594,9 @@ async def test_a_retry_finds_its_job_even_when_the_body_would_no_longer_validate
         "INSERT INTO idempotency_keys (owner_id, key, request_hash, job_id)"
         " VALUES (:owner, 'from-2000', :digest, :job_id)",
         owner=jobs.owner,
-        digest=idempotency.request_hash(schemas.JobCreate.model_validate(body)),
+        digest=idempotency.request_hash(
+            schemas.JobCreate.model_validate(body), jobs.app.state.job_types
+        ),
         job_id=uuid.UUID(job["id"]),
     )
 

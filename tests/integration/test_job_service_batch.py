@@ -240,7 +240,9 @@ async def test_a_retry_gets_the_first_answer_even_when_its_items_would_no_longer
         "INSERT INTO idempotency_keys (owner_id, key, request_hash, batch_results)"
         " VALUES (:owner, 'batch-from-2000', :digest, CAST(:results AS jsonb))",
         owner=jobs.owner,
-        digest=idempotency.batch_hash(items, [schemas.JobCreate.model_validate(items[0])]),
+        digest=idempotency.batch_hash(
+            items, [schemas.JobCreate.model_validate(items[0])], jobs.app.state.job_types
+        ),
         results=json.dumps([{"jobId": job["id"]}]),
     )
 

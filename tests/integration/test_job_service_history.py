@@ -19,7 +19,7 @@ from job_service_support import (
     running,
 )
 
-from libs import channels, job_types
+from libs import channels
 from libs.states import JobStatus
 
 NOTIFY_DEADLINE_S = 10
@@ -582,7 +582,7 @@ async def test_job_types_are_listed_with_their_payload_schemas(jobs):
 
     items = response.json()["items"]
     assert [t["name"] for t in items] == ["http", "kafka", "log"]
-    assert items[0]["payloadSchema"] == job_types.json_schema("http")
+    assert items[0]["payloadSchema"] == jobs.app.state.job_types.json_schema("http")
     assert "timeoutSeconds" in items[0]["payloadSchema"]["properties"]
 
 

@@ -133,7 +133,7 @@ async def insert_http_job(
     """An `http` job due now, written as the job service writes one."""
     now = await conn.fetchval("SELECT now()")
     stored = schedules.normalise(schedules.Once(kind="once", at=now), now).model_dump_json()
-    payload = job_types.validate_payload("http", {"url": url, "body": {"report": "nightly"}})
+    payload = job_types.load().validate_payload("http", {"url": url, "body": {"report": "nightly"}})
     return await conn.fetchval(
         """
         INSERT INTO jobs (owner_id, name, type, payload, schedule, schedule_kind, retry_policy,

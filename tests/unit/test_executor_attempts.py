@@ -1,5 +1,6 @@
 """How the executor classifies the end of an attempt: every failure kind, from real strategy
-objects (no database or broker: `_attempt` only runs the strategy and reads its outcome)."""
+objects (no database or broker: `_attempt` only runs the strategy and hands how it ended to
+`executor_service.decisions`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from executor_service.strategy import (
     TargetGone,
     TransientFailure,
 )
-from libs import messages
+from libs import job_types, messages
 from libs.job_types import HttpPayload, KafkaPayload
 from libs.states import ExecutionStatus
 
@@ -68,6 +69,7 @@ def executor(strategy) -> Executor:
         settings=SETTINGS,
         sessions=None,
         producer=None,
+        types=job_types.JobTypes(job_types.BUILT_IN),
         strategies=Strategies({"log": strategy}),
         metrics=ExecutorMetrics(CollectorRegistry()),
     )

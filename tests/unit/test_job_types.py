@@ -1,5 +1,5 @@
 """`libs.job_types`: the payload contract of each built-in job type, the canonical form
-`validate_payload` returns, and the errors it names from `payload.` on."""
+`JobTypes.validate_payload` returns, and the errors it names from `payload.` on."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from libs import job_types, schemas
 
 URL = "https://example.com/hook"
+TYPES = job_types.JobTypes(job_types.BUILT_IN)
 
 
 def errors_of(type_name: str, payload: object) -> list[tuple[str, str]]:
     with pytest.raises(job_types.InvalidPayload) as caught:
-        job_types.validate_payload(type_name, payload)
+        TYPES.validate_payload(type_name, payload)
     return caught.value.errors
 
 
@@ -28,18 +29,25 @@ def fields_of(type_name: str, payload: object) -> list[str]:
 
 
 def test_the_built_in_types():
-    assert job_types.known() == ["http", "kafka", "log"]
-    assert set(job_types.registry()) == {"http", "kafka", "log"}
+    assert TYPES.known() == ["http", "kafka", "log"]
+    assert [t.name for t in TYPES] == ["http", "kafka", "log"]
+    # With no plug-in installed, a service reads the built-in types alone.
+    assert job_types.load().known() == ["http", "kafka", "log"]
+
+
+def test_the_built_in_types_leave_their_strategies_to_the_executor():
+    # The job service imports these; what runs them is the executor's own.
+    assert all(t.strategy is None for t in job_types.BUILT_IN)
 
 
 def test_an_unknown_type_names_the_known_ones():
     with pytest.raises(job_types.UnknownJobType) as caught:
-        job_types.validate_payload("ftp", {})
+        TYPES.validate_payload("ftp", {})
 
     assert caught.value.known == ["http", "kafka", "log"]
     assert "http, kafka, log" in str(caught.value)
     with pytest.raises(job_types.UnknownJobType):
-        job_types.json_schema("ftp")
+        TYPES.json_schema("ftp")
 
 
 @pytest.mark.parametrize("payload", [None, [], "text", 3])
@@ -47,14 +55,14 @@ def test_a_payload_must_be_an_object(payload):
     assert errors_of("log", payload) == [("payload", "must be a JSON object")]
 
 
-@pytest.mark.parametrize("name", job_types.known())
+@pytest.mark.parametrize("name", TYPES.known())
 def test_each_types_schema_is_camel_case_and_its_examples_are_valid(name):
-    schema = job_types.json_schema(name)
+    schema = TYPES.json_schema(name)
 
     assert schema["additionalProperties"] is False
     assert all("_" not in key for key in schema["properties"])
     for example in schema["examples"]:
-        job_types.validate_payload(name, example)
+        TYPES.validate_payload(name, example)
 
 
 # --- size and hostile values -------------------------------------------------------------------
@@ -68,7 +76,7 @@ def test_a_payload_up_to_64_kib_is_accepted_and_one_byte_more_is_not():
         return payload
 
     at_limit = http_with_body_of(job_types.MAX_PAYLOAD_BYTES)
-    job_types.validate_payload("http", at_limit)  # counted in UTF-8 bytes, not characters
+    TYPES.validate_payload("http", at_limit)  # counted in UTF-8 bytes, not characters
 
     [(field, message)] = errors_of("http", http_with_body_of(job_types.MAX_PAYLOAD_BYTES + 1))
     assert field == "payload"
@@ -95,7 +103,7 @@ def test_nul_bytes_lone_surrogates_and_nan_are_refused(payload, field):
 
 
 def test_http_defaults_are_filled_in_with_camel_case_keys():
-    assert job_types.validate_payload("http", {"url": URL}) == {
+    assert TYPES.validate_payload("http", {"url": URL}) == {
         "url": URL,
         "method": "POST",
         "headers": {},
@@ -107,7 +115,7 @@ def test_http_defaults_are_filled_in_with_camel_case_keys():
 
 
 def test_http_accepts_field_names_as_well():
-    payload = job_types.validate_payload(
+    payload = TYPES.validate_payload(
         "http", {"url": URL, "timeout_s": 5, "body_text": "hi", "expected_status": ["204"]}
     )
 
@@ -140,12 +148,12 @@ def test_http_refuses_urls_it_cannot_or_must_not_call(url):
     "url", ["http://example.com", "https://example.com:8443/a/b?c=d#e", "https://[::1]:8080/"]
 )
 def test_http_accepts_http_and_https_urls(url):
-    assert job_types.validate_payload("http", {"url": url})["url"] == url
+    assert TYPES.validate_payload("http", {"url": url})["url"] == url
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
 def test_http_methods(method):
-    assert job_types.validate_payload("http", {"url": URL, "method": method})["method"] == method
+    assert TYPES.validate_payload("http", {"url": URL, "method": method})["method"] == method
 
 
 @pytest.mark.parametrize("method", ["get", "HEAD", "CONNECT", "TRACE", ""])
@@ -183,7 +191,7 @@ def test_http_body_is_json_or_text_and_never_with_get():
         "payload.bodyText"
     ]
     for body in ({"a": [1, 2.5, None, True]}, [1], "text", 3, False):
-        assert job_types.validate_payload("http", {"url": URL, "body": body})["body"] == body
+        assert TYPES.validate_payload("http", {"url": URL, "body": body})["body"] == body
 
 
 @pytest.mark.parametrize("timeout", [0, 0.5, 3601, "30s"])
@@ -203,7 +211,7 @@ def test_http_timeout_bounds(timeout):
     ],
 )
 def test_http_expected_status(patterns, status, accepted):
-    model = job_types.parse_payload("http", {"url": URL, "expectedStatus": patterns})
+    model = TYPES.parse_payload("http", {"url": URL, "expectedStatus": patterns})
 
     assert isinstance(model, job_types.HttpPayload)
     assert model.accepts(status) is accepted
@@ -220,7 +228,7 @@ def test_http_refuses_malformed_expected_status(patterns):
 
 
 def test_kafka_defaults():
-    assert job_types.validate_payload("kafka", {"topic": "orders.v1", "value": {"id": 1}}) == {
+    assert TYPES.validate_payload("kafka", {"topic": "orders.v1", "value": {"id": 1}}) == {
         "topic": "orders.v1",
         "key": None,
         "value": {"id": 1},
@@ -232,7 +240,7 @@ def test_kafka_defaults():
 def test_kafka_value_is_any_json(value):
     payload = {"topic": "t", "value": value}
 
-    assert job_types.validate_payload("kafka", payload)["value"] == value
+    assert TYPES.validate_payload("kafka", payload)["value"] == value
 
 
 @pytest.mark.parametrize(
@@ -257,7 +265,7 @@ def test_kafka_refusals(payload, field):
 
 
 def test_log_defaults_to_info():
-    assert job_types.validate_payload("log", {"message": "hi"}) == {
+    assert TYPES.validate_payload("log", {"message": "hi"}) == {
         "message": "hi",
         "level": "info",
     }
@@ -304,8 +312,8 @@ def test_the_canonical_form_validates_to_itself(message, level, timeout):
         ("http", {"url": URL, "bodyText": message, "timeout_s": timeout}),
         ("kafka", {"topic": "t", "key": message, "value": {"m": message}}),
     ]:
-        canonical = job_types.validate_payload(type_name, payload)
-        assert job_types.validate_payload(type_name, canonical) == canonical
+        canonical = TYPES.validate_payload(type_name, payload)
+        assert TYPES.validate_payload(type_name, canonical) == canonical
         assert json.loads(json.dumps(canonical)) == canonical
 
 
