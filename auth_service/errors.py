@@ -53,9 +53,7 @@ class InvalidClient(OAuthProblem):
     error = "invalid_client"
 
     def __init__(self, description: str = "client authentication failed"):
-        super().__init__(
-            description, headers={"WWW-Authenticate": f'Basic realm="{BASIC_REALM}"'}
-        )
+        super().__init__(description, headers={"WWW-Authenticate": f'Basic realm="{BASIC_REALM}"'})
 
 
 class InvalidGrant(OAuthProblem):

@@ -385,9 +385,7 @@ async def rotate(settings: Settings, *, force: bool = False) -> Rotation:
             "file and the old one in previous_signing_key_file, then restarting"
         )
     signer = generate(settings.auth_algorithm)
-    engine = db.create_engine(
-        settings.database_url.get_secret_value(), pool_size=1, max_overflow=0
-    )
+    engine = db.create_engine(settings.database_url.get_secret_value(), pool_size=1, max_overflow=0)
     try:
         async with db.unit_of_work(db.session_factory(engine)) as session:
             await repository.lock_signing_keys(session)

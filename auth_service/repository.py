@@ -184,9 +184,7 @@ async def published_jwks(session: AsyncSession) -> list[dict[str, Any]]:
     """The public JWKs of the active and previous keys (never retired ones), active first."""
     rows = await session.scalars(
         select(models.SigningKey.public_jwk)
-        .where(
-            models.SigningKey.status.in_([SigningKeyStatus.ACTIVE, SigningKeyStatus.PREVIOUS])
-        )
+        .where(models.SigningKey.status.in_([SigningKeyStatus.ACTIVE, SigningKeyStatus.PREVIOUS]))
         .order_by(
             (models.SigningKey.status == SigningKeyStatus.ACTIVE).desc(),
             models.SigningKey.activated_at.desc().nulls_last(),

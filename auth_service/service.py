@@ -313,9 +313,7 @@ async def _refusal(
         # Spent already: either its holder raced itself or someone else holds a copy. Nobody
         # can tell which, so the whole family goes (the refusal is committed with it).
         revoked = await repository.revoke_refresh_family(session, token.family_id)
-        log.get().warning(
-            "refresh_token_reused", family_id=str(token.family_id), revoked=revoked
-        )
+        log.get().warning("refresh_token_reused", family_id=str(token.family_id), revoked=revoked)
         return errors.InvalidGrant("the refresh token was already used; its family is revoked")
     if token.expires_at <= now:
         return errors.InvalidGrant("the refresh token has expired")
@@ -356,8 +354,6 @@ async def revoke(identity: Identity, request: schemas.RevocationRequest) -> None
     """Revoke the refresh token's whole family (a logout). Unknown tokens, access tokens
     included, are not an error (RFC 7009 section 2.2)."""
     async with db.unit_of_work(identity.sessions) as session:
-        family_id = await repository.revoke_refresh_family_of(
-            session, opaque.digest(request.token)
-        )
+        family_id = await repository.revoke_refresh_family_of(session, opaque.digest(request.token))
     if family_id is not None:
         log.get().info("refresh_family_revoked", family_id=str(family_id))

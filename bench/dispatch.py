@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from libs import log, migrate, resources, schedule, web
 from schedctl import embedded
-from scheduler_service import api
+from scheduler_service import app as scheduler_app
 from scheduler_service.settings import Settings
 
 BURST_JOBS = 20_000
@@ -63,9 +63,7 @@ def _settings(database_url: str, bootstrap: str, topic: str, worker: int) -> Set
     )
 
 
-async def _dispatch_until_stopped(
-    settings: Settings, ready: Any, start: Any, stop: Any
-) -> dict:
+async def _dispatch_until_stopped(settings: Settings, ready: Any, start: Any, stop: Any) -> dict:
     app = FastAPI()
     app.state.metrics = web.Metrics(settings)
     async with resources.all_of(
@@ -73,7 +71,7 @@ async def _dispatch_until_stopped(
         partial(resources.database, settings=settings),
         partial(resources.kafka_producer, settings=settings),
     ):
-        scheduler = api.build_scheduler(app, settings)
+        scheduler = scheduler_app.build_scheduler(app, settings)
         metrics = scheduler.dispatcher._metrics
         metrics.dispatch_lag = LagRecorder()
         ready.put(settings.node_id)  # engine, producer and topics are up

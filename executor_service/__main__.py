@@ -1,12 +1,12 @@
 """`python -m executor_service`: run one process of the executor service."""
 
-from executor_service import api
+from executor_service import app
 from executor_service.settings import Settings
 from libs import serve
 
 
 def main() -> None:
-    serve.run(Settings, api.create_app)
+    serve.run(Settings, app.create_app)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor_service import decisions, repository
@@ -39,8 +38,9 @@ from executor_service.offsets import Offsets
 from executor_service.outcomes import Fetched, Outcome, OutcomeWriter
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
-from executor_service.strategy import Run, describe
-from libs import db, job_types, kafka, log, loops, messages
+from executor_service.strategy import Run
+from libs import db, errors, job_types, kafka, log, loops, messages
+from libs.errors import describe
 from libs.states import ExecutionStatus
 
 POLL_TIMEOUT_MS = 100
@@ -123,25 +123,32 @@ class Executor:
     # --- the poll loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Poll until `stop`, then drain (`_drain`). Connecting, polling and rebuilding the
+        consumer share one backoff: only a poll that went through ends it."""
         settings = self._settings
         backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
         writer = asyncio.create_task(self._writer.run(self._writer_stop), name="outcome-writer")
-        consumer = None
+
+        async def poll() -> float:
+            if self._consumer_lost() and await self._reconnect(self._consumer, backoff) is None:
+                return 0.0  # stopped while reconnecting
+            assert self._consumer is not None
+            try:
+                await self._poll(self._consumer)
+            except KafkaError as exc:
+                raise errors.BrokerUnavailable(describe(exc)) from exc
+            return 0.0  # the poll itself waits for messages
+
         try:
-            consumer = await self._connect(backoff)
-            while consumer is not None and not self._stop.is_set():
-                try:
-                    await self._poll(consumer)
-                    backoff.reset()
-                except KafkaError as exc:
-                    delay = backoff.next_delay()
-                    self.metrics.loop_errors.labels("poll").inc()
-                    log.get().warning("poll_failed", error=describe(exc), retry_in_s=delay)
-                    await loops.pause(self._stop, delay)
-                if self._consumer_lost():
-                    consumer = await self._reconnect(consumer, backoff)
+            if await self._connect(backoff) is not None:
+                await loops.run(
+                    poll,
+                    stop=self._stop,
+                    backoff=backoff,
+                    report=loops.ErrorReport(self.metrics.loop_errors, "poll", "poll_failed"),
+                )
         finally:
-            await self._drain(consumer, writer)
+            await self._drain(self._consumer, writer)
 
     async def _leave(self, consumer: AIOKafkaConsumer | None) -> None:
         """Commit what is finished and leave the group, within `LEAVE_TIMEOUT_S` in all."""
@@ -162,7 +169,7 @@ class Executor:
         return failing is not None and time.monotonic() - failing > CONSUMER_FAILING_S
 
     async def _reconnect(
-        self, consumer: AIOKafkaConsumer, backoff: loops.ErrorBackoff
+        self, consumer: AIOKafkaConsumer | None, backoff: loops.ErrorBackoff
     ) -> AIOKafkaConsumer | None:
         """A new group member in place of one whose commits keep failing (the broker restarted
         without its state, or the group forgot this member and it never noticed). Its
@@ -171,33 +178,37 @@ class Executor:
         self.metrics.loop_errors.labels("consumer").inc()
         self._consumer = None
         self.assigned.clear()
-        await kafka.stop(consumer, kafka.STOP_BROKEN_TIMEOUT_S)
+        if consumer is not None:
+            await kafka.stop(consumer, kafka.STOP_BROKEN_TIMEOUT_S)
         self._offsets.forget(list(self._offsets.partitions()))
         self._failing_since = None
         return await self._connect(backoff)
 
     async def _connect(self, backoff: loops.ErrorBackoff) -> AIOKafkaConsumer | None:
-        """A started group member subscribed to the dispatch topic; None when stopped first."""
-        while not self._stop.is_set():
-            settings = self._settings
+        """A started group member subscribed to the dispatch topic (also `self._consumer`);
+        None when stopped first."""
+        settings = self._settings
+        if self._stop.is_set():
+            return None
+
+        async def start() -> AIOKafkaConsumer:
             consumer = kafka.create_consumer(
                 settings,
                 group_id=settings.consumer_group,
                 session_timeout_ms=settings.consumer_session_timeout_ms,
                 heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             )
-            consumer.subscribe([self._settings.kafka_dispatch_topic], listener=_Rebalance(self))
-            try:
-                await kafka.start(consumer)
-            except kafka.KafkaUnavailable as exc:
-                delay = backoff.next_delay()
-                self.metrics.loop_errors.labels("connect").inc()
-                log.get().warning("consumer_not_started", error=str(exc), retry_in_s=delay)
-                await loops.pause(self._stop, delay)
-                continue
-            self._consumer = consumer
+            consumer.subscribe([settings.kafka_dispatch_topic], listener=_Rebalance(self))
+            await kafka.start(consumer)
             return consumer
-        return None
+
+        self._consumer = await loops.retry(
+            start,
+            stop=self._stop,
+            backoff=backoff,
+            report=loops.ErrorReport(self.metrics.loop_errors, "connect", "consumer_not_started"),
+        )
+        return self._consumer
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         free = self._settings.max_in_flight - self._in_flight
@@ -345,18 +356,20 @@ class Executor:
         wanted = [
             repository.Dispatch(d.execution_id, d.job_id, d.lease_version) for d in dispatches
         ]
-        while True:
-            try:
-                async with db.unit_of_work(self._sessions) as session:
-                    return await repository.claim(
-                        session, wanted, worker=settings.node_id, margin_s=settings.lease_margin_s
-                    )
-            except (SQLAlchemyError, OSError) as exc:
-                delay = backoff.next_delay()
-                self.metrics.loop_errors.labels("claim").inc()
-                log.get().warning("claim_failed", error=describe(exc), retry_in_s=delay)
-                if await loops.pause(self._stop, delay):
-                    return None
+
+        async def claim() -> repository.Claim:
+            async with db.transaction(self._sessions) as session:
+                return await repository.claim(
+                    session, wanted, worker=settings.node_id, margin_s=settings.lease_margin_s
+                )
+
+        # Stopping with the database away: None, and the dispatches go to the next owner.
+        return await loops.retry(
+            claim,
+            stop=self._stop,
+            backoff=backoff,
+            report=loops.ErrorReport(self.metrics.loop_errors, "claim", "claim_failed"),
+        )
 
     async def _execute(self, item: Fetched, dispatch: messages.DispatchMessage) -> None:
         started = time.monotonic()

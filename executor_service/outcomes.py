@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import TopicPartition
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor_service import repository
 from executor_service.decisions import Result, dead_letter_error, dead_letter_reason, next_state
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
-from executor_service.strategy import describe
 from libs import backoff, db, kafka, log, loops, messages, occurrences, schedule
 
 PUBLISH_TIMEOUT_S = 10.0
@@ -84,35 +82,42 @@ class OutcomeWriter:
         is retried with a backoff; a shutdown bounds the wait by cancelling this task (what is
         left is redelivered, or recovered by its lease)."""
         settings = self._settings
-        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
-        while True:
+        drained = asyncio.Event()  # stopping with nothing left to write: the loop's own stop
+        report = loops.ErrorReport(self._metrics.loop_errors, "outcomes", "outcomes_not_recorded")
+
+        async def write_next() -> float:
             if not self._queue:
                 if stop.is_set():
-                    return
+                    drained.set()
+                    return 0.0
                 self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
-                continue
+                return 0.0
             if len(self._queue) < settings.outcome_batch_size and not stop.is_set():
                 # Let the outcomes finishing at about the same time join this transaction.
                 await asyncio.sleep(settings.outcome_flush_interval_s)
             batch = self._queue[: settings.outcome_batch_size]
-            try:
+            with db.translate_errors():
                 await self.write(batch)
-            except (SQLAlchemyError, OSError, db.DatabaseUnavailable) as exc:
-                delay = backoff.next_delay()
-                self._metrics.loop_errors.labels("outcomes").inc()
-                log.get().warning(
-                    "outcomes_not_recorded", count=len(batch), error=describe(exc), retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
             del self._queue[: len(batch)]
             self._recorded(batch)
+            return 0.0
+
+        def report_unwritten(exc: BaseException, retry_in_s: float) -> None:
+            report(exc, retry_in_s, count=min(len(self._queue), settings.outcome_batch_size))
+
+        await loops.run(
+            write_next,
+            stop=drained,
+            backoff=loops.ErrorBackoff(
+                settings.error_backoff_initial_s, settings.error_backoff_max_s
+            ),
+            report=report_unwritten,
+        )
 
     async def write(self, batch: Sequence[Outcome]) -> None:
         letters: list[tuple[repository.DeadLetter, Outcome]] = []

@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
+# Strategies describe the failures they report with the workers' one formatter (plug-ins
+# written against this module find it here too).
+from libs.errors import describe as describe
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -104,9 +108,3 @@ class Resources:
 
 class Strategy(Protocol):
     async def run(self, payload: BaseModel, run: Run) -> None: ...
-
-
-def describe(exc: BaseException) -> str:
-    """A short, secret-free description of an unexpected exception: its type and first line."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__

@@ -182,9 +182,7 @@ def properties_files(location: str, service: str) -> list[PropertiesFile]:
     return files
 
 
-def read_properties(
-    files: list[PropertiesFile], known: set[str]
-) -> dict[str, Entry]:
+def read_properties(files: list[PropertiesFile], known: set[str]) -> dict[str, Entry]:
     """Merge `files` in order, later ones winning; refuse unknown keys in a service's own file."""
     merged: dict[str, Entry] = {}
     for item in files:
@@ -376,9 +374,7 @@ class KafkaSettings(ServiceSettings):
     # only paces idle polling; the embedded broker answers only when it expires, so there it
     # adds to every dispatch's start lag (`schedctl up` sets 50).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None

@@ -7,6 +7,10 @@ takes a session and never commits on its own.
 `is_unavailable` tells an outage (the server cannot be reached, is shutting down or starting,
 the connection was lost, the pool is exhausted) from an error of the statement itself, so that
 callers can answer "retry later" for the first and treat the second as a bug or a refusal.
+
+The workers' loops take their units of work from `transaction`, which raises every error of the
+driver and the network as `libs.errors.DatabaseUnavailable`: a loop backs off from it and
+resumes, whatever the statement was.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 from sqlalchemy import text
@@ -28,12 +32,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from libs.errors import DatabaseUnavailable, describe
+
 ASYNC_DRIVER = "postgresql+asyncpg"
 DISPOSE_TIMEOUT_S = 1.0  # a pool's close at shutdown, whatever the server does
-
-
-class DatabaseUnavailable(Exception):
-    """The database could not be reached or refused the connection."""
 
 
 # A connection attempt (TCP, TLS, start-up, authentication) taking longer fails: a server that
@@ -206,6 +208,27 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction: committed when the block ends normally, rolled back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Raise the driver's and the network's errors of the block as `DatabaseUnavailable` (the
+    original as its cause): what a worker's loop backs off from and resumes after."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise DatabaseUnavailable(describe(exc)) from exc
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """`unit_of_work` with its errors translated (`translate_errors`), its commit's included:
+    the unit of work of the workers' loops."""
+    with translate_errors():
+        async with unit_of_work(sessions) as session:
+            yield session
 
 
 async def dispose(engine: AsyncEngine, timeout_s: float = DISPOSE_TIMEOUT_S) -> None:

@@ -4,7 +4,8 @@ Producers are idempotent with `acks="all"` (aiokafka's defaults are neither), so
 cannot duplicate or lose a message the broker acknowledged. Consumers commit offsets by hand,
 after the outcome of a message is stored, and start from the earliest offset of a new group.
 Clients are built from settings by the service's lifespan and started there; aiokafka's errors
-are translated here into `KafkaUnavailable` and `MalformedMessage`.
+are translated here into `KafkaUnavailable` (the workers' `libs.errors.BrokerUnavailable`) and
+`MalformedMessage`.
 
 Services publish through `Producer`, which rebuilds its aiokafka client (and recreates missing
 topics) after a failed send: an idempotent aiokafka producer never asks for a new producer id,
@@ -40,7 +41,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from libs import kafka_protocol, log
+from libs import errors, kafka_protocol, log
 from libs.config import KafkaSettings
 
 ENVELOPE_VERSION = 1
@@ -52,8 +53,9 @@ REBUILD_TIMEOUT_S = 10.0  # topics and a new client, for a send that names no de
 PING_REBUILD_TIMEOUT_S = 1.5  # within the readiness check's own 2 s
 
 
-class KafkaUnavailable(Exception):
-    """The broker could not be reached or refused a request."""
+# The broker could not be reached or refused a request: a transient fault, which the workers'
+# loops back off from (`libs.errors`). Named after Kafka where the code speaks of Kafka.
+KafkaUnavailable = errors.BrokerUnavailable
 
 
 class MessageTooLarge(KafkaUnavailable):

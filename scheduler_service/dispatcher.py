@@ -25,8 +25,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs import kafka, log, loops, messages
+from libs.errors import DatabaseUnavailable, is_transient
 from libs.states import JobStatus
-from scheduler_service import errors, loop, repository, service
+from scheduler_service import errors, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
 from scheduler_service.wakeup import Wakeup
@@ -70,58 +71,72 @@ class Dispatcher:
         self._metrics = metrics
         self._wakeup = wakeup
         self._lease_s = settings.dispatch_lease_s
-        self._stopping = False
+        self._stop = asyncio.Event()
         self.sleeping = asyncio.Event()  # set while idle until due work or a NOTIFY
 
     def stop(self) -> None:
         """Claim nothing more; the batch in hand is still published or handed back."""
-        self._stopping = True
+        self._stop.set()
         self._wakeup.ring()
 
     async def run(self) -> None:
         """Dispatch until `stop`. Batches are pipelined: while one batch's acknowledgements are
         awaited, the next is claimed (a backlog drains at the pace of the slower of the two
         halves, not of their sum)."""
-        backoff = loops.ErrorBackoff(
-            self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
-        )
-        full = self._settings.dispatch_batch_size
+        settings = self._settings
+        backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+        full = settings.dispatch_batch_size
         publishing: asyncio.Task[BatchResult] | None = None
-        while not self._stopping:
+
+        async def dispatch_until_idle() -> float:
+            """Batches until the due work is out, then sleep until more is due (or a NOTIFY, or
+            `stop`). On an error the batch in hand goes out or is handed back first."""
+            nonlocal publishing
             try:
-                if not self._producer.healthy:
-                    # Nothing is claimed until the broker takes messages again.
-                    await self._producer.connected(self._settings.dispatch_publish_timeout_s)
-                batch = await self.claim_batch()
-                previous, publishing = publishing, self._start_publishing(batch)
-                if previous is not None:
-                    await previous  # raises when it had to hand back
-                    backoff.reset()  # only a publish that went out ends an error backoff
-                if batch.locked >= full:
-                    continue  # a backlog: the next batch at once
-                if publishing is not None:
-                    current, publishing = publishing, None
-                    await current
-                self._wakeup.clear()  # before looking, so a NOTIFY after the look is kept
-                delay = await self.seconds_until_next_due()
-                backoff.reset()
-            except Exception as exc:
-                await self._settle(publishing)  # the batch in hand goes out or is handed back
+                while not self._stop.is_set():
+                    if not self._producer.healthy:
+                        # Nothing is claimed until the broker takes messages again.
+                        await self._producer.connected(settings.dispatch_publish_timeout_s)
+                    batch = await self.claim_batch()
+                    previous, publishing = publishing, self._start_publishing(batch)
+                    if previous is not None:
+                        await previous  # raises when it had to hand back
+                        backoff.reset()  # only a publish that went out ends an error backoff
+                    if batch.locked >= full:
+                        continue  # a backlog: the next batch at once
+                    if publishing is not None:
+                        current, publishing = publishing, None
+                        await current
+                    self._wakeup.clear()  # before looking, so a NOTIFY after the look is kept
+                    delay = await self.seconds_until_next_due()
+                    backoff.reset()
+                    if delay is None:
+                        delay = settings.dispatch_max_sleep_s
+                    elif delay <= 0:
+                        if batch.locked:
+                            continue  # more became due while this batch was published
+                        delay = CONTENDED_RETRY_S
+                    self.sleeping.set()
+                    await self._wakeup.sleep(min(delay, settings.dispatch_max_sleep_s))
+                    self.sleeping.clear()
+                    break
+            except Exception:
+                await self._settle(publishing)
                 publishing = None
-                delay = backoff.next_delay()
-                loop.report_error("dispatch", exc, delay, self._metrics)
-                await self._wakeup.sleep(delay)
-                self._wakeup.clear()  # a NOTIFY does not cut an error backoff short twice
-                continue
-            if delay is None:
-                delay = self._settings.dispatch_max_sleep_s
-            elif delay <= 0:
-                if batch.locked:
-                    continue  # more became due while this batch was published
-                delay = CONTENDED_RETRY_S
-            self.sleeping.set()
-            await self._wakeup.sleep(min(delay, self._settings.dispatch_max_sleep_s))
-            self.sleeping.clear()
+                raise
+            return 0.0
+
+        async def back_off(delay_s: float) -> None:
+            await self._wakeup.sleep(delay_s)  # `stop` rings the wakeup too
+            self._wakeup.clear()  # a NOTIFY does not cut an error backoff short twice
+
+        await loops.run(
+            dispatch_until_idle,
+            stop=self._stop,
+            backoff=backoff,
+            report=loops.ErrorReport.of_service("scheduler", "dispatch", self._metrics.loop_errors),
+            wait=back_off,
+        )
         await self._settle(publishing)
         log.get().info("dispatcher_stopped")
 
@@ -136,10 +151,11 @@ class Dispatcher:
             return
         try:
             await publishing
-        except errors.TRANSIENT:
-            pass  # handed back (or left to lease recovery), and logged, by publish_batch
         except Exception as exc:
-            loop.report_error("dispatch", exc, 0.0, self._metrics)
+            if is_transient(exc):
+                return  # handed back (or left to lease recovery), and logged, by publish_batch
+            errors_total = self._metrics.loop_errors
+            loops.ErrorReport.of_service("scheduler", "dispatch", errors_total)(exc, 0.0)
 
     async def seconds_until_next_due(self) -> float | None:
         async with repository.transaction(self._sessions) as session:
@@ -291,7 +307,7 @@ class Dispatcher:
         try:
             async with repository.transaction(self._sessions) as session:
                 handed = await repository.hand_back(session, dispatches)
-        except errors.DatabaseError as exc:
+        except DatabaseUnavailable as exc:
             log.get().error(
                 "hand_back_failed", count=len(dispatches), error=str(exc), recovered_by="lease"
             )

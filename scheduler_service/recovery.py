@@ -20,7 +20,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs import log, loops
-from scheduler_service import loop, repository, service
+from scheduler_service import repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
 
@@ -40,21 +40,23 @@ class Recovery:
         self._random = random_draw
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = loops.ErrorBackoff(
-            self._settings.error_backoff_initial_s, self._settings.error_backoff_max_s
+        settings = self._settings
+
+        async def recover_all() -> float:
+            """Batches until one is not full (a backlog is recovered at once)."""
+            while await self.recover_batch() >= settings.recovery_batch_size:
+                if stop.is_set():
+                    break
+            return settings.recovery_interval_s
+
+        await loops.run(
+            recover_all,
+            stop=stop,
+            backoff=loops.ErrorBackoff(
+                settings.error_backoff_initial_s, settings.error_backoff_max_s
+            ),
+            report=loops.ErrorReport.of_service("scheduler", "recovery", self._metrics.loop_errors),
         )
-        while not stop.is_set():
-            try:
-                while await self.recover_batch() >= self._settings.recovery_batch_size:
-                    if stop.is_set():
-                        break
-                backoff.reset()
-                delay = self._settings.recovery_interval_s
-            except Exception as exc:
-                delay = backoff.next_delay()
-                loop.report_error("recovery", exc, delay, self._metrics)
-            if await loops.pause(stop, delay):
-                break
 
     async def recover_batch(self) -> int:
         """Recover up to `recovery_batch_size` expired leases of each kind (never started,

@@ -5,7 +5,7 @@ The hot path (`claim_due_jobs`) is one statement: it locks due jobs with `FOR UP
 fencing token and inserts their execution rows, all set-based. Every later change to a job is
 a guarded update (`... AND lease_version = :token AND status = ...`): zero rows back is an
 answer (someone else moved the job on), never an error. Nothing here commits; the loop that
-holds the session does. Driver errors become `errors.DatabaseError` in `transaction`.
+holds the session does. Driver errors become `DatabaseUnavailable` in `transaction`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import channels, db, states
+from libs import channels, db, errors, states
 from libs.states import ExecutionStatus, JobStatus
-from scheduler_service import errors
 
 LEASE_EXPIRED = "lease expired"
 LEASE_EXPIRED_KIND = "lease_expired"
@@ -36,12 +34,10 @@ _FAILED_SOURCES = sorted(s.value for s in states.job_sources(JobStatus.FAILED))
 
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work (committed at the end of the block), driver errors translated."""
-    try:
-        async with db.unit_of_work(sessions) as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise errors.DatabaseError(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    """One unit of work (committed at the end of the block), driver errors translated
+    (`libs.db.transaction`)."""
+    async with db.transaction(sessions) as session:
+        yield session
 
 
 # --- Dispatch ----------------------------------------------------------------------------------
@@ -178,7 +174,7 @@ async def claim_due_jobs(
     try:
         rows = await connection.driver_connection.fetch(_CLAIM_DUE_SQL, batch, lease_s, node_id)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise errors.DatabaseError(f"claim failed: {type(exc).__name__}: {exc}") from exc
+        raise errors.DatabaseUnavailable(f"claim failed: {errors.describe(exc)}") from exc
     if not rows:
         return Claim(db_now=db_now, claimed=[], late=[])
     execution_ids = {

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from libs import channels, log, loops
+from libs import channels, db, log, loops
 
 CHECK_TIMEOUT_S = 5.0
 
@@ -62,6 +62,7 @@ class DueListener:
         *,
         check_interval_s: float,
         backoff: loops.ErrorBackoff,
+        report: loops.Report,
         application_name: str,
         channel: str = channels.JOBS_DUE,
     ):
@@ -69,6 +70,7 @@ class DueListener:
         self._wakeup = wakeup
         self._check_interval_s = check_interval_s
         self._backoff = backoff
+        self._report = report
         self._application_name = application_name[:63]
         self.channel = channel
         self.listening = asyncio.Event()  # set while a connection listens (tests wait on it)
@@ -77,18 +79,12 @@ class DueListener:
         self._wakeup.ring()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
+        async def listen_until_lost() -> float:
+            with db.translate_errors():  # a lost connection is the database's transient fault
                 await self._listen(stop)
-                self._backoff.reset()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.listening.clear()
-                delay = self._backoff.next_delay()
-                log.get().warning(
-                    "due_listener_lost", error_type=type(exc).__name__, retry_in_s=delay
-                )
-                if await loops.pause(stop, delay):
-                    return
+            return 0.0
+
+        await loops.run(listen_until_lost, stop=stop, backoff=self._backoff, report=self._report)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(

@@ -29,8 +29,9 @@ from pydantic import ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from executor_service.strategy import TransientFailure, describe
+from executor_service.strategy import TransientFailure
 from libs import db, schemas
+from libs.errors import describe
 from libs.job_types import JobType
 
 if TYPE_CHECKING:

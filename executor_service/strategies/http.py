@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 import httpcore
 
 from executor_service import ssrf, strategy
-from libs import db, job_types, webhook_secrets, webhooks
+from libs import db, errors, job_types, webhook_secrets, webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -218,13 +218,13 @@ class HttpStrategy:
             ) from exc
         except httpcore.LocalProtocolError as exc:
             raise strategy.PermanentFailure(
-                f"the request could not be sent: {strategy.describe(exc)}", kind="invalid_request"
+                f"the request could not be sent: {errors.describe(exc)}", kind="invalid_request"
             ) from exc
         except (httpcore.NetworkError, httpcore.RemoteProtocolError) as exc:
             # RemoteProtocolError: the target closed the connection or spoke something other
             # than HTTP; as likely to pass as a refused connection.
             raise strategy.TransientFailure(
-                f"connection to {target.host} failed: {strategy.describe(exc)}",
+                f"connection to {target.host} failed: {errors.describe(exc)}",
                 kind="connection_error",
             ) from exc
         classify(payload, status, excerpt, retry_after)

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from executor_service import api as executor_api
+from executor_service import app as executor_app
 from executor_service.settings import Settings as ExecutorSettings
 from libs import resources, web
 from scheduler_service.settings import Settings as SchedulerSettings
@@ -64,7 +64,7 @@ def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> Executo
 
 
 @asynccontextmanager
-async def running_executor(settings: ExecutorSettings) -> AsyncIterator[executor_api.Running]:
+async def running_executor(settings: ExecutorSettings) -> AsyncIterator[executor_app.Running]:
     """An executor built and started as its lifespan does; shut down cleanly at the end."""
     app = FastAPI()
     app.state.metrics = web.Metrics(settings)
@@ -73,7 +73,7 @@ async def running_executor(settings: ExecutorSettings) -> AsyncIterator[executor
         partial(resources.database, settings=settings),
         partial(resources.kafka_producer, settings=settings),
     ):
-        running = executor_api.build_executor(app, settings)
+        running = executor_app.build_executor(app, settings)
         running.start()
         try:
             await eventually(
@@ -84,7 +84,7 @@ async def running_executor(settings: ExecutorSettings) -> AsyncIterator[executor
             await running.shutdown(settings.shutdown_grace_s)
 
 
-def _assigned(running: executor_api.Running) -> Any:
+def _assigned(running: executor_app.Running) -> Any:
     async def check() -> bool:
         return running.engine.assigned.is_set()
 
@@ -97,7 +97,7 @@ class Platform:
     executor_settings: ExecutorSettings
     sessions: Any
     producer: Any  # the scheduler's, started: for tests that publish themselves
-    executors: list[executor_api.Running] = field(default_factory=list)
+    executors: list[executor_app.Running] = field(default_factory=list)
 
     async def sql(self, statement: str, **params: Any) -> list:
         return await sql(self.sessions, statement, **params)

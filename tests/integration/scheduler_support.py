@@ -1,7 +1,7 @@
 """Helpers of the scheduler service's integration tests (test_scheduler*.py); no tests here.
 
 `scheduler_parts` builds what the service's lifespan builds (engine, producer, topics, the
-app's metrics registry) and `api.build_scheduler` the loops over them, so a test drives a real
+app's metrics registry) and `app.build_scheduler` the loops over them, so a test drives a real
 dispatcher in process against the test's own database and topic. Jobs are inserted as rows of
 `libs.models.Job`; dispatches are read back with a real consumer.
 """
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs import db, kafka, messages, models, resources, schedule, web
 from libs.states import JobStatus
-from scheduler_service import api
+from scheduler_service import app as scheduler_app
 from scheduler_service.dispatcher import BatchResult, Dispatcher
 from scheduler_service.settings import Settings
 
@@ -55,16 +55,16 @@ def settings_for(database_url: str, bootstrap: str, name: str, **overrides: Any)
 class Parts:
     app: FastAPI
     settings: Settings
-    _scheduler: api.Scheduler | None = None
+    _scheduler: scheduler_app.Scheduler | None = None
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         return self.app.state.sessions
 
-    def scheduler(self) -> api.Scheduler:
+    def scheduler(self) -> scheduler_app.Scheduler:
         """The loops over these parts, built once (their metrics live on the app's registry)."""
         if self._scheduler is None:
-            self._scheduler = api.build_scheduler(self.app, self.settings)
+            self._scheduler = scheduler_app.build_scheduler(self.app, self.settings)
         return self._scheduler
 
 

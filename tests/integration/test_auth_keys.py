@@ -147,9 +147,7 @@ def test_production_refuses_to_store_private_keys_unencrypted(database_url):
 # --- Key files --------------------------------------------------------------------------------
 
 
-async def test_keys_from_files_store_only_public_parts_and_rotate_by_file(
-    database_url, tmp_path
-):
+async def test_keys_from_files_store_only_public_parts_and_rotate_by_file(database_url, tmp_path):
     first_file, second_file = pem_file(tmp_path / "first.pem"), pem_file(tmp_path / "second.pem")
     settings = settings_for(database_url, signing_key_file=first_file)
     app = api.create_app(settings)
@@ -216,9 +214,7 @@ def test_an_unusable_key_file_is_named_at_start(database_url, tmp_path):
 async def test_rotation_keeps_old_tokens_valid_over_http_and_signs_with_the_new_key(
     database_url, monkeypatch, serve_app
 ):
-    settings = settings_for(
-        database_url, active_key_reload_s=0, auth_jwks_refresh_min_interval_s=0
-    )
+    settings = settings_for(database_url, active_key_reload_s=0, auth_jwks_refresh_min_interval_s=0)
     app = api.create_app(settings)
     async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
         await add_user(app, "ada@example.com")

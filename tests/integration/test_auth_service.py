@@ -171,9 +171,7 @@ async def test_client_credentials_by_basic_and_by_form(database_url):
     app = auth_app(database_url)
     secret = opaque.new()
     async with running(app) as client:
-        account_id = await add_service_account(
-            app, "ci bot", secret, ["jobs:read", "jobs:run"]
-        )
+        account_id = await add_service_account(app, "ci bot", secret, ["jobs:read", "jobs:run"])
         by_basic = await client.post(
             TOKEN_PATH, data={"grant_type": "client_credentials"}, headers=basic("ci bot", secret)
         )
@@ -342,9 +340,7 @@ async def test_a_disabled_user_cannot_refresh(database_url):
         token = (await login(client, "ada@example.com")).json()["refresh_token"]
         await execute(
             app,
-            update(models.User)
-            .where(models.User.id == user_id)
-            .values(disabled_at=func.now()),
+            update(models.User).where(models.User.id == user_id).values(disabled_at=func.now()),
         )
         response = await refresh(client, token)
 

@@ -15,11 +15,11 @@ import pytest
 
 import auth_service.api
 import auth_service.settings
-import executor_service.api
+import executor_service.app
 import executor_service.settings
 import job_service.api
 import job_service.settings
-import scheduler_service.api
+import scheduler_service.app
 import scheduler_service.settings
 import user_service.api
 import user_service.settings
@@ -47,10 +47,10 @@ def _apps() -> dict[str, Any]:
         "job_service": job_service.api.create_app(
             job_service.settings.Settings(database_url=DATABASE_URL, **TRUST)
         ),
-        "scheduler_service": scheduler_service.api.create_app(
+        "scheduler_service": scheduler_service.app.create_app(
             scheduler_service.settings.Settings(database_url=DATABASE_URL, **KAFKA)
         ),
-        "executor_service": executor_service.api.create_app(
+        "executor_service": executor_service.app.create_app(
             executor_service.settings.Settings(database_url=DATABASE_URL, **KAFKA)
         ),
     }

@@ -22,7 +22,7 @@ from scheduler_support import (
 )
 
 from libs import channels, nodes
-from scheduler_service import api
+from scheduler_service import app as scheduler_app
 
 
 async def node_rows(sessions) -> list:
@@ -33,7 +33,7 @@ async def test_the_service_dispatches_keeps_a_heartbeat_and_leaves_cleanly(
     database_url, kafka_bootstrap_servers, unique_name, serve_app
 ):
     settings = settings_for(database_url, kafka_bootstrap_servers, unique_name)
-    app = api.create_app(settings)
+    app = scheduler_app.create_app(settings)
     async with scheduler_parts(settings, producer=False) as observer:
         now = await db_now(observer.sessions)
         await insert_jobs(observer.sessions, [job_row(next_run_at=now) for _ in range(20)])
@@ -67,7 +67,7 @@ async def test_the_service_dispatches_keeps_a_heartbeat_and_leaves_cleanly(
                 assert name in metrics
         # The server stopped (the lifespan's exit): the loops are done and the row is gone.
         assert await node_rows(observer.sessions) == []
-        assert all(task.done() for task in app.state.scheduler.tasks)
+        assert all(task.done() for task in app.state.scheduler.supervisor.tasks)
 
 
 async def test_a_stale_node_is_purged_by_the_survivors(

@@ -21,7 +21,7 @@ from prometheus_client import parser
 
 import job_service.api
 import job_service.settings
-import scheduler_service.api
+import scheduler_service.app
 import scheduler_service.settings
 from libs import problems, web
 from schedctl import embedded
@@ -109,7 +109,7 @@ async def test_scheduler_service_is_ready_and_created_its_topics(
         kafka_dead_letter_topic=f"{unique_name}.dlq",
         kafka_dispatch_partitions=2,
     )
-    async with running(scheduler_service.api.create_app(settings)) as client:
+    async with running(scheduler_service.app.create_app(settings)) as client:
         ready = await client.get("/readyz")
 
     assert ready.status_code == 200

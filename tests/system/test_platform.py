@@ -31,9 +31,10 @@ def test_up_runs_every_service_until_a_signal_and_keeps_data_across_restarts(tmp
             assert answer.status_code == 200, (service, answer.text)
             assert answer.json()["status"] == "ready"
             assert all(v == "ok" for v in answer.json()["checks"].values())
-            assert "http_requests_total" in httpx.get(
-                f"http://127.0.0.1:{ports[service]}/metrics", timeout=5
-            ).text
+            assert (
+                "http_requests_total"
+                in httpx.get(f"http://127.0.0.1:{ports[service]}/metrics", timeout=5).text
+            )
         output = "\n".join(first.seen)
         assert "password: " in output
         assert f"http://127.0.0.1:{ports['job_service']}" in output

@@ -120,9 +120,7 @@ def test_production_needs_an_encryption_key_or_a_key_file(tmp_path) -> None:
     with pytest.raises(config.ConfigError, match="signing_key_encryption_key"):
         keys.check_storage(Settings(database_url=DATABASE, environment="production"))
     keys.check_storage(Settings(database_url=DATABASE, environment="development"))
-    keys.check_storage(
-        Settings(database_url=DATABASE, signing_key_encryption_key=ENCRYPTION_KEY)
-    )
+    keys.check_storage(Settings(database_url=DATABASE, signing_key_encryption_key=ENCRYPTION_KEY))
     keys.check_storage(Settings(database_url=DATABASE, signing_key_file=tmp_path / "k.pem"))
     assert ENCRYPTION_KEY not in repr(
         Settings(database_url=DATABASE, signing_key_encryption_key=ENCRYPTION_KEY).describe()

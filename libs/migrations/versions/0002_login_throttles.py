@@ -31,9 +31,7 @@ def upgrade() -> None:
         sa.Column("window_started_at", TZ, server_default=NOW, nullable=False),
         sa.Column("locked_until", TZ, nullable=True),
         sa.Column("updated_at", TZ, server_default=NOW, nullable=False),
-        sa.CheckConstraint(
-            "failures >= 0", name=op.f("ck_login_throttles_failures_non_negative")
-        ),
+        sa.CheckConstraint("failures >= 0", name=op.f("ck_login_throttles_failures_non_negative")),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttles")),
     )
     op.create_index(

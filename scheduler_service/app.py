@@ -1,30 +1,34 @@
-"""HTTP side of the scheduler service: no public API; health, readiness and metrics only.
+"""Composition of the scheduler service: its loops over the resources of its lifespan.
 
-The lifespan builds the database engine and the producer (whose checks `/readyz` runs), then
-starts the scheduler's loops: dispatch, lease recovery, heartbeat and the NOTIFY listener. On
-SIGTERM it stops them in the order that loses nothing: the dispatcher stops claiming and
-finishes its batch (published or handed back), the other loops stop, this node's heartbeat row
-is deleted, and only then are the producer and the engine closed.
+The service has no public API: `libs.web` serves its health, readiness and metrics. The
+lifespan builds the database engine and the producer (whose checks `/readyz` runs), then starts
+the scheduler's loops: dispatch, lease recovery, heartbeat and the NOTIFY listener. On SIGTERM
+it stops them in the order that loses nothing: the dispatcher stops claiming and finishes its
+batch (published or handed back), the other loops stop, this node's heartbeat row is deleted,
+and only then are the producer and the engine closed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import log, loops, resources, web
+from libs import loops, nodes, resources, web
+from libs.heartbeat import Heartbeat
+from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher
-from scheduler_service.heartbeat import Heartbeat
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.recovery import Recovery
 from scheduler_service.settings import Settings
 from scheduler_service.wakeup import DueListener, Wakeup
+
+SERVICE = "scheduler"  # the prefix of its loops' log events
+BACKLOG_COUNT_CAP = 1_000_000  # due jobs counted exactly; beyond, the gauge shows this
 
 
 @dataclass
@@ -35,32 +39,27 @@ class Scheduler:
     recovery: Recovery
     heartbeat: Heartbeat
     listener: DueListener
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: loops.Supervisor = field(default_factory=lambda: loops.Supervisor(SERVICE))
 
     def start(self) -> None:
-        self.tasks = [
-            asyncio.create_task(self.listener.run(self.stop), name="due-listener"),
-            asyncio.create_task(self.heartbeat.run(self.stop), name="heartbeat"),
-            asyncio.create_task(self.recovery.run(self.stop), name="lease-recovery"),
-            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
-        ]
+        stop = self.supervisor.stopping
+        self.supervisor.start("due-listener", self.listener.run(stop))
+        self.supervisor.start("heartbeat", self.heartbeat.run(stop))
+        self.supervisor.start("lease-recovery", self.recovery.run(stop))
+        self.supervisor.start("dispatcher", self.dispatcher.run())
 
     async def shutdown(self, grace_s: float) -> None:
         self.dispatcher.stop()
-        self.stop.set()
-        done, pending = await asyncio.wait(self.tasks, timeout=grace_s)
-        for task in pending:  # only a loop stuck past the grace period
-            log.get().warning("scheduler_loop_cancelled", loop=task.get_name())
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.get().error("scheduler_loop_crashed", loop=task.get_name(),
-                                exc_info=task.exception())  # fmt: skip
+        await self.supervisor.stop(grace_s)
         await self.heartbeat.remove()
+
+
+def this_node(settings: Settings) -> nodes.NodeInfo:
+    return nodes.this_node(
+        settings.service_name,
+        settings.node_id,
+        {"dispatch_topic": settings.kafka_dispatch_topic},
+    )
 
 
 def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
@@ -68,7 +67,13 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
     metrics = SchedulerMetrics(app.state.metrics.registry)
     wakeup = Wakeup()
     sessions = app.state.sessions
-    backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+
+    def backoff() -> loops.ErrorBackoff:
+        return loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
+
+    async def count_backlog(session: AsyncSession) -> None:
+        metrics.due_backlog.set(await repository.count_due(session, cap=BACKLOG_COUNT_CAP))
+
     return Scheduler(
         dispatcher=Dispatcher(
             sessions=sessions,
@@ -78,12 +83,21 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
             wakeup=wakeup,
         ),
         recovery=Recovery(sessions=sessions, settings=settings, metrics=metrics),
-        heartbeat=Heartbeat(sessions=sessions, settings=settings, metrics=metrics),
+        heartbeat=Heartbeat(
+            sessions=sessions,
+            node=this_node(settings),
+            interval_s=settings.heartbeat_interval_s,
+            expiry_s=settings.node_expiry_s,
+            backoff=backoff(),
+            report=loops.ErrorReport.of_service(SERVICE, "heartbeat", metrics.loop_errors),
+            with_beat=count_backlog,
+        ),
         listener=DueListener(
             settings.database_url.get_secret_value(),
             wakeup,
             check_interval_s=settings.heartbeat_interval_s,
-            backoff=backoff,
+            backoff=backoff(),
+            report=loops.ErrorReport(metrics.loop_errors, "listener", "due_listener_lost"),
             application_name=f"{settings.service_name}:{settings.node_id}:listen",
         ),
     )

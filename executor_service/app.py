@@ -1,6 +1,8 @@
-"""HTTP side of the executor service: no public API; health, readiness and metrics only.
+"""Composition of the executor service: its engine and heartbeat over the resources of its
+lifespan.
 
-The lifespan builds the database engine and the producer (whose checks `/readyz` runs), the
+The service has no public API: `libs.web` serves its health, readiness and metrics. The
+lifespan builds the database engine and the producer (whose checks `/readyz` runs), the
 strategies of every job type (a plug-in that cannot be built stops the start), then starts the
 engine and the heartbeat. On SIGTERM the engine stops fetching, lets what runs finish (or
 interrupts it at `shutdown_grace_s`), records the outcomes, commits offsets and leaves the
@@ -19,13 +21,14 @@ from functools import partial
 from fastapi import FastAPI
 
 from executor_service.executor import SHUTDOWN_FINISH_S, Executor
-from executor_service.heartbeat import Heartbeat
 from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Resources
-from libs import job_types, log, resources, web
+from libs import job_types, loops, nodes, resources, web
+from libs.heartbeat import Heartbeat
 
+SERVICE = "executor"  # the prefix of its loops' log events
 STRATEGIES_CLOSE_S = 1.0  # at shutdown, for plug-ins to close what they hold
 
 
@@ -36,35 +39,33 @@ class Running:
     engine: Executor
     heartbeat: Heartbeat
     strategies: Strategies
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: loops.Supervisor = field(default_factory=lambda: loops.Supervisor(SERVICE))
 
     def start(self) -> None:
-        self.tasks = [
-            asyncio.create_task(self.engine.run(), name="executor"),
-            asyncio.create_task(self.heartbeat.run(self.stop), name="heartbeat"),
-        ]
+        self.supervisor.start("executor", self.engine.run())
+        self.supervisor.start("heartbeat", self.heartbeat.run(self.supervisor.stopping))
 
     async def shutdown(self, grace_s: float) -> None:
         self.engine.stop()
-        self.stop.set()
         # The engine's own drain is bounded by the grace period plus SHUTDOWN_FINISH_S for
         # recording the interrupted attempts and leaving the group.
-        timeout_s = grace_s + SHUTDOWN_FINISH_S + 1
-        done, pending = await asyncio.wait(self.tasks, timeout=timeout_s)
-        for task in pending:
-            log.get().warning("executor_loop_cancelled", loop=task.get_name())
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.get().error("executor_loop_crashed", loop=task.get_name(),
-                                exc_info=task.exception())  # fmt: skip
+        await self.supervisor.stop(grace_s + SHUTDOWN_FINISH_S + 1)
         await self.heartbeat.remove()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STRATEGIES_CLOSE_S):
                 await self.strategies.close()
+
+
+def this_node(settings: Settings) -> nodes.NodeInfo:
+    return nodes.this_node(
+        settings.service_name,
+        settings.node_id,
+        {
+            "consumer_group": settings.consumer_group,
+            "dispatch_topic": settings.kafka_dispatch_topic,
+            "max_in_flight": settings.max_in_flight,
+        },
+    )
 
 
 def build_executor(app: FastAPI, settings: Settings) -> Running:
@@ -85,7 +86,13 @@ def build_executor(app: FastAPI, settings: Settings) -> Running:
         metrics=metrics,
     )
     heartbeat = Heartbeat(
-        sessions=sessions, settings=settings, metrics=metrics, in_flight=lambda: engine.in_flight
+        sessions=sessions,
+        node=this_node(settings),
+        interval_s=settings.heartbeat_interval_s,
+        expiry_s=settings.node_expiry_s,
+        backoff=loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s),
+        report=loops.ErrorReport(metrics.loop_errors, "heartbeat", "heartbeat_failed"),
+        live_metadata={"in_flight": lambda: engine.in_flight},
     )
     return Running(engine=engine, heartbeat=heartbeat, strategies=strategies)
 
