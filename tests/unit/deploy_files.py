@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 import re
 import shlex
@@ -47,11 +48,10 @@ LOCATION_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION")
 API_SERVICES = ("user_service", "auth_service", "job_service")
 SERVICES = (*API_SERVICES, "scheduler_service", "executor_service", "console_service")
 # The module whose `create_app(settings)` a service's process builds its app with.
-APP_MODULES = {"console_service": "console_service.app"}
-
-
 def app_module(package: str) -> str:
-    return APP_MODULES.get(package, f"{package}.api")
+    """The module whose `create_app` builds the package's service: its composition root,
+    `app.py`, where it has one, else `api.py` (a service whose routes and wiring are one)."""
+    return f"{package}.app" if importlib.util.find_spec(f"{package}.app") else f"{package}.api"
 
 
 class Unsupported(Exception):
