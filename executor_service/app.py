@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -44,6 +42,9 @@ class Running:
     def start(self) -> None:
         self.supervisor.start("executor", self.engine.run())
         self.supervisor.start("heartbeat", self.heartbeat.run(self.supervisor.stopping))
+
+    def checks(self) -> dict[str, web.Check]:
+        return {"consumer": self.engine.check}
 
     async def shutdown(self, grace_s: float) -> None:
         self.engine.stop()
@@ -97,25 +98,11 @@ def build_executor(app: FastAPI, settings: Settings) -> Running:
     return Running(engine=engine, heartbeat=heartbeat, strategies=strategies)
 
 
-@asynccontextmanager
-async def executor_loops(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, web.Check]]:
-    running = build_executor(app, settings)
-    app.state.executor = running
-    running.start()
-    try:
-        yield {"consumer": running.engine.check}
-    finally:
-        await running.shutdown(settings.shutdown_grace_s)
-
-
 def create_app(settings: Settings) -> FastAPI:
-    return web.create_app(
+    return resources.worker_app(
         settings,
         title="Executor service",
-        lifespan=lambda app: resources.all_of(
-            app,
-            partial(resources.database, settings=settings),
-            partial(resources.kafka_producer, settings=settings),
-            partial(executor_loops, settings=settings),
-        ),
+        name="executor",
+        build=partial(build_executor, settings=settings),
+        grace_s=settings.shutdown_grace_s,
     )

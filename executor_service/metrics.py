@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Start lag is the figure users feel: fine buckets where it should be, coarse ones for backlogs.
-LAG_BUCKETS_S = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600,
-)  # fmt: skip
+from libs import metrics
+
 DURATION_BUCKETS_S = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 )  # fmt: skip
@@ -31,7 +29,7 @@ class ExecutorMetrics:
         self.start_lag = Histogram(
             "executor_start_lag_seconds",
             "Start of a first attempt (database clock at the claim) minus its scheduled time.",
-            buckets=LAG_BUCKETS_S,
+            buckets=metrics.LAG_BUCKETS_S,
             registry=registry,
         )
         self.retries = Counter(
@@ -70,9 +68,4 @@ class ExecutorMetrics:
             "the execution at most, the job left alone.",
             registry=registry,
         )
-        self.loop_errors = Counter(
-            "executor_loop_errors_total",
-            "Errors a loop backed off from, by loop.",
-            ["loop"],
-            registry=registry,
-        )
+        self.loop_errors = metrics.loop_errors("executor", registry)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
 
-from libs import db, kafka, revocation, tokens
+from libs import db, kafka, revocation, tokens, web
 from libs.config import ApiSettings, KafkaSettings, ServiceSettings
 from libs.web import Check
 
@@ -86,3 +87,51 @@ async def all_of(app: FastAPI, *parts: Resource) -> AsyncIterator[dict[str, Chec
         for part in parts:
             checks.update(await stack.enter_async_context(part(app)))
         yield checks
+
+
+class Loops(Protocol):
+    """A worker's background loops, as its lifespan runs them."""
+
+    def start(self) -> None: ...
+
+    async def shutdown(self, grace_s: float) -> None: ...
+
+    def checks(self) -> dict[str, Check]: ...
+
+
+@asynccontextmanager
+async def background(
+    app: FastAPI, name: str, build: Callable[[FastAPI], Loops], grace_s: float
+) -> AsyncIterator[dict[str, Check]]:
+    """A worker's loops, built over the resources entered before (on `app.state.<name>`) and
+    started; stopped within `grace_s` when the block ends, before those resources close."""
+    loops = build(app)
+    setattr(app.state, name, loops)
+    loops.start()
+    try:
+        yield loops.checks()
+    finally:
+        await loops.shutdown(grace_s)
+
+
+def worker_app(
+    settings: Any,  # ServiceSettings and KafkaSettings: a worker's own Settings
+    *,
+    title: str,
+    name: str,
+    build: Callable[[FastAPI], Loops],
+    grace_s: float,
+) -> FastAPI:
+    """The app of a worker service (scheduler, executor): no API of its own, only `libs.web`'s
+    health, readiness and metrics, and its loops (`background`) over a database engine and a
+    Kafka producer, entered in that order and closed in the reverse one."""
+    return web.create_app(
+        settings,
+        title=title,
+        lifespan=lambda app: all_of(
+            app,
+            partial(database, settings=settings),
+            partial(kafka_producer, settings=settings),
+            lambda app: background(app, name, build, grace_s),
+        ),
+    )

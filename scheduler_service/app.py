@@ -10,8 +10,6 @@ and only then are the producer and the engine closed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -47,6 +45,9 @@ class Scheduler:
         self.supervisor.start("heartbeat", self.heartbeat.run(stop))
         self.supervisor.start("lease-recovery", self.recovery.run(stop))
         self.supervisor.start("dispatcher", self.dispatcher.run())
+
+    def checks(self) -> dict[str, web.Check]:
+        return {}  # the database's and the producer's are the scheduler's
 
     async def shutdown(self, grace_s: float) -> None:
         self.dispatcher.stop()
@@ -103,25 +104,11 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
     )
 
 
-@asynccontextmanager
-async def scheduler_loops(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, web.Check]]:
-    scheduler = build_scheduler(app, settings)
-    app.state.scheduler = scheduler
-    scheduler.start()
-    try:
-        yield {}
-    finally:
-        await scheduler.shutdown(settings.shutdown_grace_s)
-
-
 def create_app(settings: Settings) -> FastAPI:
-    return web.create_app(
+    return resources.worker_app(
         settings,
         title="Scheduler service",
-        lifespan=lambda app: resources.all_of(
-            app,
-            partial(resources.database, settings=settings),
-            partial(resources.kafka_producer, settings=settings),
-            partial(scheduler_loops, settings=settings),
-        ),
+        name="scheduler",
+        build=partial(build_scheduler, settings=settings),
+        grace_s=settings.shutdown_grace_s,
     )

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Lag is the figure the scheduler exists for: fine buckets where it should be (milliseconds),
-# coarse ones for a backlog or an outage.
-LAG_BUCKETS_S = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600,
-)  # fmt: skip
+from libs import metrics
+
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -23,7 +20,7 @@ class SchedulerMetrics:
         self.dispatch_lag = Histogram(
             "scheduler_dispatch_lag_seconds",
             "Broker acknowledgement of a dispatch minus its occurrence's scheduled time.",
-            buckets=LAG_BUCKETS_S,
+            buckets=metrics.LAG_BUCKETS_S,
             registry=registry,
         )
         self.batch_size = Histogram(
@@ -61,9 +58,4 @@ class SchedulerMetrics:
             ["policy"],
             registry=registry,
         )
-        self.loop_errors = Counter(
-            "scheduler_loop_errors_total",
-            "Errors a loop backed off from, by loop.",
-            ["loop"],
-            registry=registry,
-        )
+        self.loop_errors = metrics.loop_errors("scheduler", registry)
