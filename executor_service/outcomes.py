@@ -27,7 +27,7 @@ from executor_service import repository
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
 from executor_service.strategy import describe
-from libs import backoff, db, kafka, log, loops, messages, occurrences, schedule
+from libs import db, kafka, log, loops, messages, occurrence_store, occurrences
 from libs.states import ExecutionStatus
 
 PUBLISH_TIMEOUT_S = 10.0
@@ -135,7 +135,7 @@ class OutcomeWriter:
             self._recorded(batch)
 
     async def write(self, batch: Sequence[Outcome]) -> None:
-        letters: list[tuple[repository.DeadLetter, Outcome]] = []
+        letters: list[tuple[occurrence_store.DeadLetter, Outcome]] = []
         decisions: list[tuple[Outcome, occurrences.Next]] = []
         async with db.unit_of_work(self._sessions) as session:
             db_now, running = await repository.lock_jobs(
@@ -153,7 +153,7 @@ class OutcomeWriter:
                     for o in batch
                 ],
             )
-            moves: list[repository.Move] = []
+            moves: list[occurrence_store.Move] = []
             for outcome in batch:
                 job = running.get(outcome.dispatch.job_id)
                 if job is None:
@@ -169,21 +169,20 @@ class OutcomeWriter:
                 decided = self._decide(outcome, job, db_now)
                 decisions.append((outcome, decided))
                 moves.append(
-                    repository.Move(
-                        job_id=job.job_id,
-                        lease_version=outcome.dispatch.lease_version,
-                        status=decided.status,
-                        next_run_at=decided.next_run_at,
-                        attempt=decided.attempt,
-                        run_count=decided.run_count,
-                        status_reason=decided.reason,
+                    occurrence_store.Move.of(
+                        job.job_id,
+                        outcome.dispatch.lease_version,
+                        decided,
+                        nominal=job.occurrence_at,
                     )
                 )
                 if decided.dead_letter:
                     letters.append((self._dead_letter(outcome, job), outcome))
-            moved = await repository.move_jobs(session, moves)
+            moved = await occurrence_store.move_running(
+                session, moves, recorded=True, notify=True
+            )
             letters = [(letter, o) for letter, o in letters if letter.job_id in moved]
-            stored = await repository.insert_dead_letters(
+            stored = await occurrence_store.insert_dead_letters(
                 session, [letter for letter, _ in letters]
             )
         self._count(decisions, moved)
@@ -195,11 +194,9 @@ class OutcomeWriter:
         self, outcome: Outcome, job: repository.Running, db_now: datetime
     ) -> occurrences.Next:
         dispatch = outcome.dispatch
-        try:
-            parsed = schedule.load(job.schedule)
-        except ValueError:
+        parsed = occurrences.readable(job.schedule)
+        if parsed is None:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
-            parsed = None
         if outcome.result.pause_reason is not None:
             return occurrences.after_target_gone(
                 scheduled_for=dispatch.scheduled_for,
@@ -216,7 +213,7 @@ class OutcomeWriter:
             )
         return occurrences.after_failure(
             parsed,
-            backoff.RetryPolicy.load(job.retry_policy),
+            job.retry_policy,
             scheduled_for=dispatch.scheduled_for,
             attempt=dispatch.attempt,
             run_count=job.run_count,
@@ -228,9 +225,9 @@ class OutcomeWriter:
         )
 
     @staticmethod
-    def _dead_letter(outcome: Outcome, job: repository.Running) -> repository.DeadLetter:
+    def _dead_letter(outcome: Outcome, job: repository.Running) -> occurrence_store.DeadLetter:
         result = outcome.result
-        return repository.DeadLetter(
+        return occurrence_store.DeadLetter(
             job_id=job.job_id,
             execution_id=outcome.dispatch.execution_id,
             owner_id=job.owner_id,
@@ -296,7 +293,7 @@ class OutcomeWriter:
 
     async def _publish_dead_letters(
         self,
-        letters: Sequence[tuple[repository.DeadLetter, Outcome]],
+        letters: Sequence[tuple[occurrence_store.DeadLetter, Outcome]],
         stored: dict,
     ) -> None:
         """The dead-letter topic is told after the table has the record; a failure here is

@@ -24,8 +24,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import kafka, log, loops, messages
-from libs.states import JobStatus
+from libs import kafka, log, loops, messages, occurrence_store
 from scheduler_service import errors, loop, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
@@ -232,7 +231,7 @@ class Dispatcher:
         """Claimed occurrences that had an execution row already are not dispatched twice:
         their jobs move on to the following occurrence."""
         stored = await repository.load_schedules(session, [c.job_id for c in repeated])
-        changes = []
+        moves = []
         for claimed in repeated:
             log.get().warning(
                 "occurrence_already_dispatched",
@@ -240,21 +239,8 @@ class Dispatcher:
                 scheduled_for=claimed.scheduled_for.isoformat(),
                 attempt=claimed.attempt,
             )
-            job = stored[claimed.job_id]
-            try:
-                changes.append(service.plan_already_dispatched(claimed, job))
-            except errors.StoredScheduleInvalid:
-                changes.append(
-                    repository.Reschedule(
-                        job_id=claimed.job_id,
-                        lease_version=claimed.lease_version,
-                        status=JobStatus.FAILED,
-                        next_run_at=None,
-                        attempt=claimed.attempt,
-                        run_count=job.run_count,
-                    )
-                )
-        await repository.reschedule_running(session, changes)
+            moves.append(service.plan_already_dispatched(claimed, stored[claimed.job_id]))
+        await occurrence_store.move_running(session, moves, recorded=False, notify=False)
 
     async def _publish(
         self, claimed: Sequence[repository.Claimed], db_now: datetime, started: float

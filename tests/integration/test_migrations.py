@@ -34,7 +34,7 @@ APPLICATION_TABLES = {
     "webhook_secrets",
     "console_sessions",
 }
-LATEST_REVISION = "0010"
+LATEST_REVISION = "0011"
 
 
 @asynccontextmanager
@@ -209,7 +209,10 @@ async def test_current_reports_none_then_head(empty_database_url: str) -> None:
 async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
     empty_database_url: str,
 ) -> None:
-    revisions = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+    revisions = [
+        *("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"),
+        "0011",
+    ]
     for revision in revisions:
         await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)
         assert await asyncio.to_thread(migrate.current, empty_database_url) == revision
