@@ -83,8 +83,9 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     ),
     _J.RUNNING: frozenset(
         {
-            # Recurring job with a next occurrence, a retry at its backoff time, a dispatch
-            # handed back because publishing failed, or lease recovery of a lost occurrence.
+            # Recurring job with a next occurrence, a retry at its backoff time, lease recovery
+            # of a lost occurrence, or a dispatch withdrawn before it started (handed back
+            # because publishing failed, or redispatched by lease recovery; `WITHDRAWN_JOB_MOVE`).
             _J.SCHEDULED,
             # The last occurrence ended: succeeded, or failed for good (permanent or exhausted).
             _J.COMPLETED,
