@@ -178,9 +178,7 @@ class OutcomeWriter:
                 )
                 if decided.dead_letter:
                     letters.append((self._dead_letter(outcome, job), outcome))
-            moved = await occurrence_store.move_running(
-                session, moves, recorded=True, notify=True
-            )
+            moved = await occurrence_store.move_running(session, moves, recorded=True, notify=True)
             letters = [(letter, o) for letter, o in letters if letter.job_id in moved]
             stored = await occurrence_store.insert_dead_letters(
                 session, [letter for letter, _ in letters]

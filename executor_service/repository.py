@@ -140,7 +140,7 @@ class Running:
     attempt: int
     payload: dict[str, Any]
     pause_after_run: bool  # run on request while PAUSED: PAUSED again when it moves on
-    occurrence_at: datetime  # the nominal time of the occurrence in flight (set by its claim)
+    occurrence_at: datetime | None  # the nominal time of the occurrence in flight (its claim's)
 
 
 _LOCK_RUNNING = text("""

@@ -68,7 +68,12 @@ class Move:
 
     @classmethod
     def of(
-        cls, job_id: uuid.UUID, lease_version: int, decided: occurrences.Next, *, nominal: datetime
+        cls,
+        job_id: uuid.UUID,
+        lease_version: int,
+        decided: occurrences.Next,
+        *,
+        nominal: datetime | None,
     ) -> Move:
         """The move of a decision about the occurrence whose nominal time is `nominal`: kept by
         a retry of that occurrence (`attempt > 1`), forgotten by every other move."""

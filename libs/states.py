@@ -193,11 +193,9 @@ WITHDRAWABLE_EXECUTIONS: frozenset[ExecutionStatus] = UNSTARTED_EXECUTIONS
 
 # Finished: no scheduler or executor moves a job out of these. FAILED is among them although a
 # person may revive it (replay, run-now, resume): that is a request, never something the
-# platform does itself.
+# platform does itself. A move the platform makes leaves a job with a next run exactly when it
+# does not end in one of these (`libs.occurrence_store.Move` checks it).
 JOB_TERMINAL: frozenset[JobStatus] = frozenset({_J.COMPLETED, _J.FAILED, _J.CANCELLED})
-EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
-    s for s, t in EXECUTION_TRANSITIONS.items() if not t
-)
 
 
 def can_transition(
@@ -239,4 +237,3 @@ def bound(statuses: Iterable[JobStatus | ExecutionStatus]) -> list[str]:
     """States as the `text[]` a guarded statement binds (`status = ANY(:sources)`), sorted so
     that the same set is always the same value."""
     return sorted(s.value for s in statuses)
-

@@ -401,10 +401,10 @@ async def fail_jobs(
 
 # Undoing a claim whose DISPATCHED execution the statement deleted (CTE `gone`): the dispatch
 # is withdrawn (`libs.states.WITHDRAWN_JOB_MOVE`), the job SCHEDULED again with its occurrence
-# and attempt, and its `last_run_at` (when its previous
-# occurrence was claimed, which the misfire rule `run_once` reads) goes back to the claim
-# before, the newest execution left (an execution is created with its claim). The statement's
-# snapshot still holds the deleted row, hence `gone` excluded.
+# and attempt, and its `last_run_at` (when its previous occurrence was claimed, which the
+# misfire rule `run_once` reads) goes back to the claim before, the newest execution left (an
+# execution is created with its claim). The statement's snapshot still holds the deleted row,
+# hence `gone` excluded.
 _UNDO_CLAIM = """
     status = CAST(:withdrawn_to AS text), lease_expires_at = NULL, leased_by = NULL,
     updated_at = now(),
@@ -496,7 +496,7 @@ class Expired:
     job_id: uuid.UUID
     owner_id: uuid.UUID
     lease_version: int
-    occurrence_at: datetime  # the nominal time of the occurrence that was running
+    occurrence_at: datetime | None  # the nominal time of the occurrence that was running
     attempt: int
     run_count: int
     retry_policy: backoff.RetryPolicy
@@ -625,9 +625,7 @@ async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Red
     the dispatch (by the database clock, skipping rows another scheduler holds): each job back
     to SCHEDULED at the same occurrence and attempt, due again at once, its DISPATCHED
     execution deleted. A copy of the dispatch that arrives later finds nothing to start."""
-    rows = (
-        await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch, **_WITHDRAWAL})
-    ).all()
+    rows = (await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch, **_WITHDRAWAL})).all()
     if rows:  # due again now: every scheduler may look at once
         await session.execute(_NOTIFY_DUE, {"channel": channels.JOBS_DUE})
     return [Redispatched(row.id, row.lease_version, row.next_run_at, row.attempt) for row in rows]

@@ -202,9 +202,7 @@ async def test_a_hand_back_leaves_a_job_that_is_not_running(sessions, status) ->
     assert await _rows(sessions, job_id) == before
 
 
-@pytest.mark.parametrize(
-    "status", _not(states.WITHDRAWABLE_EXECUTIONS, ExecutionStatus), ids=str
-)
+@pytest.mark.parametrize("status", _not(states.WITHDRAWABLE_EXECUTIONS, ExecutionStatus), ids=str)
 async def test_a_hand_back_withdraws_no_execution_that_started(sessions, status) -> None:
     job_id = await _job(sessions, _WITHDRAWN_FROM)
     execution_id = await _execution(sessions, job_id, status)
@@ -235,9 +233,7 @@ async def test_a_redispatch_leaves_a_job_that_is_not_running(sessions, status) -
     assert await _rows(sessions, job_id) == before
 
 
-@pytest.mark.parametrize(
-    "status", _not(states.WITHDRAWABLE_EXECUTIONS, ExecutionStatus), ids=str
-)
+@pytest.mark.parametrize("status", _not(states.WITHDRAWABLE_EXECUTIONS, ExecutionStatus), ids=str)
 async def test_a_redispatch_withdraws_no_execution_that_started(sessions, status) -> None:
     job_id = await _job(sessions, _WITHDRAWN_FROM, lease_in_s=-60)
     await _execution(sessions, job_id, status)
@@ -404,4 +400,3 @@ def test_an_outcome_refuses_a_state_that_does_not_end_a_running_execution() -> N
             continue
         with pytest.raises(ValueError, match="does not end"):
             executor_repository.Finished(uuid.uuid4(), status, None, None)
-
