@@ -11,8 +11,8 @@ The transition tables are data so that repositories build their guarded updates 
 with `sources = states.bound(states.job_sources(JobStatus.PAUSED))`. Zero rows back is an answer
 (the job was not in a state that allows the move), never silently ignored. Staying in a state
 (for example a SCHEDULED job whose `next_run_at` moves) is an update, not a transition, and is
-not in the tables. No statement outside this module spells a state: each binds the states it
-writes and those it moves from. (Bound states still select through the partial indexes, such
+not in the tables. The statements of the scheduler, the executor and `libs.occurrence_store`
+spell no state: each binds the states it writes and those it moves from. (Bound states still select through the partial indexes, such
 as `ix_jobs_due`: every statement is planned with its values, `libs.db`'s `force_custom_plan`.)
 
 A dispatch that never started is not an attempt: it is withdrawn (`WITHDRAWN_JOB_MOVE`,
