@@ -26,7 +26,7 @@ from executor_service import repository
 from executor_service.decisions import Result, dead_letter_error, dead_letter_reason, next_state
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
-from libs import backoff, db, kafka, log, loops, messages, occurrences, schedule
+from libs import db, kafka, log, loops, messages, occurrence_store, occurrences
 
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -101,8 +101,7 @@ class OutcomeWriter:
                 # Let the outcomes finishing at about the same time join this transaction.
                 await asyncio.sleep(settings.outcome_flush_interval_s)
             batch = self._queue[: settings.outcome_batch_size]
-            with db.translate_errors():
-                await self.write(batch)
+            await self.write(batch)
             del self._queue[: len(batch)]
             self._recorded(batch)
             return 0.0
@@ -120,9 +119,9 @@ class OutcomeWriter:
         )
 
     async def write(self, batch: Sequence[Outcome]) -> None:
-        letters: list[tuple[repository.DeadLetter, Outcome]] = []
+        letters: list[tuple[occurrence_store.DeadLetter, Outcome]] = []
         decisions: list[tuple[Outcome, occurrences.Next]] = []
-        async with db.unit_of_work(self._sessions) as session:
+        async with db.transaction(self._sessions) as session:
             db_now, running = await repository.lock_jobs(
                 session, [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch]
             )
@@ -138,7 +137,7 @@ class OutcomeWriter:
                     for o in batch
                 ],
             )
-            moves: list[repository.Move] = []
+            moves: list[occurrence_store.Move] = []
             for outcome in batch:
                 job = running.get(outcome.dispatch.job_id)
                 if job is None:
@@ -154,21 +153,18 @@ class OutcomeWriter:
                 decided = self._decide(outcome, job, db_now)
                 decisions.append((outcome, decided))
                 moves.append(
-                    repository.Move(
-                        job_id=job.job_id,
-                        lease_version=outcome.dispatch.lease_version,
-                        status=decided.status,
-                        next_run_at=decided.next_run_at,
-                        attempt=decided.attempt,
-                        run_count=decided.run_count,
-                        status_reason=decided.reason,
+                    occurrence_store.Move.of(
+                        job.job_id,
+                        outcome.dispatch.lease_version,
+                        decided,
+                        nominal=job.occurrence_at,
                     )
                 )
                 if decided.dead_letter:
                     letters.append((self._dead_letter(outcome, job), outcome))
-            moved = await repository.move_jobs(session, moves)
+            moved = await occurrence_store.move_running(session, moves, recorded=True, notify=True)
             letters = [(letter, o) for letter, o in letters if letter.job_id in moved]
-            stored = await repository.insert_dead_letters(
+            stored = await occurrence_store.insert_dead_letters(
                 session, [letter for letter, _ in letters]
             )
         self._count(decisions, moved)
@@ -179,27 +175,25 @@ class OutcomeWriter:
     def _decide(
         self, outcome: Outcome, job: repository.Running, db_now: datetime
     ) -> occurrences.Next:
-        try:
-            parsed = schedule.load(job.schedule)
-        except ValueError:
+        parsed = occurrences.readable(job.schedule)
+        if parsed is None:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
-            parsed = None
         return next_state(
             outcome.result,
             scheduled_for=outcome.dispatch.scheduled_for,
             attempt=outcome.dispatch.attempt,
             run_count=job.run_count,
             schedule=parsed,
-            retry_policy=backoff.RetryPolicy.load(job.retry_policy),
+            retry_policy=job.retry_policy,
             pause_after_run=job.pause_after_run,
             now=db_now,
             random=self._draw(),
         )
 
     @staticmethod
-    def _dead_letter(outcome: Outcome, job: repository.Running) -> repository.DeadLetter:
+    def _dead_letter(outcome: Outcome, job: repository.Running) -> occurrence_store.DeadLetter:
         result = outcome.result
-        return repository.DeadLetter(
+        return occurrence_store.DeadLetter(
             job_id=job.job_id,
             execution_id=outcome.dispatch.execution_id,
             owner_id=job.owner_id,
@@ -265,7 +259,7 @@ class OutcomeWriter:
 
     async def _publish_dead_letters(
         self,
-        letters: Sequence[tuple[repository.DeadLetter, Outcome]],
+        letters: Sequence[tuple[occurrence_store.DeadLetter, Outcome]],
         stored: dict,
     ) -> None:
         """The dead-letter topic is told after the table has the record; a failure here is

@@ -24,9 +24,11 @@ job's fencing token.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from libs import backoff, schedule
 from libs.states import JobStatus
@@ -55,6 +57,27 @@ class Next:
     outcome: Outcome
     dead_letter: bool  # the occurrence was given up on
     reason: str | None = None  # why the platform put the job in `status` (the job's status reason)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableSchedule:
+    """A stored schedule that does not validate: it has no next occurrence. `error` says why."""
+
+    error: str
+
+
+def read_schedule(stored: Mapping[str, Any]) -> schedule.Schedule | UnreadableSchedule:
+    """The schedule a job's `schedule` column holds, or why it cannot be read: the one place a
+    worker parses it, where the job's row is read."""
+    try:
+        return schedule.load(stored)
+    except ValueError as exc:
+        return UnreadableSchedule(f"stored schedule does not validate: {exc}")
+
+
+def readable(stored: schedule.Schedule | UnreadableSchedule) -> schedule.Schedule | None:
+    """The schedule, None when it was unreadable (then it has no next occurrence)."""
+    return None if isinstance(stored, UnreadableSchedule) else stored
 
 
 def waiting(pause_after_run: bool) -> JobStatus:

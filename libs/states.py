@@ -4,13 +4,22 @@ The values are what the database stores (CHECK constraints list them) and what t
 Lifecycle states are upper case, as SQL reads them (`status = 'SCHEDULED'`); identity values
 (roles, signing-key states) are lower case, as tokens and JWKS carry them.
 
-The transition tables are data so that repositories can build guarded updates from them:
+The transition tables are data so that repositories build their guarded updates from them:
 
     UPDATE jobs SET status = :target ... WHERE id = :id AND status = ANY(:sources) RETURNING ...
 
-with `sources = states.job_sources(JobStatus.PAUSED)`. Zero rows back is an answer (the job was
-not in a state that allows the move), never silently ignored. Staying in a state (for example a
-SCHEDULED job whose `next_run_at` moves) is an update, not a transition, and is not in the tables.
+with `sources = states.bound(states.job_sources(JobStatus.PAUSED))`. Zero rows back is an answer
+(the job was not in a state that allows the move), never silently ignored. Staying in a state
+(for example a SCHEDULED job whose `next_run_at` moves) is an update, not a transition, and is
+not in the tables. The statements of the scheduler, the executor and `libs.occurrence_store`
+spell no state: each binds the states it writes and those it moves from. (Bound states still
+select through the partial indexes, such as `ix_jobs_due`: every statement is planned with its
+values, `libs.db`'s `force_custom_plan`.)
+
+A dispatch that never started is not an attempt: it is withdrawn (`WITHDRAWN_JOB_MOVE`,
+`WITHDRAWABLE_EXECUTIONS`), its job back to SCHEDULED and its execution row deleted, not moved to
+a state, so that the unique key `(job_id, scheduled_for, attempt)` lets the same attempt be
+dispatched again.
 
 Who makes a move: `PLATFORM_JOB_MOVES` are those schedulers and executors make on their own;
 every other allowed job move is a person's request through the API.
@@ -18,7 +27,7 @@ every other allowed job move is a person's request through the API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 
@@ -75,8 +84,9 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     ),
     _J.RUNNING: frozenset(
         {
-            # Recurring job with a next occurrence, a retry at its backoff time, a dispatch
-            # handed back because publishing failed, or lease recovery of a lost occurrence.
+            # Recurring job with a next occurrence, a retry at its backoff time, lease recovery
+            # of a lost occurrence, or a dispatch withdrawn before it started (handed back
+            # because publishing failed, or redispatched by lease recovery; `WITHDRAWN_JOB_MOVE`).
             _J.SCHEDULED,
             # The last occurrence ended: succeeded, or failed for good (permanent or exhausted).
             _J.COMPLETED,
@@ -147,9 +157,8 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
             _E.RUNNING,
             # Never started, because its job was paused, cancelled or claimed again before
             # the executor's claim ("superseded"). A dispatch never started for a passing reason
-            # (publishing failed, lost with the broker or a scheduler) is not an attempt: its
-            # claim is undone and the row deleted (hand-back, lease recovery), so the unique key
-            # lets the same attempt be dispatched again.
+            # (publishing failed, lost with the broker or a scheduler) is withdrawn instead: no
+            # move, the row is deleted (`WITHDRAWABLE_EXECUTIONS`).
             _E.LOST,
         }
     ),
@@ -170,13 +179,24 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     _E.LOST: frozenset(),
 }
 
+# Not started yet: the executor's claim starts these, and only these may be superseded (LOST
+# without having run) or withdrawn.
+UNSTARTED_EXECUTIONS: frozenset[ExecutionStatus] = frozenset({_E.DISPATCHED})
+
+# Withdrawn: a dispatch that never started for a passing reason (publishing failed, the message
+# was lost with the broker or with a scheduler, no executor took it within its lease) is not an
+# attempt. Its claim is undone, the job RUNNING -> SCHEDULED at the same occurrence and attempt
+# (hand-back, lease recovery's redispatch), and its execution row, still in one of these states,
+# is deleted rather than moved: the record of an attempt that was never made would only block the
+# unique key `(job_id, scheduled_for, attempt)` when the same attempt is dispatched again.
+WITHDRAWN_JOB_MOVE: tuple[JobStatus, JobStatus] = (_J.RUNNING, _J.SCHEDULED)
+WITHDRAWABLE_EXECUTIONS: frozenset[ExecutionStatus] = UNSTARTED_EXECUTIONS
+
 # Finished: no scheduler or executor moves a job out of these. FAILED is among them although a
 # person may revive it (replay, run-now, resume): that is a request, never something the
-# platform does itself.
+# platform does itself. A move the platform makes leaves a job with a next run exactly when it
+# does not end in one of these (`libs.occurrence_store.Move` checks it).
 JOB_TERMINAL: frozenset[JobStatus] = frozenset({_J.COMPLETED, _J.FAILED, _J.CANCELLED})
-EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
-    s for s, t in EXECUTION_TRANSITIONS.items() if not t
-)
 
 
 def can_transition(
@@ -207,3 +227,14 @@ def job_sources(target: JobStatus) -> frozenset[JobStatus]:
 def execution_sources(target: ExecutionStatus) -> frozenset[ExecutionStatus]:
     """The execution states from which `target` may be reached."""
     return frozenset(s for s, allowed in EXECUTION_TRANSITIONS.items() if target in allowed)
+
+
+def platform_job_sources(target: JobStatus) -> frozenset[JobStatus]:
+    """The job states from which a scheduler or an executor moves a job to `target` on its own."""
+    return frozenset(current for current, to in PLATFORM_JOB_MOVES if to is target)
+
+
+def bound(statuses: Iterable[JobStatus | ExecutionStatus]) -> list[str]:
+    """States as the `text[]` a guarded statement binds (`status = ANY(:sources)`), sorted so
+    that the same set is always the same value."""
+    return sorted(s.value for s in statuses)

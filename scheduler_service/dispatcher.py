@@ -24,9 +24,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import kafka, log, loops, messages
+from libs import db, kafka, log, loops, messages, occurrence_store
 from libs.errors import DatabaseUnavailable, is_transient
-from libs.states import JobStatus
 from scheduler_service import errors, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
@@ -158,14 +157,14 @@ class Dispatcher:
             loops.ErrorReport.of_service("scheduler", "dispatch", errors_total)(exc, 0.0)
 
     async def seconds_until_next_due(self) -> float | None:
-        async with repository.transaction(self._sessions) as session:
+        async with db.transaction(self._sessions) as session:
             return await repository.seconds_until_next_due(session)
 
     async def claim_batch(self) -> Batch:
         """One claim transaction: due jobs locked, misfire policies applied, executions
         inserted, committed. Returns what is to be published."""
         started = time.monotonic()
-        async with repository.transaction(self._sessions) as session:
+        async with db.transaction(self._sessions) as session:
             claim = await repository.claim_due_jobs(
                 session,
                 batch=self._settings.dispatch_batch_size,
@@ -243,7 +242,7 @@ class Dispatcher:
         """Claimed occurrences that had an execution row already are not dispatched twice:
         their jobs move on to the following occurrence."""
         stored = await repository.load_schedules(session, [c.job_id for c in repeated])
-        changes = []
+        moves = []
         for claimed in repeated:
             log.get().warning(
                 "occurrence_already_dispatched",
@@ -251,21 +250,8 @@ class Dispatcher:
                 scheduled_for=claimed.scheduled_for.isoformat(),
                 attempt=claimed.attempt,
             )
-            job = stored[claimed.job_id]
-            try:
-                changes.append(service.plan_already_dispatched(claimed, job))
-            except errors.StoredScheduleInvalid:
-                changes.append(
-                    repository.Reschedule(
-                        job_id=claimed.job_id,
-                        lease_version=claimed.lease_version,
-                        status=JobStatus.FAILED,
-                        next_run_at=None,
-                        attempt=claimed.attempt,
-                        run_count=job.run_count,
-                    )
-                )
-        await repository.reschedule_running(session, changes)
+            moves.append(service.plan_already_dispatched(claimed, stored[claimed.job_id]))
+        await occurrence_store.move_running(session, moves, recorded=False, notify=False)
 
     async def _publish(
         self, claimed: Sequence[repository.Claimed], db_now: datetime, started: float
@@ -305,7 +291,7 @@ class Dispatcher:
     async def _hand_back(self, failed: Sequence[repository.Claimed]) -> int:
         dispatches = [(c.execution_id, c.lease_version) for c in failed if c.execution_id]
         try:
-            async with repository.transaction(self._sessions) as session:
+            async with db.transaction(self._sessions) as session:
                 handed = await repository.hand_back(session, dispatches)
         except DatabaseUnavailable as exc:
             log.get().error(

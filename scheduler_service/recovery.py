@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import log, loops
+from libs import db, log, loops, occurrence_store
 from scheduler_service import repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
@@ -62,24 +62,23 @@ class Recovery:
         """Recover up to `recovery_batch_size` expired leases of each kind (never started,
         started) in one transaction; returns how many of either kind were found."""
         batch = self._settings.recovery_batch_size
-        async with repository.transaction(self._sessions) as session:
+        async with db.transaction(self._sessions) as session:
             redispatched = await repository.redispatch_unstarted(session, batch=batch)
             expiry = await repository.recover_expired_leases(session, batch=batch)
             plans = [
                 service.plan_recovery(job, now=expiry.db_now, random=self._random())
                 for job in expiry.expired
             ]
-            changed = set(await repository.reschedule_running(session, [p.change for p in plans]))
-            gave_up = [
-                job
-                for job, plan in zip(expiry.expired, plans, strict=True)
-                if plan.gave_up and job.job_id in changed
-            ]
-            await repository.insert_dead_letters(
+            changed = await occurrence_store.move_running(
+                session, [p.change for p in plans], recorded=False, notify=False
+            )
+            await occurrence_store.insert_dead_letters(
                 session,
-                gave_up,
-                reason=service.LOST_REASON,
-                error="lease expired on the last attempt",
+                [
+                    service.lost_dead_letter(job)
+                    for job, plan in zip(expiry.expired, plans, strict=True)
+                    if plan.gave_up and job.job_id in changed
+                ],
             )
         self._report_redispatched(redispatched)
         for job, plan in zip(expiry.expired, plans, strict=True):

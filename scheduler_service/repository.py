@@ -3,41 +3,38 @@
 The hot path (`claim_due_jobs`) is one statement: it locks due jobs with `FOR UPDATE SKIP LOCKED`
 (so any number of schedulers take disjoint sets), marks the on-time ones RUNNING under a new
 fencing token and inserts their execution rows, all set-based. Every later change to a job is
-a guarded update (`... AND lease_version = :token AND status = ...`): zero rows back is an
-answer (someone else moved the job on), never an error. Nothing here commits; the loop that
-holds the session does. Driver errors become `DatabaseUnavailable` in `transaction`.
+a guarded update (`... AND lease_version = :token AND status = ANY(:sources)`, the states
+`libs.states` allows the move from): zero rows back is an answer (someone else moved the job
+on), never an error. A RUNNING job's move to its next state is `libs.occurrence_store`'s,
+shared with the executor. Nothing here commits; the loop that holds the session does. Driver
+errors become `DatabaseUnavailable` in the caller's `libs.db.transaction`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import channels, db, errors, states
+from libs import backoff, channels, errors, occurrence_store, occurrences, schedule, states
+from libs.occurrences import UnreadableSchedule
 from libs.states import ExecutionStatus, JobStatus
 
 LEASE_EXPIRED = "lease expired"
 LEASE_EXPIRED_KIND = "lease_expired"
 # States a transition may start from, as the text[] a guarded update compares with.
-_LOST_SOURCES = sorted(s.value for s in states.execution_sources(ExecutionStatus.LOST))
-_FAILED_SOURCES = sorted(s.value for s in states.job_sources(JobStatus.FAILED))
-
-
-@asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work (committed at the end of the block), driver errors translated
-    (`libs.db.transaction`)."""
-    async with db.transaction(sessions) as session:
-        yield session
+_LOST_SOURCES = states.bound(states.execution_sources(ExecutionStatus.LOST))
+_FAILED_SOURCES = states.bound(states.platform_job_sources(JobStatus.FAILED))
+_CLAIM_SOURCES = states.platform_job_sources(JobStatus.RUNNING)
+_WITHDRAWN_FROM, _WITHDRAWN_TO = states.WITHDRAWN_JOB_MOVE
+_WITHDRAWABLE = states.bound(states.WITHDRAWABLE_EXECUTIONS)
+_UNSTARTED = states.bound(states.UNSTARTED_EXECUTIONS)
 
 
 # --- Dispatch ----------------------------------------------------------------------------------
@@ -89,13 +86,13 @@ class Claim:
 # The three CTEs' rows come back as one UNION ALL, told apart by `kind` and paired by job id
 # in Python: joining them in SQL makes the planner, which estimates one row per CTE, compare
 # every claimed row with every inserted one (most of a batch's time at 500 rows).
-_CLAIM_DUE_SQL = """
+_CLAIM_DUE_SQL = f"""
 WITH due AS (
     SELECT id, lease_version, next_run_at, attempt, run_count, last_run_at, last_finished_at,
            misfire_policy, misfire_grace_s, pause_after_run,
            next_run_at < now() - make_interval(secs => misfire_grace_s) AS late
     FROM jobs
-    WHERE status = 'SCHEDULED' AND next_run_at <= now() AND deleted_at IS NULL
+    WHERE status = ANY(CAST($6 AS text[])) AND next_run_at <= now() AND deleted_at IS NULL
     ORDER BY next_run_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -103,21 +100,20 @@ WITH due AS (
     -- The dispatch lease: time for the message to reach an executor, whose claim extends it
     -- to cover the job's timeout. A dispatch not started by then is re-dispatched.
     UPDATE jobs AS j
-    SET status = 'RUNNING',
+    SET status = CAST($4 AS text),
         lease_version = j.lease_version + 1,
         lease_expires_at = now() + make_interval(secs => CAST($2 AS double precision)),
         leased_by = $3,
         last_run_at = now(),
-        updated_at = now()
+        updated_at = now(),
+        -- A retry's execution keeps the nominal time of the occurrence it retries.
+        occurrence_at = {occurrence_store.nominal_time_at_claim("j.next_run_at")}
     FROM due WHERE j.id = due.id AND NOT due.late
-    -- A retry's execution keeps the nominal time of the occurrence it retries.
-    RETURNING j.id, j.owner_id, j.type, j.payload,
-              CASE WHEN j.attempt > 1 THEN coalesce(j.occurrence_at, j.next_run_at)
-                   ELSE j.next_run_at END AS scheduled_for,
+    RETURNING j.id, j.owner_id, j.type, j.payload, j.occurrence_at AS scheduled_for,
               j.attempt, j.lease_version, j.lease_expires_at, j.timeout_s
 ), inserted AS (
     INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status)
-    SELECT id, scheduled_for, attempt, lease_version, 'DISPATCHED' FROM claimed
+    SELECT id, scheduled_for, attempt, lease_version, CAST($5 AS text) FROM claimed
     ON CONFLICT ON CONSTRAINT uq_executions_occurrence DO NOTHING
     RETURNING id, job_id
 )
@@ -137,9 +133,12 @@ SELECT 'late', now(), id, NULL, NULL, NULL, next_run_at, attempt, lease_version,
        NULL, run_count, last_run_at, last_finished_at, misfire_policy, misfire_grace_s,
        pause_after_run
 FROM due WHERE late
-"""
+"""  # noqa: S608 (constant fragments)
 
 _NOW = text("SELECT now()")
+_CLAIMED = JobStatus.RUNNING.value
+_DUE = states.bound(_CLAIM_SOURCES)
+_DISPATCHED = ExecutionStatus.DISPATCHED.value
 
 
 def _claimed(row: Any, scheduled_for: datetime, execution_id: uuid.UUID | None) -> Claimed:
@@ -172,7 +171,9 @@ async def claim_due_jobs(
     # processing of a batch's rows costs as much as the statement's execution here.
     connection = await (await session.connection()).get_raw_connection()
     try:
-        rows = await connection.driver_connection.fetch(_CLAIM_DUE_SQL, batch, lease_s, node_id)
+        rows = await connection.driver_connection.fetch(
+            _CLAIM_DUE_SQL, batch, lease_s, node_id, _CLAIMED, _DISPATCHED, _DUE
+        )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise errors.DatabaseUnavailable(f"claim failed: {errors.describe(exc)}") from exc
     if not rows:
@@ -218,7 +219,7 @@ async def claim_due_jobs(
 
 @dataclass(frozen=True, slots=True)
 class StoredSchedule:
-    schedule: dict[str, Any]
+    schedule: schedule.Schedule | UnreadableSchedule
     run_count: int
     pause_after_run: bool
 
@@ -231,44 +232,48 @@ _SCHEDULES = text(
 async def load_schedules(
     session: AsyncSession, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, StoredSchedule]:
-    """The stored schedule (JSONB), run count and `pause_after_run` of each job, for the rare
-    paths that need schedule math."""
+    """The schedule, run count and `pause_after_run` of each job, for the rare paths that need
+    schedule math."""
     if not job_ids:
         return {}
     rows = await session.execute(_SCHEDULES, {"ids": list(job_ids)})
     return {
-        row.id: StoredSchedule(row.schedule, row.run_count, row.pause_after_run) for row in rows
+        row.id: StoredSchedule(
+            occurrences.read_schedule(row.schedule), row.run_count, row.pause_after_run
+        )
+        for row in rows
     }
 
 
-_CLAIM_OCCURRENCES = text("""
+_CLAIM_OCCURRENCES = text(f"""
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]),
                          CAST(:times AS timestamptz[])) AS w(id, lease_version, scheduled_for)
 ), claimed AS (
     UPDATE jobs AS j
-    SET status = 'RUNNING',
+    SET status = CAST(:target AS text),
         lease_version = j.lease_version + 1,
         lease_expires_at = now() + make_interval(secs => CAST(:lease_s AS double precision)),
         leased_by = :node_id,
         last_run_at = now(),
         updated_at = now(),
-        next_run_at = w.scheduled_for
+        next_run_at = w.scheduled_for,
+        occurrence_at = {occurrence_store.nominal_time_at_claim("w.scheduled_for")}
     FROM wanted AS w
     WHERE j.id = w.id AND j.lease_version = w.lease_version
-      AND j.status = 'SCHEDULED'
+      AND j.status = ANY(CAST(:sources AS text[]))
     RETURNING j.id, j.owner_id, j.type, j.payload, j.next_run_at, j.attempt, j.lease_version,
         j.lease_expires_at, j.timeout_s
 ), inserted AS (
     INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status)
-    SELECT id, next_run_at, attempt, lease_version, 'DISPATCHED' FROM claimed
+    SELECT id, next_run_at, attempt, lease_version, CAST(:dispatched AS text) FROM claimed
     ON CONFLICT ON CONSTRAINT uq_executions_occurrence DO NOTHING
     RETURNING id, job_id
 )
 SELECT c.id AS job_id, c.owner_id, c.type, c.payload, c.next_run_at, c.attempt,
        c.lease_version, c.lease_expires_at, c.timeout_s, i.id AS execution_id
 FROM claimed AS c LEFT JOIN inserted AS i ON i.job_id = c.id
-""")
+""")  # noqa: S608 (a constant fragment)
 
 
 async def claim_occurrences(
@@ -286,26 +291,32 @@ async def claim_occurrences(
     ids, versions, times = (list(column) for column in zip(*occurrences, strict=True))
     rows = await session.execute(
         _CLAIM_OCCURRENCES,
-        {"ids": ids, "versions": versions, "times": times, "lease_s": lease_s, "node_id": node_id},
+        {
+            "ids": ids,
+            "versions": versions,
+            "times": times,
+            "lease_s": lease_s,
+            "node_id": node_id,
+            "target": _CLAIMED,
+            "sources": states.bound(_CLAIM_SOURCES),
+            "dispatched": _DISPATCHED,
+        },
     )
     return [_claimed(row, row.next_run_at, row.execution_id) for row in rows]
 
 
-# The flag of a run requested on a PAUSED job survives only a move to SCHEDULED: a retry of
-# that run. Every other move ends the run (`libs.occurrences` decided PAUSED, COMPLETED or
-# FAILED). The right-hand side reads the row as it was.
-_KEEP_PAUSE_AFTER_RUN = "pause_after_run = j.pause_after_run AND u.status = 'SCHEDULED'"
-
+# The source state is compared row by row, as the token is (`libs.occurrence_store`'s move).
 _MOVE_SCHEDULED = text(f"""
 UPDATE jobs AS j
 SET next_run_at = u.next_run_at, status = u.status, attempt = 1, updated_at = now(),
-    {_KEEP_PAUSE_AFTER_RUN}
-FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]),
+    {occurrence_store.KEEP_PAUSE_AFTER_RUN}
+FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:sources AS text[]),
             CAST(:nexts AS timestamptz[]), CAST(:statuses AS text[]))
-     AS u(id, lease_version, next_run_at, status)
-WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = 'SCHEDULED'
+     AS u(id, lease_version, source, next_run_at, status)
+WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = u.source
 RETURNING j.id
 """)  # noqa: S608 (a constant fragment)
+_SKIP_SOURCE = JobStatus.SCHEDULED
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +329,13 @@ class Skip:
     next_run_at: datetime | None
     status: JobStatus
 
+    def __post_init__(self) -> None:
+        # Staying SCHEDULED is an update (the job moves on in time), not a transition.
+        if self.status is not _SKIP_SOURCE and not states.platform_may_move(
+            _SKIP_SOURCE, self.status
+        ):
+            raise ValueError(f"the platform does not move a job {_SKIP_SOURCE} -> {self.status}")
+
 
 async def skip_occurrences(session: AsyncSession, moves: Sequence[Skip]) -> list[uuid.UUID]:
     """Move each SCHEDULED job on without running the occurrence it was due for (attempt back
@@ -329,8 +347,10 @@ async def skip_occurrences(session: AsyncSession, moves: Sequence[Skip]) -> list
         {
             "ids": [m.job_id for m in moves],
             "versions": [m.lease_version for m in moves],
+            "sources": [_SKIP_SOURCE.value] * len(moves),
             "nexts": [m.next_run_at for m in moves],
             "statuses": [m.status.value for m in moves],
+            "scheduled": JobStatus.SCHEDULED.value,
         },
     )
     return [row.id for row in rows]
@@ -338,7 +358,7 @@ async def skip_occurrences(session: AsyncSession, moves: Sequence[Skip]) -> list
 
 _FAIL_JOBS = text("""
 UPDATE jobs AS j
-SET status = 'FAILED', next_run_at = NULL, lease_expires_at = NULL,
+SET status = CAST(:target AS text), next_run_at = NULL, lease_expires_at = NULL,
     leased_by = NULL, pause_after_run = false, updated_at = now()
 FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[])) AS u(id, lease_version)
 WHERE j.id = u.id AND j.lease_version = u.lease_version
@@ -355,20 +375,35 @@ async def fail_jobs(
         return []
     ids, versions = (list(column) for column in zip(*jobs, strict=True))
     rows = await session.execute(
-        _FAIL_JOBS, {"ids": ids, "versions": versions, "sources": _FAILED_SOURCES}
+        _FAIL_JOBS,
+        {
+            "ids": ids,
+            "versions": versions,
+            "target": JobStatus.FAILED.value,
+            "sources": _FAILED_SOURCES,
+        },
     )
     return [row.id for row in rows]
 
 
-# Undoing a claim whose DISPATCHED execution the statement deleted (CTE `gone`): the job is
-# SCHEDULED again with its occurrence and attempt, and its `last_run_at` (when its previous
-# occurrence was claimed, which the misfire rule `run_once` reads) goes back to the claim
-# before, the newest execution left (an execution is created with its claim). The statement's
-# snapshot still holds the deleted row, hence `gone` excluded.
+# Undoing a claim whose DISPATCHED execution the statement deleted (CTE `gone`): the dispatch
+# is withdrawn (`libs.states.WITHDRAWN_JOB_MOVE`), the job SCHEDULED again with its occurrence
+# and attempt, and its `last_run_at` (when its previous occurrence was claimed, which the
+# misfire rule `run_once` reads) goes back to the claim before, the newest execution left (an
+# execution is created with its claim). The statement's snapshot still holds the deleted row,
+# hence `gone` excluded.
 _UNDO_CLAIM = """
-    status = 'SCHEDULED', lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
+    status = CAST(:withdrawn_to AS text), lease_expires_at = NULL, leased_by = NULL,
+    updated_at = now(),
     last_run_at = (SELECT max(e.created_at) FROM executions AS e
                    WHERE e.job_id = j.id AND e.id NOT IN (SELECT id FROM gone))"""
+
+# The parameters of a withdrawal (`_UNDO_CLAIM` and the DELETE before it).
+_WITHDRAWAL = {
+    "withdrawable": _WITHDRAWABLE,
+    "withdrawn_from": _WITHDRAWN_FROM.value,
+    "withdrawn_to": _WITHDRAWN_TO.value,
+}
 
 _HAND_BACK = text(f"""
 WITH gone AS (
@@ -377,16 +412,16 @@ WITH gone AS (
               AS h(id, lease_version),
           jobs AS j
     WHERE e.id = h.id AND e.lease_version = h.lease_version
-      AND e.status = 'DISPATCHED'
+      AND e.status = ANY(CAST(:withdrawable AS text[]))
       AND j.id = e.job_id AND j.lease_version = h.lease_version
-      AND j.status = 'RUNNING'
+      AND j.status = CAST(:withdrawn_from AS text)
     RETURNING e.id, e.job_id, e.lease_version
 )
 UPDATE jobs AS j
 SET {_UNDO_CLAIM}
 FROM gone
 WHERE j.id = gone.job_id AND j.lease_version = gone.lease_version
-  AND j.status = 'RUNNING'
+  AND j.status = CAST(:withdrawn_from AS text)
 RETURNING j.id
 """)  # noqa: S608 (a constant subquery)
 
@@ -405,26 +440,28 @@ async def hand_back(
     if not dispatches:
         return []
     executions, versions = (list(column) for column in zip(*dispatches, strict=True))
-    rows = await session.execute(_HAND_BACK, {"executions": executions, "versions": versions})
+    rows = await session.execute(
+        _HAND_BACK, {"executions": executions, "versions": versions, **_WITHDRAWAL}
+    )
     return [row.id for row in rows]
 
 
 _NEXT_DUE_IN = text("""
 SELECT EXTRACT(EPOCH FROM min(next_run_at) - now())::double precision
-FROM jobs WHERE status = 'SCHEDULED' AND deleted_at IS NULL
+FROM jobs WHERE status = ANY(CAST(:due AS text[])) AND deleted_at IS NULL
 """)
 
 
 async def seconds_until_next_due(session: AsyncSession) -> float | None:
     """Seconds from the database's now to the earliest `next_run_at` of a SCHEDULED job
     (negative when one is due already); None when no job is scheduled."""
-    return (await session.execute(_NEXT_DUE_IN)).scalar_one()
+    return (await session.execute(_NEXT_DUE_IN, {"due": _DUE})).scalar_one()
 
 
 _COUNT_DUE = text("""
 SELECT count(*) FROM (
     SELECT 1 FROM jobs
-    WHERE status = 'SCHEDULED' AND next_run_at <= now() AND deleted_at IS NULL
+    WHERE status = ANY(CAST(:due AS text[])) AND next_run_at <= now() AND deleted_at IS NULL
     LIMIT :cap
 ) AS due
 """)
@@ -433,7 +470,7 @@ SELECT count(*) FROM (
 async def count_due(session: AsyncSession, *, cap: int) -> int:
     """How many SCHEDULED jobs are due now, counted up to `cap` (a huge backlog is not worth
     counting exactly at every heartbeat)."""
-    return (await session.execute(_COUNT_DUE, {"cap": cap})).scalar_one()
+    return (await session.execute(_COUNT_DUE, {"cap": cap, "due": _DUE})).scalar_one()
 
 
 # --- Lease recovery ----------------------------------------------------------------------------
@@ -446,11 +483,11 @@ class Expired:
     job_id: uuid.UUID
     owner_id: uuid.UUID
     lease_version: int
-    next_run_at: datetime | None
+    occurrence_at: datetime | None  # the nominal time of the occurrence that was running
     attempt: int
     run_count: int
-    retry_policy: dict[str, Any]
-    schedule: dict[str, Any]
+    retry_policy: backoff.RetryPolicy
+    schedule: schedule.Schedule | UnreadableSchedule
     payload: dict[str, Any]
     pause_after_run: bool
     execution_id: uuid.UUID | None
@@ -464,29 +501,26 @@ class Expiry:
 
 _CLAIM_EXPIRED = text("""
 WITH expired AS (
-    -- `next_run_at` here is the nominal time of the occurrence that was running.
-    SELECT id, owner_id, lease_version,
-           CASE WHEN attempt > 1 THEN coalesce(occurrence_at, next_run_at)
-                ELSE next_run_at END AS next_run_at,
-           attempt, run_count, retry_policy, schedule, payload, pause_after_run
+    SELECT id, owner_id, lease_version, occurrence_at, attempt, run_count, retry_policy,
+           schedule, payload, pause_after_run
     FROM jobs AS j
-    WHERE status = 'RUNNING' AND lease_expires_at < now()
+    WHERE status = CAST(:in_flight AS text) AND lease_expires_at < now()
       AND EXISTS (SELECT 1 FROM executions AS e
                   WHERE e.job_id = j.id AND e.lease_version = j.lease_version
-                    AND e.status <> 'DISPATCHED')
+                    AND e.status <> ALL(CAST(:unstarted AS text[])))
     ORDER BY lease_expires_at
     LIMIT :batch
     FOR UPDATE SKIP LOCKED
 ), lost AS (
     UPDATE executions AS e
-    SET status = 'LOST', finished_at = now(), error_kind = :error_kind,
+    SET status = CAST(:lost AS text), finished_at = now(), error_kind = :error_kind,
         error = :error
     FROM expired AS x
     WHERE e.job_id = x.id AND e.lease_version = x.lease_version
       AND e.status = ANY(CAST(:sources AS text[]))
     RETURNING e.id, e.job_id
 )
-SELECT now() AS db_now, x.id AS job_id, x.owner_id, x.lease_version, x.next_run_at, x.attempt,
+SELECT now() AS db_now, x.id AS job_id, x.owner_id, x.lease_version, x.occurrence_at, x.attempt,
        x.run_count, x.retry_policy, x.schedule, x.payload, x.pause_after_run,
        lost.id AS execution_id
 FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
@@ -496,13 +530,16 @@ FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
 async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry:
     """Lock up to `batch` RUNNING jobs whose lease expired (by the database clock, skipping rows
     another scheduler holds) after their dispatch was started, and mark the execution of each
-    one's current lease LOST. The jobs stay locked and RUNNING; `reschedule_running` says what
-    becomes of them (the lost attempt counts)."""
+    one's current lease LOST. The jobs stay locked and RUNNING; `libs.occurrence_store` moves
+    them on (the lost attempt counts)."""
     rows = (
         await session.execute(
             _CLAIM_EXPIRED,
             {
                 "batch": batch,
+                "in_flight": occurrence_store.SOURCE.value,
+                "unstarted": _UNSTARTED,
+                "lost": ExecutionStatus.LOST.value,
                 "sources": _LOST_SOURCES,
                 "error_kind": LEASE_EXPIRED_KIND,
                 "error": LEASE_EXPIRED,
@@ -516,11 +553,11 @@ async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry
             job_id=row.job_id,
             owner_id=row.owner_id,
             lease_version=row.lease_version,
-            next_run_at=row.next_run_at,
+            occurrence_at=row.occurrence_at,
             attempt=row.attempt,
             run_count=row.run_count,
-            retry_policy=row.retry_policy,
-            schedule=row.schedule,
+            retry_policy=backoff.RetryPolicy.load(row.retry_policy),
+            schedule=occurrences.read_schedule(row.schedule),
             payload=row.payload,
             pause_after_run=row.pause_after_run,
             execution_id=row.execution_id,
@@ -531,28 +568,29 @@ async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry
 
 
 # A dispatch whose lease expired before any executor started it (the scheduler died before
-# publishing, the broker lost the message, no executor took it in time): its claim is undone
-# as a hand-back undoes it, so the job is dispatched again with the same attempt.
+# publishing, the broker lost the message, no executor took it in time): it is withdrawn as a
+# hand-back withdraws it, so the job is dispatched again with the same attempt.
 _REDISPATCH_UNSTARTED = text(f"""
 WITH expired AS (
     SELECT j.id, j.lease_version FROM jobs AS j
-    WHERE j.status = 'RUNNING' AND j.lease_expires_at < now()
+    WHERE j.status = CAST(:withdrawn_from AS text) AND j.lease_expires_at < now()
       AND NOT EXISTS (SELECT 1 FROM executions AS e
                       WHERE e.job_id = j.id AND e.lease_version = j.lease_version
-                        AND e.status <> 'DISPATCHED')
+                        AND e.status <> ALL(CAST(:withdrawable AS text[])))
     ORDER BY j.lease_expires_at
     LIMIT :batch
     FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM executions AS e
     USING expired AS x
-    WHERE e.job_id = x.id AND e.lease_version = x.lease_version AND e.status = 'DISPATCHED'
+    WHERE e.job_id = x.id AND e.lease_version = x.lease_version
+      AND e.status = ANY(CAST(:withdrawable AS text[]))
     RETURNING e.id, e.job_id
 )
 UPDATE jobs AS j
 SET {_UNDO_CLAIM}
 FROM expired AS x
-WHERE j.id = x.id
+WHERE j.id = x.id AND j.status = CAST(:withdrawn_from AS text)
 RETURNING j.id, j.lease_version, j.next_run_at, j.attempt
 """)  # noqa: S608 (a constant subquery)
 
@@ -574,89 +612,7 @@ async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Red
     the dispatch (by the database clock, skipping rows another scheduler holds): each job back
     to SCHEDULED at the same occurrence and attempt, due again at once, its DISPATCHED
     execution deleted. A copy of the dispatch that arrives later finds nothing to start."""
-    rows = (await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch})).all()
+    rows = (await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch, **_WITHDRAWAL})).all()
     if rows:  # due again now: every scheduler may look at once
         await session.execute(_NOTIFY_DUE, {"channel": channels.JOBS_DUE})
     return [Redispatched(row.id, row.lease_version, row.next_run_at, row.attempt) for row in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class Reschedule:
-    """What a RUNNING job becomes: SCHEDULED (or PAUSED, after a requested run) at
-    `next_run_at` with `attempt`, or `status` (COMPLETED or FAILED) when `next_run_at` is None."""
-
-    job_id: uuid.UUID
-    lease_version: int
-    status: JobStatus
-    next_run_at: datetime | None
-    attempt: int
-    run_count: int
-
-
-_RESCHEDULE = text(f"""
-UPDATE jobs AS j
-SET status = u.status, next_run_at = u.next_run_at, attempt = u.attempt,
-    run_count = u.run_count, lease_expires_at = NULL, leased_by = NULL, updated_at = now(),
-    {_KEEP_PAUSE_AFTER_RUN},
-    -- A retry remembers the nominal time of the occurrence it retries (the right-hand side
-    -- reads the row as it was: the occurrence that was running).
-    occurrence_at = CASE WHEN u.attempt = 1 THEN NULL
-                         WHEN j.attempt > 1 THEN coalesce(j.occurrence_at, j.next_run_at)
-                         ELSE j.next_run_at END
-FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:statuses AS text[]),
-            CAST(:nexts AS timestamptz[]), CAST(:attempts AS integer[]),
-            CAST(:run_counts AS integer[]))
-     AS u(id, lease_version, status, next_run_at, attempt, run_count)
-WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = 'RUNNING'
-RETURNING j.id
-""")  # noqa: S608 (a constant fragment)
-
-
-async def reschedule_running(
-    session: AsyncSession, changes: Sequence[Reschedule]
-) -> list[uuid.UUID]:
-    """Apply each change to its job if the job is still RUNNING under the same fencing token.
-    Returns the jobs changed."""
-    if not changes:
-        return []
-    rows = await session.execute(
-        _RESCHEDULE,
-        {
-            "ids": [c.job_id for c in changes],
-            "versions": [c.lease_version for c in changes],
-            "statuses": [c.status.value for c in changes],
-            "nexts": [c.next_run_at for c in changes],
-            "attempts": [c.attempt for c in changes],
-            "run_counts": [c.run_count for c in changes],
-        },
-    )
-    return [row.id for row in rows]
-
-
-_DEAD_LETTER = text("""
-INSERT INTO dead_letters (job_id, execution_id, owner_id, reason, error, attempts, payload)
-SELECT * FROM unnest(CAST(:job_ids AS uuid[]), CAST(:execution_ids AS uuid[]),
-                     CAST(:owner_ids AS uuid[]), CAST(:reasons AS text[]),
-                     CAST(:errors AS text[]), CAST(:attempts AS integer[]),
-                     CAST(:payloads AS jsonb[]))
-""")
-
-
-async def insert_dead_letters(
-    session: AsyncSession, jobs: Sequence[Expired], *, reason: str, error: str
-) -> None:
-    """A dead letter for each job given up on, with the payload it had."""
-    if not jobs:
-        return
-    await session.execute(
-        _DEAD_LETTER,
-        {
-            "job_ids": [j.job_id for j in jobs],
-            "execution_ids": [j.execution_id for j in jobs],
-            "owner_ids": [j.owner_id for j in jobs],
-            "reasons": [reason] * len(jobs),
-            "errors": [error] * len(jobs),
-            "attempts": [j.attempt for j in jobs],
-            "payloads": [json.dumps(j.payload) for j in jobs],
-        },
-    )

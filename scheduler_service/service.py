@@ -1,7 +1,7 @@
 """Decisions of the scheduler: what a late occurrence becomes, what an expired lease becomes.
 
 Pure functions of the rows and of the database's `now` passed in; the loops apply the answers
-as guarded updates (`repository`).
+as guarded updates (`repository`, `libs.occurrence_store`).
 
 One occurrence of a job is in flight at a time: a claim dispatches one execution, and the job
 is RUNNING until its executor (or lease recovery) moves it on. Catching up under `run_all`
@@ -17,21 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import ValidationError
-
-from libs import backoff, misfire, occurrences, schedule
+from libs import misfire, occurrence_store, occurrences, schedule
+from libs.occurrences import UnreadableSchedule
 from libs.states import JobStatus
 from scheduler_service import errors, repository
 
 LOST_REASON = "lease_expired"
+LOST_ERROR = "lease expired on the last attempt"
 
 
-def parse_schedule(stored: dict) -> schedule.Schedule:
+def parse_schedule(stored: schedule.Schedule | UnreadableSchedule) -> schedule.Schedule:
     """The job's stored (normalised) schedule; `StoredScheduleInvalid` when unreadable."""
-    try:
-        return schedule.load(stored)
-    except ValidationError as exc:
-        raise errors.StoredScheduleInvalid(f"stored schedule does not validate: {exc}") from exc
+    if isinstance(stored, UnreadableSchedule):
+        raise errors.StoredScheduleInvalid(stored.error)
+    return stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +54,11 @@ class LatePlan:
 
 
 def plan_late(
-    job: repository.Late, stored_schedule: dict, *, now: datetime, max_catch_up: int = 100
+    job: repository.Late,
+    stored_schedule: schedule.Schedule | UnreadableSchedule,
+    *,
+    now: datetime,
+    max_catch_up: int = 100,
 ) -> LatePlan:
     """What the job's misfire policy makes of its occurrence, late beyond its grace at `now`."""
     policy = misfire.MisfirePolicy(job.misfire_policy)
@@ -83,27 +86,43 @@ def plan_late(
 
 def plan_already_dispatched(
     claimed: repository.Claimed, stored: repository.StoredSchedule
-) -> repository.Reschedule:
+) -> occurrence_store.Move:
     """A claimed occurrence that has an execution row already (the unique key refused a second
     one): it is not dispatched again, and the job moves on to the occurrence after it (PAUSED
-    there if the occurrence was a run requested on a paused job)."""
+    there if the occurrence was a run requested on a paused job). With an unreadable schedule
+    it FAILS, its attempt kept."""
     run_count = stored.run_count
-    following = schedule.next_fire(
-        parse_schedule(stored.schedule), after=claimed.scheduled_for, runs=run_count
+    try:
+        parsed = parse_schedule(stored.schedule)
+    except errors.StoredScheduleInvalid:
+        failed = occurrences.Next(
+            JobStatus.FAILED,
+            None,
+            claimed.attempt,
+            run_count,
+            occurrences.Outcome.FAILED,
+            dead_letter=False,
+        )
+        return occurrence_store.Move.of(
+            claimed.job_id, claimed.lease_version, failed, nominal=claimed.scheduled_for
+        )
+    following = schedule.next_fire(parsed, after=claimed.scheduled_for, runs=run_count)
+    moved_on = occurrences.Next(
+        occurrences.waiting(stored.pause_after_run) if following else JobStatus.COMPLETED,
+        following,
+        1,
+        run_count,
+        occurrences.Outcome.NEXT if following else occurrences.Outcome.COMPLETED,
+        dead_letter=False,
     )
-    return repository.Reschedule(
-        job_id=claimed.job_id,
-        lease_version=claimed.lease_version,
-        status=occurrences.waiting(stored.pause_after_run) if following else JobStatus.COMPLETED,
-        next_run_at=following,
-        attempt=1,
-        run_count=run_count,
+    return occurrence_store.Move.of(
+        claimed.job_id, claimed.lease_version, moved_on, nominal=claimed.scheduled_for
     )
 
 
 @dataclass(frozen=True, slots=True)
 class RecoveryPlan:
-    change: repository.Reschedule
+    change: occurrence_store.Move
     outcome: str  # "retry", "next" or "failed": the metric label and the log's word
     gave_up: bool  # attempts exhausted: the occurrence gets a dead letter
 
@@ -113,14 +132,10 @@ def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> R
     may succeed when retried): a retry after a backoff while attempts remain; else its next
     regular occurrence (PAUSED there after a run requested on a paused job) or, with none
     left, FAILED. `random` in [0, 1) draws the jitter."""
-    try:
-        parsed = parse_schedule(job.schedule)
-    except errors.StoredScheduleInvalid:
-        parsed = None
     decided = occurrences.after_failure(
-        parsed,
-        backoff.RetryPolicy.load(job.retry_policy),
-        scheduled_for=job.next_run_at or now,
+        occurrences.readable(job.schedule),
+        job.retry_policy,
+        scheduled_for=job.occurrence_at or now,
         attempt=job.attempt,
         run_count=job.run_count,
         now=now,
@@ -128,12 +143,20 @@ def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> R
         retryable=True,
         pause_after_run=job.pause_after_run,
     )
-    change = repository.Reschedule(
-        job_id=job.job_id,
-        lease_version=job.lease_version,
-        status=decided.status,
-        next_run_at=decided.next_run_at,
-        attempt=decided.attempt,
-        run_count=decided.run_count,
+    change = occurrence_store.Move.of(
+        job.job_id, job.lease_version, decided, nominal=job.occurrence_at or now
     )
     return RecoveryPlan(change=change, outcome=decided.outcome.value, gave_up=decided.dead_letter)
+
+
+def lost_dead_letter(job: repository.Expired) -> occurrence_store.DeadLetter:
+    """The dead letter of an occurrence whose last attempt was lost with its lease."""
+    return occurrence_store.DeadLetter(
+        job_id=job.job_id,
+        execution_id=job.execution_id,
+        owner_id=job.owner_id,
+        reason=LOST_REASON,
+        error=LOST_ERROR,
+        attempts=job.attempt,
+        payload=job.payload,
+    )

@@ -34,7 +34,7 @@ APPLICATION_TABLES = {
     "webhook_secrets",
     "console_sessions",
 }
-LATEST_REVISION = "0010"
+LATEST_REVISION = "0011"
 
 
 @asynccontextmanager
@@ -175,6 +175,37 @@ async def test_the_occurrence_key_refuses_a_second_execution(empty_database_url:
     assert count == 2
 
 
+async def test_jobs_running_at_the_upgrade_get_the_nominal_time_of_their_occurrence(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_database_url, "0010")
+    async with _connect(empty_database_url) as conn:
+        first, retry, kept, waiting = [await _insert_job(conn) for _ in range(4)]
+        await conn.execute(
+            text(
+                "UPDATE jobs SET status = 'RUNNING', lease_expires_at = now(),"
+                " next_run_at = '2030-01-01T00:00:00Z',"
+                " attempt = CASE WHEN id = :first THEN 1 ELSE 2 END,"
+                " occurrence_at = CASE WHEN id = :kept THEN '2029-12-31T00:00:00Z'::timestamptz"
+                " END WHERE id <> :waiting"
+            ),
+            {"first": first, "kept": kept, "waiting": waiting},
+        )
+        await conn.commit()
+
+    await asyncio.to_thread(migrate.upgrade, empty_database_url, "0011")
+
+    async with _connect(empty_database_url) as conn:
+        rows = await conn.execute(text("SELECT id, occurrence_at::text AS at FROM jobs"))
+        occurrence_at = {row.id: row.at for row in rows}
+    assert occurrence_at == {
+        first: "2030-01-01 00:00:00+00",  # a first attempt: the time it was due
+        retry: "2030-01-01 00:00:00+00",  # a retry that remembered nothing: as the claim read it
+        kept: "2029-12-31 00:00:00+00",  # a retry keeps its occurrence's
+        waiting: None,  # not RUNNING: set by its next claim
+    }
+
+
 async def test_downgrade_to_base_removes_everything_and_upgrade_works_again(
     empty_database_url: str,
 ) -> None:
@@ -209,7 +240,10 @@ async def test_current_reports_none_then_head(empty_database_url: str) -> None:
 async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
     empty_database_url: str,
 ) -> None:
-    revisions = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+    revisions = [
+        *("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"),
+        "0011",
+    ]
     for revision in revisions:
         await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)
         assert await asyncio.to_thread(migrate.current, empty_database_url) == revision

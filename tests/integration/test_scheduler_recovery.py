@@ -24,7 +24,7 @@ from scheduler_support import (
     sql,
 )
 
-from libs import kafka
+from libs import db, kafka
 from libs.states import ExecutionStatus, JobStatus
 from schedctl import embedded
 from scheduler_service import repository
@@ -418,7 +418,7 @@ async def test_a_hand_back_does_nothing_once_the_lease_moved_on(
         assert current.lease_version == 2
 
         async def hand_back(dispatches):
-            async with repository.transaction(parts.sessions) as session:
+            async with db.transaction(parts.sessions) as session:
                 return await repository.hand_back(session, dispatches)
 
         # The stale claim's hand-back, and one naming the current execution with the old token.

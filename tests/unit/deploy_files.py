@@ -47,6 +47,8 @@ PLACEHOLDER_LINES = {
 LOCATION_VARIABLES = ("CONFIG_LOCATION", "SPRING_CONFIG_LOCATION")
 API_SERVICES = ("user_service", "auth_service", "job_service")
 SERVICES = (*API_SERVICES, "scheduler_service", "executor_service", "console_service")
+
+
 # The module whose `create_app(settings)` a service's process builds its app with.
 def app_module(package: str) -> str:
     """The module whose `create_app` builds the package's service: its composition root,

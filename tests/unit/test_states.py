@@ -94,7 +94,9 @@ def test_tables_cover_every_state() -> None:
 
 def test_terminal_states() -> None:
     assert {J.COMPLETED, J.FAILED, J.CANCELLED} == states.JOB_TERMINAL
-    assert {E.SUCCEEDED, E.FAILED, E.TIMED_OUT, E.LOST} == states.EXECUTION_TERMINAL
+    assert {E.SUCCEEDED, E.FAILED, E.TIMED_OUT, E.LOST} == {
+        s for s in E if not states.EXECUTION_TRANSITIONS[s]
+    }
 
 
 @pytest.mark.parametrize("target", list(J), ids=str)
@@ -106,6 +108,23 @@ def test_job_sources_are_the_inverse_of_the_table(target: J) -> None:
 def test_execution_sources_are_the_inverse_of_the_table(target: E) -> None:
     expected = {s for s, t in ALLOWED_EXECUTION_MOVES if t == target}
     assert states.execution_sources(target) == expected
+
+
+@pytest.mark.parametrize("target", list(J), ids=str)
+def test_platform_sources_are_the_inverse_of_its_moves(target: J) -> None:
+    expected = {s for s, t in PLATFORM_JOB_MOVES if t == target}
+    assert states.platform_job_sources(target) == expected
+
+
+def test_a_withdrawn_dispatch_is_deleted_and_its_job_scheduled_again() -> None:
+    # Only a dispatch that never started; the job goes back to its occurrence, on its own.
+    assert states.WITHDRAWABLE_EXECUTIONS == {E.DISPATCHED}
+    assert states.WITHDRAWN_JOB_MOVE == (J.RUNNING, J.SCHEDULED)
+    assert states.platform_may_move(*states.WITHDRAWN_JOB_MOVE)
+
+
+def test_bound_states_are_a_stable_text_array() -> None:
+    assert states.bound({J.SCHEDULED, J.RUNNING}) == ["RUNNING", "SCHEDULED"]
 
 
 @pytest.mark.parametrize(
