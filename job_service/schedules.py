@@ -2,7 +2,7 @@
 
 `libs.schedule` owns the models and the math; its field names (`start_at`, `interval_s`) are
 also the form stored in `jobs.schedule`, which the scheduler and executor read back with
-`schedule.SCHEDULE_ADAPTER`. The API shows and accepts the same fields in camelCase
+`schedule.load`. The API shows and accepts the same fields in camelCase
 (`startAt`, `intervalSeconds`); the subclasses here only add those aliases.
 
 A request's schedule is validated here rather than by FastAPI, so that an error names

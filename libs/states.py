@@ -77,7 +77,6 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
             # The misfire policy may skip an occurrence that is late beyond its grace without
             # running it; when the schedule has no further occurrence the job ends there:
             # COMPLETED when skipping is what the policy asks for, FAILED when it asks to fail.
-            # An update whose new schedule has no future occurrence also completes the job.
             _J.COMPLETED,
             _J.FAILED,
         }

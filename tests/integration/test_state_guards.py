@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from scheduler_support import ago, insert_jobs, job_row, sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from test_scheduler_support import ago, insert_jobs, job_row, sql
 
 from executor_service import repository as executor_repository
 from libs import db, occurrence_store, occurrences, states
