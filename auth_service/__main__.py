@@ -2,7 +2,7 @@
 
 from auth_service import api
 from auth_service.settings import Settings
-from libs import serve
+from libs.infra import serve
 
 
 def main() -> None:

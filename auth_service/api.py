@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from auth_service import errors, keys, schemas, service
 from auth_service.settings import Settings
-from libs import resources, scopes, undeclared_input, web
+from libs.infra import resources, undeclared_input, web
+from libs.security import scopes
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a secret)
 REVOCATION_PATH = "/oauth/revoke"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from libs import problems
+from libs.contracts import problems
 
 # RFC 6749 section 5.1: nothing the token endpoint answers may be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

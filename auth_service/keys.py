@@ -46,8 +46,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from auth_service import repository
 from auth_service.errors import RotationTooSoon, SigningKeyUnavailable
 from auth_service.settings import Settings
-from libs import config, db, log, models, tokens
-from libs.states import SigningKeyStatus
+from libs.infra import config, db, log
+from libs.scheduling.states import SigningKeyStatus
+from libs.security import tokens
+from libs.store import models
 
 RSA_KEY_BITS = 3072
 SEALED_PREFIX = "v1:"

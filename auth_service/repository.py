@@ -1,5 +1,5 @@
 """Every query of the auth service: accounts (read), refresh tokens and signing keys (login
-throttles: `libs.throttles`).
+throttles: `libs.security.throttles`).
 
 Times that decide anything (expiry, lockout, key activation) come from the database clock, so
 every copy of the service agrees on them.
@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import models
-from libs.states import SigningKeyStatus
+from libs.scheduling.states import SigningKeyStatus
+from libs.store import models
 
 # Serializes signing-key creation and rotation across processes (an arbitrary, fixed key).
 SIGNING_KEYS_LOCK = 0x5C_AD_02

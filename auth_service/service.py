@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import errors, keys, repository, schemas, throttle
 from auth_service.settings import Settings
-from libs import db, emails, log, models, opaque, passwords, scopes, tokens
-from libs.web import Check
+from libs.infra import db, log
+from libs.infra.web import Check
+from libs.security import emails, opaque, passwords, scopes, tokens
+from libs.store import models
 
 JTI_BYTES = 16
 
@@ -45,7 +47,7 @@ class Identity:
 async def identity_resource(
     app: FastAPI, settings: Settings, configured: keys.ConfiguredKeys | None
 ) -> AsyncIterator[dict[str, Check]]:
-    """`app.state.identity`, on the sessions that `libs.resources.database` put there."""
+    """`app.state.identity`, on the sessions that `libs.infra.resources.database` put there."""
     key_ring = keys.KeyRing(settings, app.state.sessions, configured)
     await key_ring.start()
     app.state.identity = Identity(

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from libs import config
+from libs.infra import config
 
 ENCRYPTION_KEY_BYTES = 32  # AES-256
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.settings import Settings
-from libs import throttles
+from libs.security import throttles
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ import asyncpg
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from libs import log, migrate, resources, schedule, web
+from libs.infra import log, resources, web
+from libs.scheduling import schedule
+from libs.store import migrate
 from schedctl import embedded
 from scheduler_service import app as scheduler_app
 from scheduler_service.settings import Settings

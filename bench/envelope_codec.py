@@ -10,7 +10,7 @@ import statistics
 import time
 import uuid
 
-from libs import kafka
+from libs.infra import kafka
 
 MESSAGES = 20_000
 ROUNDS = 7

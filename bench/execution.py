@@ -49,7 +49,9 @@ from sqlalchemy.engine import make_url
 
 from bench.dispatch import JOB_COLUMNS
 from bench.plugin import bench_job_type, make_dist
-from libs import channels, migrate, schedule
+from libs.contracts import channels
+from libs.scheduling import schedule
+from libs.store import migrate
 from schedctl import embedded
 
 BURST_JOBS = 20_000

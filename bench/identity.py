@@ -1,10 +1,10 @@
 """Identity throughput: how many access tokens one process verifies per second, and how many
 password logins (argon2id verifications) it can do per second at the platform's parameters.
 
-Token verification is what every API request pays (`libs.tokens.Verifier`, ES256, keys already
-cached); password verification is what bounds logins (`libs.passwords.Hasher`, 19 MiB, t=2,
-p=1), with one and with two hashes allowed at once. No database, no HTTP: the figures are the
-cryptography's ceiling, before any I/O.
+Token verification is what every API request pays (`libs.security.tokens.Verifier`, ES256, keys
+already cached); password verification is what bounds logins (`libs.security.passwords.Hasher`, 19
+MiB, t=2, p=1), with one and with two hashes allowed at once. No database, no HTTP: the figures are
+the cryptography's ceiling, before any I/O.
 
 Run: .venv/bin/python -m bench.identity
 """
@@ -19,8 +19,8 @@ import uuid
 
 from auth_service import keys, service
 from auth_service.settings import Settings
-from libs import passwords, scopes, tokens
-from libs.states import Role
+from libs.scheduling.states import Role
+from libs.security import passwords, scopes, tokens
 
 TOKENS = 2_000
 ROUNDS = 5

@@ -30,7 +30,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from libs import migrate
+from libs.store import migrate
 from schedctl import embedded
 
 CONCURRENCY = 32

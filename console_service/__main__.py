@@ -2,7 +2,7 @@
 
 from console_service import app
 from console_service.settings import Settings
-from libs import serve
+from libs.infra import serve
 
 
 def main() -> None:

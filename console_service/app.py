@@ -1,4 +1,4 @@
-"""The console's composition: the operational endpoints of every service (`libs.web`), the
+"""The console's composition: the operational endpoints of every service (`libs.infra.web`), the
 security headers, the static files, every page group of `pages`, and the error pages.
 
 Resources built in the lifespan: the database engine (sessions live in `console_sessions`)
@@ -17,8 +17,8 @@ from fastapi.staticfiles import StaticFiles
 
 from console_service import pages, rendering, security
 from console_service.settings import Settings
-from libs import resources, web
-from libs.web import Check
+from libs.infra import resources, web
+from libs.infra.web import Check
 from scheduler_client import Endpoints
 
 TITLE = "Scheduler console"
@@ -26,7 +26,7 @@ TITLE = "Scheduler console"
 
 def _static_routes() -> APIRouter:
     """`/static/...`: the style sheet, console.js and the vendored htmx, served by a route (not
-    a mount) so that their requests are labelled like any other (`libs.web`)."""
+    a mount) so that their requests are labelled like any other (`libs.infra.web`)."""
     router = APIRouter(include_in_schema=False)
     files = StaticFiles(directory=str(package_files.files("console_service") / "static"))
 

@@ -22,7 +22,7 @@ from typing import Any
 from cron_descriptor import ExpressionDescriptor
 from pydantic import TypeAdapter, ValidationError
 
-from libs.cron import MACROS
+from libs.scheduling.cron import MACROS
 from scheduler_client import models
 
 _SCHEDULE: TypeAdapter[Any] = TypeAdapter(models.Schedule)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console_service import errors, sessions
 from console_service.pages import NavLink
-from libs import db, log
+from libs.infra import db, log
 from scheduler_client import errors as api_errors
 
 HTMX_REQUEST = "hx-request"
@@ -129,8 +129,8 @@ _TITLES = {
 
 
 def install(app: FastAPI) -> None:
-    """Render every error of the console's pages as a page (replacing `libs.problems`'s JSON
-    answers, which suit an API, not a browser)."""
+    """Render every error of the console's pages as a page (replacing `libs.contracts.problems`'s
+    JSON answers, which suit an API, not a browser)."""
 
     @app.exception_handler(errors.SignInRequired)
     async def _sign_in(request: Request, exc: errors.SignInRequired) -> Response:

@@ -1,4 +1,4 @@
-"""Every query of the console: its sessions table, `console_sessions` (libs.models).
+"""Every query of the console: its sessions table, `console_sessions` (libs.store.models).
 
 The database clock decides whether a session has ended, as it decides everything else.
 """
@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.models import ConsoleSession
+from libs.store.models import ConsoleSession
 
 PURGE_BATCH = 100  # ended sessions deleted at most per sign-in
 

@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from console_service import errors, repository, security
 from console_service.settings import Settings
-from libs import db, log, scopes
-from libs.models import ConsoleSession
+from libs.infra import db, log
+from libs.security import scopes
+from libs.store.models import ConsoleSession
 from scheduler_client import AsyncClient, Tokens
 from scheduler_client import errors as api_errors
 from scheduler_client.auth import Credentials

@@ -2,7 +2,7 @@
 
 from executor_service import app
 from executor_service.settings import Settings
-from libs import serve
+from libs.infra import serve
 
 
 def main() -> None:

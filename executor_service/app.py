@@ -1,7 +1,7 @@
 """Composition of the executor service: its engine and heartbeat over the resources of its
 lifespan.
 
-The service has no public API: `libs.web` serves its health, readiness and metrics. The
+The service has no public API: `libs.infra.web` serves its health, readiness and metrics. The
 lifespan builds the database engine and the producer (whose checks `/readyz` runs), the
 strategies of every job type (a plug-in that cannot be built stops the start), then starts the
 engine and the heartbeat. On SIGTERM the engine stops fetching, lets what runs finish (or
@@ -23,8 +23,10 @@ from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Resources
-from libs import job_types, loops, nodes, resources, web
-from libs.heartbeat import Heartbeat
+from libs.infra import loops, resources, web
+from libs.infra.heartbeat import Heartbeat
+from libs.scheduling import job_types
+from libs.store import nodes
 
 SERVICE = "executor"  # the prefix of its loops' log events
 STRATEGIES_CLOSE_S = 1.0  # at shutdown, for plug-ins to close what they hold

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from executor_service.strategy import PermanentFailure, TransientFailure, describe
-from libs import backoff, occurrences
-from libs.schedule import Schedule
-from libs.states import ExecutionStatus
+from libs.scheduling import backoff, occurrences
+from libs.scheduling.schedule import Schedule
+from libs.scheduling.states import ExecutionStatus
 
 MAX_ERROR_LENGTH = 1000  # of the error text stored on the execution
 VALIDATION_KIND = "validation"
@@ -115,9 +115,9 @@ def next_state(
     random: float,
 ) -> occurrences.Next:
     """The job's next state after attempt `attempt` of its occurrence `scheduled_for` ended
-    with `result` (`libs.occurrences`): PAUSED with the occurrence pending when the target is
-    gone; else the next occurrence or completion after a success; else a retry or, given up
-    on, the next occurrence or FAILED. `schedule`: the job's parsed schedule, None when it is
+    with `result` (`libs.scheduling.occurrences`): PAUSED with the occurrence pending when the
+    target is gone; else the next occurrence or completion after a success; else a retry or, given
+    up on, the next occurrence or FAILED. `schedule`: the job's parsed schedule, None when it is
     unreadable (no next occurrence); `now`: the database's clock; `random` in [0, 1) draws the
     retry's jitter."""
     if result.pause_reason is not None:

@@ -39,9 +39,11 @@ from executor_service.outcomes import Fetched, Outcome, OutcomeWriter
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Run
-from libs import db, errors, job_types, kafka, log, loops, messages
-from libs.errors import describe
-from libs.states import ExecutionStatus
+from libs.contracts import messages
+from libs.infra import db, errors, kafka, log, loops
+from libs.infra.errors import describe
+from libs.scheduling import job_types
+from libs.scheduling.states import ExecutionStatus
 
 POLL_TIMEOUT_MS = 100
 COMMIT_INTERVAL_S = 0.05  # commits are a broker round trip: at most this often while busy

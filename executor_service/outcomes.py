@@ -2,7 +2,7 @@
 
 A batch locks its jobs (in id order, as lease recovery does), records the executions still
 RUNNING, moves each job still RUNNING under the dispatch's fencing token to its next state
-(`libs.occurrences`: next occurrence, completion, retry, failure, a pause with its status
+(`libs.scheduling.occurrences`: next occurrence, completion, retry, failure, a pause with its status
 reason when the target asked never to be called again, or a pause at the next occurrence after
 a run requested on a paused job), stores dead letters and notifies sleeping schedulers of the
 earliest new `next_run_at`. After the commit each execution it recorded is logged
@@ -26,7 +26,10 @@ from executor_service import repository
 from executor_service.decisions import Result, dead_letter_error, dead_letter_reason, next_state
 from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
-from libs import db, kafka, log, loops, messages, occurrence_store, occurrences
+from libs.contracts import messages
+from libs.infra import db, kafka, log, loops
+from libs.scheduling import occurrences
+from libs.store import occurrence_store
 
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -50,8 +53,8 @@ class Outcome:
 
 class OutcomeWriter:
     """Records outcomes in batches: each batch is one transaction that locks the jobs, records
-    the executions' outcomes, moves each job on (`libs.occurrences`) if it is still RUNNING under
-    the dispatch's fencing token, and stores dead letters; then publishes those to the
+    the executions' outcomes, moves each job on (`libs.scheduling.occurrences`) if it is still
+    RUNNING under the dispatch's fencing token, and stores dead letters; then publishes those to the
     dead-letter topic and reports the batch recorded."""
 
     def __init__(

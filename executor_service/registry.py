@@ -1,5 +1,5 @@
 """The strategy registry: one strategy per job type, built at start from the job types the
-executor read (`libs.job_types.load`).
+executor read (`libs.scheduling.job_types.load`).
 
 Built-in types and those of installed plug-ins (entry-point group
 `scheduling_platform.job_types`, see docs/plugins.md) are treated alike: each has a factory, the
@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 from executor_service.strategies import BUILT_IN
 from executor_service.strategy import Resources, Strategy
-from libs import job_types, log
+from libs.infra import log
+from libs.scheduling import job_types
 
 StrategyFactory = Callable[[Resources], Strategy]
 

@@ -2,12 +2,12 @@
 
 Both transactions lock the jobs' rows first (in id order) and their executions' rows second,
 as the scheduler's lease recovery does, so an outcome and a recovery of the same job never
-deadlock and never interleave. Every change is guarded by the states `libs.states` allows it
-from: the claim by the execution still being DISPATCHED, an outcome by the execution still being
+deadlock and never interleave. Every change is guarded by the states `libs.scheduling.states` allows
+it from: the claim by the execution still being DISPATCHED, an outcome by the execution still being
 RUNNING and by the job still being RUNNING under the dispatch's fencing token (the job's move is
-`libs.occurrence_store`'s, shared with lease recovery). Zero rows back is an answer (a duplicate
-delivery; a successor took over), never an error. Nothing here commits; the caller's unit of
-work does.
+`libs.store.occurrence_store`'s, shared with lease recovery). Zero rows back is an answer (a
+duplicate delivery; a successor took over), never an error. Nothing here commits; the caller's unit
+of work does.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import backoff, occurrences, schedule, states
-from libs.occurrences import UnreadableSchedule
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling import backoff, occurrences, schedule, states
+from libs.scheduling.occurrences import UnreadableSchedule
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 SUPERSEDED_KIND = "superseded"
 SUPERSEDED = "the job was paused, cancelled or taken over before this dispatch started"

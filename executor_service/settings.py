@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from libs import addresses, config
+from libs.infra import config
+from libs.security import addresses
 
 
 class Settings(config.KafkaSettings):
@@ -43,7 +44,7 @@ class Settings(config.KafkaSettings):
     # Non-public networks (CIDRs, comma-separated) that http jobs may reach all the same:
     # loopback, private, link-local, multicast and reserved addresses are refused otherwise,
     # after name resolution. Empty by default: jobs reach public addresses only. The job service
-    # reads the same setting, to refuse literal addresses at creation (`libs.addresses`).
+    # reads the same setting, to refuse literal addresses at creation (`libs.security.addresses`).
     http_allowed_networks: addresses.NetworksSetting = ""
     # Bytes of a response body read at most; the rest is not read (the status decides).
     http_max_response_bytes: int = Field(default=65_536, ge=0, le=64 * 1024 * 1024)

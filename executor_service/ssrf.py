@@ -4,9 +4,9 @@ A job names any URL, so without a guard a job owner could make the executor call
 metadata service (169.254.169.254), an admin port on loopback or a database on the private
 network. `GuardedBackend` is the network layer of the executor's HTTP client: it resolves the
 host itself, refuses the connection when ANY resolved address is not public (unless it lies in a
-network the operator allowed: the rule is `libs.addresses`, which the job service also applies
-to literal addresses at creation), and then connects to the vetted address, never to the name
-again, so a DNS answer that changes between the check and the connect (DNS rebinding) cannot
+network the operator allowed: the rule is `libs.security.addresses`, which the job service also
+applies to literal addresses at creation), and then connects to the vetted address, never to the
+name again, so a DNS answer that changes between the check and the connect (DNS rebinding) cannot
 slip through. Checking at connection time also covers every spelling of an address
 (`2130706433`, `0x7f000001`, `127.1`, `0177.0.0.1`): the resolver normalises them all.
 
@@ -23,7 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import httpcore
 
-from libs import addresses, log
+from libs.infra import log
+from libs.security import addresses
 
 
 class AddressNotAllowed(Exception):

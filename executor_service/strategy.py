@@ -1,8 +1,8 @@
 """What a strategy is: the code that runs one type of job, and how it reports failure.
 
 A strategy is built once per executor process by its job type's factory (the executor's own for
-a built-in type, `strategies.BUILT_IN`; a plug-in's `libs.job_types.JobType.strategy`), which
-receives the executor's `Resources`, and then runs any number of occurrences at once:
+a built-in type, `strategies.BUILT_IN`; a plug-in's `libs.scheduling.job_types.JobType.strategy`),
+which receives the executor's `Resources`, and then runs any number of occurrences at once:
 
     class Strategy(Protocol):
         async def run(self, payload: BaseModel, run: Run) -> None: ...
@@ -27,13 +27,13 @@ from pydantic import BaseModel
 
 # Strategies describe the failures they report with the workers' one formatter (plug-ins
 # written against this module find it here too).
-from libs.errors import describe as describe
+from libs.infra.errors import describe as describe
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from executor_service.settings import Settings
-    from libs.kafka import Producer
+    from libs.infra.kafka import Producer
 
 # Namespace of occurrence keys: uuid5(namespace, "<job id>/<scheduled_for>").
 _OCCURRENCE_NAMESPACE = uuid.UUID("6f1d3c1e-4b8a-5d2e-9c7f-2a0b1e3d4c5f")

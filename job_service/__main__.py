@@ -2,7 +2,7 @@
 
 from job_service import api
 from job_service.settings import Settings
-from libs import serve
+from libs.infra import serve
 
 
 def main() -> None:

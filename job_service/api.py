@@ -24,8 +24,11 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Res
 from job_service import errors, history, repository, schedules, schemas, service, webhooks
 from job_service import http as h
 from job_service.settings import Settings
-from libs import db, job_types, models, problems, resources, web
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import problems
+from libs.infra import db, resources, web
+from libs.scheduling import job_types
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.store import models
 
 # --- Jobs ----------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The job service's errors, named by meaning; `libs.problems` renders them (RFC 9457).
+"""The job service's errors, named by meaning; `libs.contracts.problems` renders them (RFC 9457).
 
 Extension members of the problem documents are camelCase, as every key of the API.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from libs import problems
+from libs.contracts import problems
 
 
 class InvalidRequest(problems.Problem):

@@ -15,9 +15,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import errors, repository, service
-from libs import cursors, log, models
-from libs.states import ExecutionStatus
-from libs.tokens import Principal
+from libs.contracts import cursors
+from libs.infra import log
+from libs.scheduling.states import ExecutionStatus
+from libs.security.tokens import Principal
+from libs.store import models
 
 HISTORY_ORDER = "newest"
 Row = TypeVar("Row")

@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from job_service import errors
 from job_service.settings import Settings
-from libs import auth, cursors, job_types, problems, scopes
-from libs.tokens import Principal
+from libs.contracts import cursors, problems
+from libs.scheduling import job_types
+from libs.security import auth, scopes
+from libs.security.tokens import Principal
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -29,7 +31,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # --- Who is asking ------------------------------------------------------------------------------
 
 # Documents the bearer token and, per operation, the scopes it must carry (OpenAPI 3.1 allows
-# a list of roles for non-OAuth schemes); `libs.auth` does the checking.
+# a list of roles for non-OAuth schemes); `libs.security.auth` does the checking.
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearerAuth",
@@ -161,7 +163,7 @@ IfMatch = Annotated[Precondition, Depends(_if_match)]
 
 
 def problem(description: str) -> dict[str, Any]:
-    """An answer documented as a problem document (`libs.problems`)."""
+    """An answer documented as a problem document (`libs.contracts.problems`)."""
     return {
         "description": description,
         "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import errors, repository, schedules, schemas
-from libs import job_types, models
+from libs.scheduling import job_types
+from libs.store import models
 
 # What a batch answers for one item: the job it created, why it refused the item, or (replayed)
 # that the job it created has been deleted since.

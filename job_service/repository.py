@@ -38,8 +38,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from libs import channels, cursors, models, states
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import channels, cursors
+from libs.scheduling import states
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.store import models
 
 Job = models.Job
 Execution = models.Execution
@@ -49,7 +51,8 @@ IdempotencyKey = models.IdempotencyKey
 _FRESH = {"populate_existing": True}
 JobOrder = Literal["createdAt", "nextRunAt"]
 
-# --- Which states a person's request starts from (`libs.states`) --------------------------------
+# --- Which states a person's request starts from (`libs.scheduling.states`)
+# --------------------------------
 
 # States in which a job may still change (its definition by PATCH, a pending return to PAUSED by
 # resume): those with a way out in the table. A FAILED job may be fixed before a person runs it
@@ -331,8 +334,8 @@ async def transition_job(
     sources: Collection[JobStatus] | None = None,
     values: Mapping[str, Any] | None = None,
 ) -> models.Job | None:
-    """Move the job to `target` if its state allows it (`libs.states`; `sources` narrows the
-    allowed states further) and, when `versions` is given, its version is one of them. The move
+    """Move the job to `target` if its state allows it (`libs.scheduling.states`; `sources` narrows
+    the allowed states further) and, when `versions` is given, its version is one of them. The move
     is a person's request, so the reason the platform gave for the old status is cleared, and
     so is a pending return to PAUSED after a requested run (the person decided otherwise)."""
     allowed = states.job_sources(target)

@@ -1,7 +1,7 @@
-"""Schedules as the API writes them: `libs.schedule`'s models with camelCase keys.
+"""Schedules as the API writes them: `libs.scheduling.schedule`'s models with camelCase keys.
 
-`libs.schedule` owns the models and the math; its field names (`start_at`, `interval_s`) are
-also the form stored in `jobs.schedule`, which the scheduler and executor read back with
+`libs.scheduling.schedule` owns the models and the math; its field names (`start_at`, `interval_s`)
+are also the form stored in `jobs.schedule`, which the scheduler and executor read back with
 `schedule.load`. The API shows and accepts the same fields in camelCase
 (`startAt`, `intervalSeconds`); the subclasses here only add those aliases.
 
@@ -19,7 +19,8 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import errors, repository
-from libs import schedule, schemas
+from libs.contracts import schemas
+from libs.scheduling import schedule
 
 
 class OnceSchedule(schedule.Once):
@@ -92,7 +93,7 @@ def _field(prefix: str, dotted: str) -> str:
 
 
 def parse(raw: Any, prefix: str) -> schedule.Schedule:
-    """`raw` (a request's schedule object, camelCase or field names) as a `libs.schedule`
+    """`raw` (a request's schedule object, camelCase or field names) as a `libs.scheduling.schedule`
     model; `errors.InvalidRequest` naming `<prefix>.<field>` otherwise."""
     try:
         api = API_SCHEDULE.validate_python(raw)
@@ -142,7 +143,7 @@ async def preview(session: AsyncSession, raw: Any, count: int) -> list[datetime]
 
 
 def stored(value: schedule.Schedule) -> dict[str, Any]:
-    """The form `jobs.schedule` holds: `libs.schedule`'s field names, JSON values."""
+    """The form `jobs.schedule` holds: `libs.scheduling.schedule`'s field names, JSON values."""
     return schedule.SCHEDULE_ADAPTER.dump_python(value, mode="json")
 
 

@@ -1,10 +1,10 @@
-"""Request bodies (strict: `libs.schemas.StrictModel`) and responses of the job service.
+"""Request bodies (strict: `libs.contracts.schemas.StrictModel`) and responses of the job service.
 
-Every key is camelCase (`nextRunAt`, `timeoutSeconds`: `libs.schemas.camel`); request bodies
-also accept the Python field names (`next_run_at`). A job's `payload` and `schedule` are
-checked by the service (against the job's type, and by `libs.schedule` with the database's
-clock), so that their errors name the field and come with the others; the OpenAPI document
-still describes them fully.
+Every key is camelCase (`nextRunAt`, `timeoutSeconds`: `libs.contracts.schemas.camel`); request
+bodies also accept the Python field names (`next_run_at`). A job's `payload` and `schedule` are
+checked by the service (against the job's type, and by `libs.scheduling.schedule` with the
+database's clock), so that their errors name the field and come with the others; the OpenAPI
+document still describes them fully.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from pydantic import (
 )
 
 from job_service import repository, schedules
-from libs import backoff, job_types, misfire, models, schemas, webhook_secrets
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import schemas
+from libs.scheduling import backoff, job_types, misfire
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.security import webhook_secrets
+from libs.store import models
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 2000
@@ -120,7 +123,8 @@ class RetryPolicy(schemas.StrictModel):
         return value
 
     def stored(self) -> dict[str, Any]:
-        """The form `jobs.retry_policy` holds (field names, as `libs.backoff` reads them)."""
+        """The form `jobs.retry_policy` holds (field names, as `libs.scheduling.backoff` reads
+        them)."""
         return self.model_dump(by_alias=False)
 
 

@@ -16,9 +16,13 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import errors, idempotency, repository, schedules, schemas, targets
-from libs import addresses, cursors, job_types, log, misfire, models, schedule, scopes, states
-from libs.states import JobStatus
-from libs.tokens import Principal
+from libs.contracts import cursors
+from libs.infra import log
+from libs.scheduling import job_types, misfire, schedule, states
+from libs.scheduling.states import JobStatus
+from libs.security import addresses, scopes
+from libs.security.tokens import Principal
+from libs.store import models
 
 Versions = Collection[int] | None  # from If-Match: the versions the client expects; None: any
 Networks = Sequence[addresses.IpNetwork]  # `http.allowed.networks`
@@ -389,7 +393,8 @@ def _resumed_next_run(job: models.Job, now: datetime) -> datetime | None:
     """When a resumed job runs next (None: never again).
 
     A pending occurrence not yet due stays; one that was missed is judged by the job's misfire
-    policy (`libs.misfire`): due now if the policy runs it, else the next regular occurrence.
+    policy (`libs.scheduling.misfire`): due now if the policy runs it, else the next regular
+    occurrence.
     """
     spec = schedule.load(job.schedule)
     missed = job.next_run_at

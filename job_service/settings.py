@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from libs import addresses, config
+from libs.infra import config
+from libs.security import addresses
 
 TWO_MIB = 2 * 1024 * 1024
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from job_service import errors
-from libs import addresses
+from libs.security import addresses
 
 HTTP_TYPE = "http"
 

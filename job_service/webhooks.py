@@ -2,7 +2,7 @@
 
 The secret is always the caller's own (the token's subject), whatever its scopes: an admin
 sees and rotates only its own, as no one else's is ever shown. The queries are in
-`libs.webhook_secrets`, shared with the executor that signs with them. Log lines name the
+`libs.security.webhook_secrets`, shared with the executor that signs with them. Log lines name the
 owner, never a secret.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import service
-from libs import log, webhook_secrets
-from libs.tokens import Principal
+from libs.infra import log
+from libs.security import webhook_secrets
+from libs.security.tokens import Principal
 
 
 async def show_secret(session: AsyncSession, principal: Principal) -> webhook_secrets.SecretView:

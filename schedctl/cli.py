@@ -45,7 +45,7 @@ app.command("nodes", rich_help_panel=ADMINISTER)(admin.nodes)
 
 
 def _settings() -> platform.PlatformSettings:
-    from libs import config
+    from libs.infra import config
     from schedctl import platform
 
     try:
@@ -79,7 +79,7 @@ def _run_migration(step: Callable[[str, str], None], revision: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from libs import migrate
+    from libs.store import migrate
 
     url = _database_url()
     try:
@@ -97,7 +97,7 @@ def migrate_up(
     revision: str = typer.Option("head", help="The revision to upgrade to."),
 ) -> None:
     """Apply the schema migrations to the database named by DATABASE_URL."""
-    from libs import migrate
+    from libs.store import migrate
 
     _run_migration(migrate.upgrade, revision)
 
@@ -107,7 +107,7 @@ def migrate_down(
     revision: str = typer.Argument(help="The revision to go back to, or 'base'."),
 ) -> None:
     """Revert the schema migrations down to REVISION."""
-    from libs import migrate
+    from libs.store import migrate
 
     _run_migration(migrate.downgrade, revision)
 
@@ -148,7 +148,7 @@ def _auth_settings() -> auth_service.settings.Settings:
     from sqlalchemy.engine import make_url
 
     import auth_service.settings
-    from libs import config
+    from libs.infra import config
     from schedctl import platform
 
     settings_cls = auth_service.settings.Settings
@@ -186,7 +186,7 @@ def rotate_signing_key(
 
     from auth_service import errors as auth_errors
     from auth_service import keys as auth_keys
-    from libs import config
+    from libs.infra import config
 
     try:
         settings = _auth_settings()

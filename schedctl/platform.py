@@ -34,7 +34,8 @@ from pydantic import Field, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from libs import config, migrate
+from libs.infra import config
+from libs.store import migrate
 from schedctl import embedded
 from user_service import bootstrap
 

@@ -1,6 +1,6 @@
 """`python -m scheduler_service`: run one process of the scheduler service."""
 
-from libs import serve
+from libs.infra import serve
 from scheduler_service import app
 from scheduler_service.settings import Settings
 

@@ -1,6 +1,6 @@
 """Composition of the scheduler service: its loops over the resources of its lifespan.
 
-The service has no public API: `libs.web` serves its health, readiness and metrics. The
+The service has no public API: `libs.infra.web` serves its health, readiness and metrics. The
 lifespan builds the database engine and the producer (whose checks `/readyz` runs), then starts
 the scheduler's loops: dispatch, lease recovery, heartbeat and the NOTIFY listener. On SIGTERM
 it stops them in the order that loses nothing: the dispatcher stops claiming and finishes its
@@ -16,8 +16,9 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import loops, nodes, resources, web
-from libs.heartbeat import Heartbeat
+from libs.infra import loops, resources, web
+from libs.infra.heartbeat import Heartbeat
+from libs.store import nodes
 from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.metrics import SchedulerMetrics

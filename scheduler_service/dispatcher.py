@@ -24,8 +24,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import db, kafka, log, loops, messages, occurrence_store
-from libs.errors import DatabaseUnavailable, is_transient
+from libs.contracts import messages
+from libs.infra import db, kafka, log, loops
+from libs.infra.errors import DatabaseUnavailable, is_transient
+from libs.store import occurrence_store
 from scheduler_service import errors, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings

@@ -1,7 +1,7 @@
 """The scheduler service's own errors, named by meaning.
 
 The faults its loops back off from (the database or the broker is away) are the workers' own
-(`libs.errors`); what is here is the scheduler's alone.
+(`libs.infra.errors`); what is here is the scheduler's alone.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import db, log, loops, occurrence_store
+from libs.infra import db, log, loops
+from libs.store import occurrence_store
 from scheduler_service import repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings

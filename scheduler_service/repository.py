@@ -4,10 +4,10 @@ The hot path (`claim_due_jobs`) is one statement: it locks due jobs with `FOR UP
 (so any number of schedulers take disjoint sets), marks the on-time ones RUNNING under a new
 fencing token and inserts their execution rows, all set-based. Every later change to a job is
 a guarded update (`... AND lease_version = :token AND status = ANY(:sources)`, the states
-`libs.states` allows the move from): zero rows back is an answer (someone else moved the job
-on), never an error. A RUNNING job's move to its next state is `libs.occurrence_store`'s,
+`libs.scheduling.states` allows the move from): zero rows back is an answer (someone else moved the
+job on), never an error. A RUNNING job's move to its next state is `libs.store.occurrence_store`'s,
 shared with the executor. Nothing here commits; the loop that holds the session does. Driver
-errors become `DatabaseUnavailable` in the caller's `libs.db.transaction`.
+errors become `DatabaseUnavailable` in the caller's `libs.infra.db.transaction`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import backoff, channels, errors, occurrence_store, occurrences, schedule, states
-from libs.occurrences import UnreadableSchedule
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import channels
+from libs.infra import errors
+from libs.scheduling import backoff, occurrences, schedule, states
+from libs.scheduling.occurrences import UnreadableSchedule
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.store import occurrence_store
 
 LEASE_EXPIRED = "lease expired"
 LEASE_EXPIRED_KIND = "lease_expired"
@@ -305,7 +308,7 @@ async def claim_occurrences(
     return [_claimed(row, row.next_run_at, row.execution_id) for row in rows]
 
 
-# The source state is compared row by row, as the token is (`libs.occurrence_store`'s move).
+# The source state is compared row by row, as the token is (`libs.store.occurrence_store`'s move).
 _MOVE_SCHEDULED = text(f"""
 UPDATE jobs AS j
 SET next_run_at = u.next_run_at, status = u.status, attempt = 1, updated_at = now(),
@@ -387,8 +390,8 @@ async def fail_jobs(
 
 
 # Undoing a claim whose DISPATCHED execution the statement deleted (CTE `gone`): the dispatch
-# is withdrawn (`libs.states.WITHDRAWN_JOB_MOVE`), the job SCHEDULED again with its occurrence
-# and attempt, and its `last_run_at` (when its previous occurrence was claimed, which the
+# is withdrawn (`libs.scheduling.states.WITHDRAWN_JOB_MOVE`), the job SCHEDULED again with its
+# occurrence and attempt, and its `last_run_at` (when its previous occurrence was claimed, which the
 # misfire rule `run_once` reads) goes back to the claim before, the newest execution left (an
 # execution is created with its claim). The statement's snapshot still holds the deleted row,
 # hence `gone` excluded.
@@ -530,7 +533,7 @@ FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
 async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry:
     """Lock up to `batch` RUNNING jobs whose lease expired (by the database clock, skipping rows
     another scheduler holds) after their dispatch was started, and mark the execution of each
-    one's current lease LOST. The jobs stay locked and RUNNING; `libs.occurrence_store` moves
+    one's current lease LOST. The jobs stay locked and RUNNING; `libs.store.occurrence_store` moves
     them on (the lost attempt counts)."""
     rows = (
         await session.execute(
@@ -603,7 +606,7 @@ class Redispatched:
     attempt: int
 
 
-# The payload is the earliest time now due, ISO 8601 (`libs.channels`): now.
+# The payload is the earliest time now due, ISO 8601 (`libs.contracts.channels`): now.
 _NOTIFY_DUE = text("SELECT pg_notify(:channel, to_json(now()) #>> '{}')")
 
 

@@ -1,7 +1,7 @@
 """Decisions of the scheduler: what a late occurrence becomes, what an expired lease becomes.
 
 Pure functions of the rows and of the database's `now` passed in; the loops apply the answers
-as guarded updates (`repository`, `libs.occurrence_store`).
+as guarded updates (`repository`, `libs.store.occurrence_store`).
 
 One occurrence of a job is in flight at a time: a claim dispatches one execution, and the job
 is RUNNING until its executor (or lease recovery) moves it on. Catching up under `run_all`
@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs import misfire, occurrence_store, occurrences, schedule
-from libs.occurrences import UnreadableSchedule
-from libs.states import JobStatus
+from libs.scheduling import misfire, occurrences, schedule
+from libs.scheduling.occurrences import UnreadableSchedule
+from libs.scheduling.states import JobStatus
+from libs.store import occurrence_store
 from scheduler_service import errors, repository
 
 LOST_REASON = "lease_expired"
@@ -128,8 +129,8 @@ class RecoveryPlan:
 
 
 def plan_recovery(job: repository.Expired, *, now: datetime, random: float) -> RecoveryPlan:
-    """What a job whose lease expired becomes (`libs.occurrences.after_failure`: a lost attempt
-    may succeed when retried): a retry after a backoff while attempts remain; else its next
+    """What a job whose lease expired becomes (`libs.scheduling.occurrences.after_failure`: a lost
+    attempt may succeed when retried): a retry after a backoff while attempts remain; else its next
     regular occurrence (PAUSED there after a run requested on a paused job) or, with none
     left, FAILED. `random` in [0, 1) draws the jitter."""
     decided = occurrences.after_failure(

@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from libs import channels, db, log, loops
+from libs.contracts import channels
+from libs.infra import db, log, loops
 
 CHECK_TIMEOUT_S = 5.0
 

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from libs import migrate
+from libs.store import migrate
 from schedctl import embedded
 
 SERVER_START_DEADLINE_S = 10

@@ -1,6 +1,6 @@
 """`python -m user_service`: run one process of the user service."""
 
-from libs import serve
+from libs.infra import serve
 from user_service import api
 from user_service.settings import Settings
 

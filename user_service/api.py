@@ -17,8 +17,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import auth, cursors, db, emails, models, passwords, resources, scopes, web
-from libs.tokens import Principal
+from libs.contracts import cursors
+from libs.infra import db, resources, web
+from libs.security import auth, emails, passwords, scopes
+from libs.security.tokens import Principal
+from libs.store import models
 from user_service import schemas, service
 from user_service.settings import Settings
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from libs import db, emails, passwords
-from libs.states import Role
+from libs.infra import db
+from libs.scheduling.states import Role
+from libs.security import emails, passwords
 from user_service import repository
 
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 bits

@@ -1,8 +1,10 @@
-"""The user service's errors, named by meaning; `libs.problems` renders them (RFC 9457)."""
+"""The user service's errors, named by meaning; `libs.contracts.problems` renders them (RFC
+9457)."""
 
 from __future__ import annotations
 
-from libs import auth, problems
+from libs.contracts import problems
+from libs.security import auth
 
 RETRY_AFTER_BUSY_S = 1
 
@@ -42,8 +44,9 @@ class EmailUnavailable(problems.Problem):
         super().__init__("this email cannot be registered")
 
 
-# The refusals of `libs.auth`, raised again by this service's own re-checks of the account inside
-# a request's transaction (which see a change at once, where `libs.auth` may see it seconds late).
+# The refusals of `libs.security.auth`, raised again by this service's own re-checks of the account
+# inside a request's transaction (which see a change at once, where `libs.security.auth` may see it
+# seconds late).
 AccountGone = auth.AccountGone
 AccountDisabled = auth.AccountDisabled
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from libs import emails
+from libs.security import emails
 
 MIN_LENGTH = 12  # Unicode code points, not bytes: "ü" counts once
 MAX_LENGTH = 1024  # bounds the hashing work one request can ask for

@@ -5,7 +5,7 @@ back means the guard did not hold, and the caller names the reason. Nothing here
 request that holds the session does.
 
 Every change that must end an account's earlier tokens (disabling, enabling, a role, password
-or secret change) raises its `token_generation` in the same statement (`libs.revocation`).
+or secret change) raises its `token_generation` in the same statement (`libs.security.revocation`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from libs import cursors, models, throttles
-from libs.states import Role
+from libs.contracts import cursors
+from libs.scheduling.states import Role
+from libs.security import throttles
+from libs.store import models
 from user_service import errors
 
 # Serializes changes to the set of active admins across processes (an arbitrary, fixed
@@ -115,8 +117,8 @@ async def list_users(
     limit: int,
 ) -> Sequence[tuple[models.User, datetime | None]]:
     """Users in `(created_at, id)` order, after `after`, whose email starts with the prefix,
-    each with the end of its login lock (`libs.throttles`; None when not locked now). `locked`:
-    only the users locked now (True), only the others (False)."""
+    each with the end of its login lock (`libs.security.throttles`; None when not locked now).
+    `locked`: only the users locked now (True), only the others (False)."""
     statement = (
         select(User, Throttle.locked_until)
         .outerjoin(Throttle, throttles.locks_account(User.email))

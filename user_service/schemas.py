@@ -1,6 +1,6 @@
-"""Request bodies (strict: `libs.schemas.StrictModel`) and responses of the user service.
+"""Request bodies (strict: `libs.contracts.schemas.StrictModel`) and responses of the user service.
 
-Every key is camelCase (`displayName`, `nextCursor`: `libs.schemas.camel`); request bodies
+Every key is camelCase (`displayName`, `nextCursor`: `libs.contracts.schemas.camel`); request bodies
 also accept the Python field names (`display_name`). Responses never carry a password hash; a
 service account's secret appears only in the answer that creates or rotates it
 (`ServiceAccountWithSecret`).
@@ -15,8 +15,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from libs import emails, models, schemas, scopes
-from libs.states import Role
+from libs.contracts import schemas
+from libs.scheduling.states import Role
+from libs.security import emails, scopes
+from libs.store import models
 from user_service import password_policy
 
 DISPLAY_NAME_MAX = 100

@@ -13,9 +13,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs import cursors, emails, log, models, opaque, passwords, throttles
-from libs.states import Role
-from libs.tokens import Principal
+from libs.contracts import cursors
+from libs.infra import log
+from libs.scheduling.states import Role
+from libs.security import emails, opaque, passwords, throttles
+from libs.security.tokens import Principal
+from libs.store import models
 from user_service import errors, password_policy, repository
 from user_service.settings import Settings
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from libs import config
+from libs.infra import config
 
 
 class Settings(config.ApiSettings):

@@ -30,9 +30,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from executor_service.strategy import TransientFailure
-from libs import db, schemas
-from libs.errors import describe
-from libs.job_types import JobType
+from libs.contracts import schemas
+from libs.infra import db
+from libs.infra.errors import describe
+from libs.scheduling.job_types import JobType
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

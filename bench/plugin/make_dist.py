@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-from libs import job_types
+from libs.scheduling import job_types
 
 PLUGIN_DIR = Path(__file__).resolve().parent  # holds bench_job_type.py
 DIST_NAME = "bench_job_type"

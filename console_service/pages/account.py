@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console_service import errors, pages, rendering, security, sessions
 from console_service.settings import Settings
-from libs import emails, log
+from libs.infra import log
+from libs.security import emails
 from scheduler_client import PasswordLogin
 from scheduler_client import errors as api_errors
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console_service import pages, rendering
-from libs import emails, scopes
+from libs.security import emails, scopes
 from scheduler_client import errors as api_errors
 from scheduler_client import models
 

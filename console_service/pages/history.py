@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console_service import errors, pages, platform_api, rendering
-from libs import scopes
+from libs.security import scopes
 from scheduler_client import AsyncClient, models
 from scheduler_client import errors as api_errors
 

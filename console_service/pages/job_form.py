@@ -32,8 +32,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console_service import pages, rendering
-from libs import schedule as schedule_lib
-from libs import scopes
+from libs.scheduling import schedule as schedule_lib
+from libs.security import scopes
 from scheduler_client import errors as api_errors
 from scheduler_client import models
 

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console_service import errors, pages, platform_api, rendering, sessions
 from console_service.describe import schedule_in_words
-from libs import scopes
+from libs.security import scopes
 from scheduler_client import AsyncClient, models
 from scheduler_client import errors as api_errors
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from console_service import pages, rendering
-from libs import scopes
+from libs.security import scopes
 from scheduler_client import models
 
 router = APIRouter(include_in_schema=False)

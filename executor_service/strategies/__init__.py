@@ -1,8 +1,8 @@
 """The built-in strategies of the executor, one module per job type (see `executor_service.
 strategy` for what a strategy is).
 
-`BUILT_IN` names the factory of each built-in job type (`libs.job_types.BUILT_IN` holds their
-payload contracts, which the job service shares); a plug-in's `JobType` carries its own. They
+`BUILT_IN` names the factory of each built-in job type (`libs.scheduling.job_types.BUILT_IN` holds
+their payload contracts, which the job service shares); a plug-in's `JobType` carries its own. They
 are named by import path, as a plug-in may name its own: importing one strategy module imports
 no other.
 """

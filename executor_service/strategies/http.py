@@ -4,8 +4,8 @@ The request carries the payload's method, headers and body, and:
 
 - `webhook-id` and `Idempotency-Key`: the occurrence key, the same on every attempt of one
   occurrence, so the target can make its effect exactly-once;
-- `webhook-timestamp` and `webhook-signature` (`libs.webhooks`): signed with the job owner's
-  webhook secret, and during a rotation with the previous one too;
+- `webhook-timestamp` and `webhook-signature` (`libs.security.webhooks`): signed with the job
+  owner's webhook secret, and during a rotation with the previous one too;
 - a total deadline of the payload's `timeoutSeconds`, and at most `http_max_response_bytes` of
   the response read.
 
@@ -39,7 +39,9 @@ from urllib.parse import quote, urlsplit
 import httpcore
 
 from executor_service import ssrf, strategy
-from libs import db, errors, job_types, webhook_secrets, webhooks
+from libs.infra import db, errors
+from libs.scheduling import job_types
+from libs.security import webhook_secrets, webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

@@ -18,8 +18,8 @@ from aiokafka.errors import (
 )
 
 from executor_service.strategy import PermanentFailure, Resources, Run, TransientFailure
-from libs import kafka
-from libs.job_types import KafkaPayload
+from libs.infra import kafka
+from libs.scheduling.job_types import KafkaPayload
 
 # Errors a retry cannot cure: the topic or the message itself is wrong.
 _PERMANENT = (

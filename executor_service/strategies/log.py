@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from executor_service.strategy import Resources, Run
-from libs import log
-from libs.job_types import LogPayload
+from libs.infra import log
+from libs.scheduling.job_types import LogPayload
 
 
 class LogStrategy:

@@ -20,8 +20,11 @@ import jwt
 
 from auth_service import api
 from auth_service.settings import Settings
-from libs import db, models, opaque, passwords, problems, tokens
-from libs.states import Role
+from libs.contracts import problems
+from libs.infra import db
+from libs.scheduling.states import Role
+from libs.security import opaque, passwords, tokens
+from libs.store import models
 
 PASSWORD = "correct horse battery staple"
 TOKEN_PATH = api.TOKEN_PATH

@@ -35,8 +35,10 @@ import job_service.api
 import job_service.settings
 import user_service.api
 import user_service.settings
-from libs import db, models, nodes, passwords
-from libs.states import Role
+from libs.infra import db
+from libs.scheduling.states import Role
+from libs.security import passwords
+from libs.store import models, nodes
 from scheduler_client import AsyncClient, Client, Endpoints, PasswordLogin
 from user_service import repository
 

@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from executor_service import app as executor_app
 from executor_service.settings import Settings as ExecutorSettings
-from libs import resources, web
+from libs.infra import resources, web
 from scheduler_service.settings import Settings as SchedulerSettings
 
 LOOPBACK = "127.0.0.0/8,::1/128"  # as `make up` gives the executor and the job service

@@ -24,7 +24,9 @@ from sqlalchemy import text
 
 from job_service import api
 from job_service.settings import Settings
-from libs import db, models, problems
+from libs.contracts import problems
+from libs.infra import db
+from libs.store import models
 
 ALL_JOB_SCOPES = ("jobs:read", "jobs:write", "jobs:run")
 TABLES = ("jobs", "idempotency_keys", "executions", "dead_letters")

@@ -3,7 +3,7 @@
 `scheduler_parts` builds what the service's lifespan builds (engine, producer, topics, the
 app's metrics registry) and `app.build_scheduler` the loops over them, so a test drives a real
 dispatcher in process against the test's own database and topic. Jobs are inserted as rows of
-`libs.models.Job`; dispatches are read back with a real consumer.
+`libs.store.models.Job`; dispatches are read back with a real consumer.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from fastapi import FastAPI
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs import db, kafka, messages, models, resources, schedule, web
-from libs.states import JobStatus
+from libs.contracts import messages
+from libs.infra import db, kafka, resources, web
+from libs.scheduling import schedule
+from libs.scheduling.states import JobStatus
+from libs.store import models
 from scheduler_service import app as scheduler_app
 from scheduler_service.dispatcher import BatchResult, Dispatcher
 from scheduler_service.settings import Settings

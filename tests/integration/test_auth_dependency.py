@@ -1,5 +1,5 @@
-"""`libs.auth.require` on a small real app: RFC 6750 challenges, problem documents, scopes, and
-the refusal of tokens whose account no longer stands behind them (`libs.revocation`).
+"""`libs.security.auth.require` on a small real app: RFC 6750 challenges, problem documents, scopes,
+and the refusal of tokens whose account no longer stands behind them (`libs.security.revocation`).
 
 The app is built as every service builds its own (`web.create_app`, a lifespan installing
 `resources.database` and `resources.token_verifier`), on a database of its own, and trusts
@@ -22,9 +22,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from libs import auth, db, problems, resources, scopes, web
-from libs.config import ApiSettings
-from libs.tokens import Principal
+from libs.contracts import problems
+from libs.infra import db, resources, web
+from libs.infra.config import ApiSettings
+from libs.security import auth, scopes
+from libs.security.tokens import Principal
 
 BARE_CHALLENGE = 'Bearer realm="scheduler"'
 CHANGE_DEADLINE_SLACK_S = 2.0  # beyond the staleness bound, for a busy machine

@@ -26,8 +26,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from auth_service import api, errors, keys
-from libs import config, models
-from libs.states import SigningKeyStatus
+from libs.infra import config
+from libs.scheduling.states import SigningKeyStatus
+from libs.store import models
 from schedctl.cli import app as schedctl
 
 ENCRYPTION_KEY = "q5uHK1fO0xg1V4s7Jv5Zy6YQ2mXrX9+oTg8t0bP3c1E="  # 32 made-up bytes

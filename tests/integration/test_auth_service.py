@@ -25,8 +25,9 @@ from auth_support import (
 )
 from sqlalchemy import func, select, text, update
 
-from libs import models, opaque, scopes, tokens
-from libs.states import Role
+from libs.scheduling.states import Role
+from libs.security import opaque, scopes, tokens
+from libs.store import models
 
 USER_SCOPES = "jobs:read jobs:run jobs:write"
 ALL_SCOPES = "jobs:read jobs:run jobs:write users:admin"

@@ -19,7 +19,8 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
-from libs import models, passwords
+from libs.security import passwords
+from libs.store import models
 
 WRONG = "not the password"
 

@@ -1,4 +1,5 @@
-"""The request-body limit (`libs.web.BodyLimit`) of a service app served on real loopback HTTP.
+"""The request-body limit (`libs.infra.web.BodyLimit`) of a service app served on real loopback
+HTTP.
 
 A body over the limit is refused with a 413 problem document whether the client announces its
 length (Content-Length) or streams it (chunked), and whether the route reads the body itself or
@@ -23,8 +24,9 @@ import httpx
 import pytest
 import structlog.testing
 
-from libs import problems, web
-from libs.config import ServiceSettings
+from libs.contracts import problems
+from libs.infra import web
+from libs.infra.config import ServiceSettings
 
 UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1/unused"  # never connected to
 LIMIT_BYTES = 2048
@@ -45,7 +47,8 @@ async def no_resources(_app: fastapi.FastAPI) -> AsyncIterator[dict[str, web.Che
 def limited_app() -> fastapi.FastAPI:
     router = fastapi.APIRouter()
 
-    # Documents the body it reads itself, as a route must to be sent one (libs.undeclared_input).
+    # Documents the body it reads itself, as a route must to be sent one
+    # (libs.infra.undeclared_input).
     @router.post("/length", openapi_extra={"requestBody": {"content": {"*/*": {}}}})
     async def length(request: fastapi.Request) -> dict[str, int]:
         return {"length": len(await request.body())}

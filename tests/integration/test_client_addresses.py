@@ -1,6 +1,6 @@
 """Which client address a service sees: the TCP peer's, unless the peer is a proxy named in
 `http.trusted.proxies`. The auth service is served as `python -m auth_service` serves it
-(`libs.serve.server_config`) over real loopback HTTP, and its per-address login limit shows
+(`libs.infra.serve.server_config`) over real loopback HTTP, and its per-address login limit shows
 which address it counted."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uvicorn
 from auth_support import assert_oauth_problem, settings_for
 
 from auth_service import api
-from libs import serve
+from libs.infra import serve
 from schedctl import embedded
 
 START_DEADLINE_S = 10

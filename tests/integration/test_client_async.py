@@ -12,7 +12,7 @@ import httpx
 import pytest
 from client_support import PASSWORD, log_job, running
 
-from libs.states import Role
+from libs.scheduling.states import Role
 from schedctl import embedded
 from scheduler_client import AsyncClient, ClientCredentials, PasswordLogin, Tokens, errors, models
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from client_support import log_job, running
 
-from libs.states import Role
+from libs.scheduling.states import Role
 from schedctl import embedded
 from scheduler_client import Client, ClientCredentials, Endpoints, PasswordLogin, Tokens, errors
 

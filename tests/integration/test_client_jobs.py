@@ -10,7 +10,7 @@ import httpx
 import pytest
 from client_support import log_job, running
 
-from libs.states import Role
+from libs.scheduling.states import Role
 from scheduler_client import errors, models
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from client_support import PASSWORD, running
 
-from libs.states import Role
+from libs.scheduling.states import Role
 from scheduler_client import ClientCredentials, PasswordLogin, errors, models
 
 NEW_PASSWORD = "a much longer passphrase now"

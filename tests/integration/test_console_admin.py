@@ -12,7 +12,7 @@ from client_support import PASSWORD, running
 from console_support import Browser, console, csrf_of
 
 from console_service.pages import admin
-from libs.states import Role
+from libs.scheduling.states import Role
 from scheduler_client import ClientCredentials
 
 ADMIN_PATHS = ("/nodes", "/users", "/service-accounts", "/service-accounts/new")

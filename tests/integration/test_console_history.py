@@ -16,7 +16,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from libs import db, models, scopes
+from libs.infra import db
+from libs.security import scopes
+from libs.store import models
 
 T0 = datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
 

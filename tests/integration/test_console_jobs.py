@@ -17,7 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from libs import db, models
+from libs.infra import db
+from libs.store import models
 
 HOURLY = {"kind": "fixed_rate", "intervalSeconds": 3600}
 NIGHTLY = {"kind": "cron", "expression": "30 1 * * *", "timezone": "Europe/London"}

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from console_service import security, sessions
-from libs import db, models
+from libs.infra import db
+from libs.store import models
 from scheduler_client import Tokens
 
 

@@ -1,5 +1,5 @@
-"""How `libs.problems` answers a request whose database is unavailable, on a real app whose
-routes raise what the database stack raises (the outage itself, through real processes and a
+"""How `libs.contracts.problems` answers a request whose database is unavailable, on a real app
+whose routes raise what the database stack raises (the outage itself, through real processes and a
 real PostgreSQL stopped under them, is in tests/system/test_database_outage.py)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import structlog.testing
 from sqlalchemy import exc as sa_exc
 
 import job_service.settings
-from libs import problems, web
+from libs.contracts import problems
+from libs.infra import web
 
 UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1/unused"  # never connected to
 DRIVER_MESSAGE = "Connect call failed ('10.1.2.3', 5432)"

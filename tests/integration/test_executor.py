@@ -15,8 +15,11 @@ from zoneinfo import ZoneInfo
 from executor_support import Target, platform
 from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row
 
-from libs import kafka, messages, schedule, webhooks
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import messages
+from libs.infra import kafka
+from libs.scheduling import schedule
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.security import webhooks
 
 FAST_RETRY = {"max_attempts": 3, "initial_backoff_s": 0.2, "multiplier": 2, "max_backoff_s": 1}
 

@@ -21,8 +21,9 @@ from executor_support import (
 )
 from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
-from libs import kafka, messages
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import messages
+from libs.infra import kafka
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 
 async def committed_to_end(p, settings) -> bool:

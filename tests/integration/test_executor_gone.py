@@ -19,7 +19,7 @@ from scheduler_support import (
     once,
 )
 
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 GONE = "target answered 410 Gone"
 

@@ -30,7 +30,9 @@ from starlette.routing import Route
 from executor_service import ssrf, strategy
 from executor_service.settings import Settings
 from executor_service.strategies import http
-from libs import db, job_types, webhook_secrets, webhooks
+from libs.infra import db
+from libs.scheduling import job_types
+from libs.security import webhook_secrets, webhooks
 from schedctl import embedded
 
 SECRET = "whsec_" + "dGVzdC1zZWNyZXQtb2YtdGhpcnR5LXR3by1ieXRlcyE="  # 32 bytes, made up

@@ -11,7 +11,7 @@ import structlog.testing
 from executor_support import Target, attempt_under_way, platform
 from scheduler_support import eventually, executions, job
 
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 FAST_RETRY = {"max_attempts": 3, "initial_backoff_s": 0.2, "multiplier": 2, "max_backoff_s": 1}
 SECRET = "s3cret-header-value"

@@ -14,8 +14,8 @@ import pytest
 from executor_support import platform
 from scheduler_support import db_now, eventually, executions, insert_jobs, job, job_row, once
 
-from libs import job_types
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling import job_types
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 # The bench's plug-in folder: on sys.path, as on the PYTHONPATH of the benchmark's processes.
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "bench" / "plugin"

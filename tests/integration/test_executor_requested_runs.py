@@ -16,7 +16,7 @@ from executor_support import Target, owner_api, platform
 from job_service_support import JobService
 from scheduler_support import db_now, eventually, executions
 
-from libs.states import ExecutionStatus
+from libs.scheduling.states import ExecutionStatus
 
 FAST_RETRY = {"maxAttempts": 3, "initialBackoffSeconds": 0.2, "maxBackoffSeconds": 1}
 

@@ -22,7 +22,9 @@ from job_service_support import (
 )
 
 from job_service import idempotency, schemas, settings
-from libs import channels, misfire, models, schedule
+from libs.contracts import channels
+from libs.scheduling import misfire, schedule
+from libs.store import models
 
 NOTIFY_DEADLINE_S = 10
 

@@ -17,7 +17,7 @@ import pytest
 from job_service_support import JobService, assert_invalid, assert_problem, job_body, running
 
 from job_service import idempotency, schemas
-from libs import channels
+from libs.contracts import channels
 
 NOTIFY_DEADLINE_S = 10
 

@@ -15,8 +15,8 @@ from job_service_support import (
     running,
 )
 
-from libs import misfire, schedule, states
-from libs.states import JobStatus
+from libs.scheduling import misfire, schedule, states
+from libs.scheduling.states import JobStatus
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ async def test_a_schedule_whose_runs_are_used_up_is_refused(jobs):
 # --- Every transition from every state --------------------------------------------------------
 
 ACTIONS = {
-    # action: the states it is allowed from (libs.states, written out here on purpose)
+    # action: the states it is allowed from (libs.scheduling.states, written out here on purpose)
     "pause": {JobStatus.SCHEDULED, JobStatus.RUNNING},
     "resume": {JobStatus.PAUSED, JobStatus.FAILED},
     "cancel": {JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.PAUSED},

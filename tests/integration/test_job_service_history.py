@@ -19,8 +19,8 @@ from job_service_support import (
     running,
 )
 
-from libs import channels
-from libs.states import JobStatus
+from libs.contracts import channels
+from libs.scheduling.states import JobStatus
 
 NOTIFY_DEADLINE_S = 10
 T0 = datetime(2030, 1, 1, tzinfo=UTC)

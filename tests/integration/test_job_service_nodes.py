@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from job_service_support import running
 
-from libs import scopes
+from libs.security import scopes
 
 
 @pytest.fixture

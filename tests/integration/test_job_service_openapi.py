@@ -19,7 +19,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from job_service import api, schemas
 from job_service.settings import Settings
-from libs import problems
+from libs.contracts import problems
 
 # (method, path) -> the scope its token needs
 OPERATIONS = {

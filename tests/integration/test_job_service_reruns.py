@@ -14,7 +14,7 @@ import pytest
 from job_service_support import JobService, assert_problem, running
 from sqlalchemy.exc import IntegrityError
 
-from libs.states import JobStatus
+from libs.scheduling.states import JobStatus
 
 
 @pytest.fixture

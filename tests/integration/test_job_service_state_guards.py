@@ -1,10 +1,10 @@
 """Every state change of `job_service.repository`, called directly on a real database, from every
-job state: where `libs.states` does not allow the move the function refuses it (None back, the
-row unchanged), where it does the move is made.
+job state: where `libs.scheduling.states` does not allow the move the function refuses it (None
+back, the row unchanged), where it does the move is made.
 
-The expected states are derived from `libs.states`, and from the one rule a request adds to it
-(a dead letter's replay leaves a PAUSED job alone, `repository.REPLAYABLE`), so a new state or a
-changed move is covered here without editing this module; tests/unit/test_states.py spells the
+The expected states are derived from `libs.scheduling.states`, and from the one rule a request adds
+to it (a dead letter's replay leaves a PAUSED job alone, `repository.REPLAYABLE`), so a new state or
+a changed move is covered here without editing this module; tests/unit/test_states.py spells the
 table out. The requests as the API answers them: test_job_service_changes.py,
 test_job_service_reruns.py and test_job_service_history.py.
 """
@@ -22,8 +22,10 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from job_service import repository
-from libs import db, models, states
-from libs.states import JobStatus
+from libs.infra import db
+from libs.scheduling import states
+from libs.scheduling.states import JobStatus
+from libs.store import models
 
 Change = Callable[[AsyncSession, uuid.UUID], Awaitable[models.Job | None]]
 # Columns some states require (CHECK constraints: a SCHEDULED job has a next run, a RUNNING one

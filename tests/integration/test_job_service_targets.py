@@ -1,7 +1,7 @@
 """The job service refuses, at creation and update, an `http` job whose URL names a non-public
-address literally, as the executors would refuse to call it (`libs.addresses`, the executors'
-rule), unless `http.allowed.networks` allows it. Names are not resolved here: the executors'
-check at connection time stays the one that protects."""
+address literally, as the executors would refuse to call it (`libs.security.addresses`, the
+executors' rule), unless `http.allowed.networks` allows it. Names are not resolved here: the
+executors' check at connection time stays the one that protects."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """An owner's webhook signing secret on a real database: shown and rotated through the job
 service (`GET /v1/webhook-secret`, `POST /v1/webhook-secret:rotate`), and the secrets the
-executor signs with (`libs.webhook_secrets.signing_secrets`) before, during and after a
+executor signs with (`libs.security.webhook_secrets.signing_secrets`) before, during and after a
 rotation's grace period, also when two executors ask for a new owner's at once."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from datetime import timedelta
 import pytest
 from job_service_support import JobService, assert_invalid, assert_problem, running
 
-from libs import db, webhook_secrets
+from libs.infra import db
+from libs.security import webhook_secrets
 
 GET = "/v1/webhook-secret"
 ROTATE = "/v1/webhook-secret:rotate"

@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
-from libs import config, kafka
+from libs.infra import config, kafka
 from schedctl import embedded
 
 DEADLINE_S = 30

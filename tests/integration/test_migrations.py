@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from libs import db, migrate, models
+from libs.infra import db
+from libs.store import migrate, models
 
 APPLICATION_TABLES = {
     "users",
@@ -266,7 +267,7 @@ def test_the_functions_refuse_to_block_an_event_loop(empty_database_url: str) ->
 # they really do start together.
 _MIGRATE_ON_CUE = """
 import sys
-from libs import migrate
+from libs.store import migrate
 print("ready", flush=True)
 sys.stdin.readline()
 migrate.upgrade(sys.argv[1])

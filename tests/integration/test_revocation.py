@@ -24,7 +24,7 @@ import job_service.settings
 import user_service.api
 import user_service.settings
 from auth_service import api as auth_api
-from libs.states import Role
+from libs.scheduling.states import Role
 
 ISSUER = "https://auth.revocation.test"
 # The bound every service keeps by default, which the README states.

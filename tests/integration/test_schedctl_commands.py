@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 import auth_service.api
 import auth_service.settings
 from auth_service import keys
-from libs import migrate, passwords
+from libs.security import passwords
+from libs.store import migrate
 from schedctl import embedded, platform
 from schedctl.cli import app
 

@@ -25,8 +25,10 @@ from scheduler_support import (
 )
 from sqlalchemy import insert, text
 
-from libs import channels, db, models
-from libs.states import ExecutionStatus, JobStatus
+from libs.contracts import channels
+from libs.infra import db
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.store import models
 
 
 async def test_a_due_job_is_claimed_and_published_with_its_fencing_token(

@@ -19,7 +19,7 @@ from scheduler_support import (
     sql,
 )
 
-from libs.states import JobStatus
+from libs.scheduling.states import JobStatus
 
 GRACE_S = 30
 INTERVAL_S = 60

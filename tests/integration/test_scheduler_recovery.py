@@ -24,8 +24,8 @@ from scheduler_support import (
     sql,
 )
 
-from libs import db, kafka
-from libs.states import ExecutionStatus, JobStatus
+from libs.infra import db, kafka
+from libs.scheduling.states import ExecutionStatus, JobStatus
 from schedctl import embedded
 from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher

@@ -21,7 +21,8 @@ from scheduler_support import (
     sql,
 )
 
-from libs import channels, nodes
+from libs.contracts import channels
+from libs.store import nodes
 from scheduler_service import app as scheduler_app
 
 

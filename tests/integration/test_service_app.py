@@ -1,4 +1,5 @@
-"""The operational HTTP surface every service shares (`libs.web`, `libs.problems`), on real apps.
+"""The operational HTTP surface every service shares (`libs.infra.web`, `libs.contracts.problems`),
+on real apps.
 
 The job service runs against a real database and the scheduler service against a real broker;
 the error-rendering tests add a throwaway router to an app with no resources.
@@ -23,7 +24,8 @@ import job_service.api
 import job_service.settings
 import scheduler_service.app
 import scheduler_service.settings
-from libs import problems, web
+from libs.contracts import problems
+from libs.infra import web
 from schedctl import embedded
 
 GENERATED_REQUEST_ID = re.compile(r"[0-9a-f]{32}")

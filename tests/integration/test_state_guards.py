@@ -1,7 +1,8 @@
 """Every state-changing statement of the scheduler, the executor and the occurrence store obeys
 the transition table: a job (or an execution) in a state the move may not start from is left
 exactly as it was, and the function says so (nothing back); from an allowed state the move is
-made. The states come from `libs.states`, so a new state is covered without touching this file.
+made. The states come from `libs.scheduling.states`, so a new state is covered without touching this
+file.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from scheduler_support import ago, insert_jobs, job_row, sql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from executor_service import repository as executor_repository
-from libs import db, occurrence_store, occurrences, states
-from libs.states import ExecutionStatus, JobStatus
+from libs.infra import db
+from libs.scheduling import occurrences, states
+from libs.scheduling.states import ExecutionStatus, JobStatus
+from libs.store import occurrence_store
 from scheduler_service import repository as scheduler_repository
 
 VERSION = 3  # the fencing token of the jobs' current lease

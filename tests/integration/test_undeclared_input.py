@@ -17,7 +17,7 @@ import job_service_support as job_support
 import pytest
 import user_service_support as user_support
 
-from libs import scopes
+from libs.security import scopes
 
 UNKNOWN = "userName"  # a plausible guess no operation takes
 SERVICES = ("jobs", "users", "auth")

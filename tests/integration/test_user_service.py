@@ -22,7 +22,7 @@ from user_service_support import (
     running,
 )
 
-from libs import passwords
+from libs.security import passwords
 
 OTHER_PASSWORD = "another long passphrase"
 HELD = "holds the only slot"

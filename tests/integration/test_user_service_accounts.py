@@ -11,8 +11,8 @@ import httpx
 import pytest
 from user_service_support import UserService, assert_invalid, assert_problem, running
 
-from libs import opaque, scopes
-from libs.states import Role
+from libs.scheduling.states import Role
+from libs.security import opaque, scopes
 
 ADMIN = scopes.USERS_ADMIN
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from user_service_support import UserService, assert_invalid, assert_problem, running
 
-from libs import scopes
-from libs.states import Role
+from libs.scheduling.states import Role
+from libs.security import scopes
 
 ADMIN = scopes.USERS_ADMIN
 

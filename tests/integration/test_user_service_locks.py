@@ -26,8 +26,9 @@ from user_service_support import UserService, assert_invalid, assert_problem, ru
 import user_service.api
 import user_service.settings
 from auth_service import api as auth_api
-from libs import models, scopes
-from libs.states import Role
+from libs.scheduling.states import Role
+from libs.security import scopes
+from libs.store import models
 
 ISSUER = "https://auth.locks.test"
 WRONG = "not the password at all"

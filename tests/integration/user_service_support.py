@@ -18,8 +18,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from libs import db, passwords, problems
-from libs.states import Role
+from libs.contracts import problems
+from libs.infra import db
+from libs.scheduling.states import Role
+from libs.security import passwords
 from user_service import api, repository
 from user_service.settings import Settings
 

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs import job_types
-from libs import schedule as schedules
+from libs.scheduling import job_types
+from libs.scheduling import schedule as schedules
 
 JOB_TIMEOUT_S = 2
 # How long a dispatch may take to reach an executor and be started (the scheduler's lease).

@@ -20,7 +20,7 @@ import httpx
 from crash_platform import Platform, Target, dsn, insert_http_job, wait_assigned
 from service_process import START_DEADLINE_S, Service, tail, wait_for
 
-from libs import migrate
+from libs.store import migrate
 from schedctl import embedded
 
 JOBS_PER_PHASE = 20

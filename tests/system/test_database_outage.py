@@ -29,7 +29,9 @@ from sqlalchemy import text
 
 import job_service.api
 import job_service.settings
-from libs import db, migrate, problems
+from libs.contracts import problems
+from libs.infra import db
+from libs.store import migrate
 from schedctl import embedded
 
 ANSWER_TIMEOUT_S = 10.0  # a request the service does not answer within this fails the test

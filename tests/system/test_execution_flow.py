@@ -8,7 +8,7 @@ it ends FAILED with a dead letter, which, replayed once the target answers, comp
 Runs a person asks for: a FAILED job fixed with PATCH and run now completes; a PAUSED job run
 now runs once and is PAUSED again, its regular occurrences not running; resumed during such a
 run, it carries on with its schedule. Calendar schedules (days, weeks, months) cannot be waited
-for here; `libs.schedule`'s tests cover them.
+for here; `libs.scheduling.schedule`'s tests cover them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs import webhooks
+from libs.security import webhooks
 
 PASSWORD = "correct horse battery staple"
 RUN_DEADLINE_S = 30  # for a job to reach the state a step waits for

@@ -27,7 +27,7 @@ from crash_platform import (
 )
 from service_process import START_DEADLINE_S, tail, wait_for
 
-from libs import webhooks
+from libs.security import webhooks
 
 # --- the tests ---------------------------------------------------------------------------------
 

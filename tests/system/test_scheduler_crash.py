@@ -21,9 +21,10 @@ import asyncpg
 from service_process import START_DEADLINE_S, Service, start_service, tail, wait_for
 from sqlalchemy.engine import make_url
 
-from libs import kafka, messages
-from libs import schedule as schedules
-from libs.config import KafkaSettings
+from libs.contracts import messages
+from libs.infra import kafka
+from libs.infra.config import KafkaSettings
+from libs.scheduling import schedule as schedules
 
 JOBS_BEHIND = 1_500  # due already when the first scheduler starts
 JOBS_STREAMED = 2_500  # due over the next STREAM_S seconds

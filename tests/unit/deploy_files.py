@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from libs import config
+from libs.infra import config
 from schedctl import platform
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Which addresses http jobs may reach (`libs.addresses`): the public ones, and those the
+"""Which addresses http jobs may reach (`libs.security.addresses`): the public ones, and those the
 operator allowed; the addresses a URL's host writes out; the setting that lists the networks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from libs import addresses
+from libs.security import addresses
 
 
 def ip(text):

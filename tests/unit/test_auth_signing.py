@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth_service import errors, keys, service
 from auth_service.settings import Settings
-from libs import config
+from libs.infra import config
 
 DATABASE = "postgresql://app@localhost:5432/app"
 ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode()

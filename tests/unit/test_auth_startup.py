@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from auth_service.settings import Settings
-from libs import serve
+from libs.infra import serve
 
 SECRET = "S3cretValue"  # made up, for the test that it is never shown
 

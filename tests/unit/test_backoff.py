@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import backoff
+from libs.scheduling import backoff
 
 POLICY = backoff.RetryPolicy(max_attempts=5, initial_backoff_s=2, multiplier=3, max_backoff_s=60)
 

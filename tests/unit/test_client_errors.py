@@ -12,13 +12,11 @@ import pytest
 # Imported for the `Problem` subclasses they define.
 import auth_service.errors  # noqa: F401
 import job_service.errors  # noqa: F401
-import libs.auth
-import libs.undeclared_input  # noqa: F401
 import user_service.errors  # noqa: F401
-from libs import problems
+from libs.contracts import problems
 from scheduler_client import errors, models
 
-# Problem types rendered without a `Problem` subclass (libs.problems and libs.web).
+# Problem types rendered without a `Problem` subclass (libs.contracts.problems and libs.infra.web).
 RENDERED_DIRECTLY = {
     **{slug: status for status, (slug, _) in problems._HTTP_TITLES.items()},
     "error": 500,  # any other status FastAPI raises

@@ -12,7 +12,7 @@ import httpx
 import pydantic
 import pytest
 
-from libs import schemas
+from libs.contracts import schemas
 from scheduler_client import (
     ClientCredentials,
     Endpoints,

@@ -1,4 +1,4 @@
-"""The settings loader (`libs.config`): where settings come from and in which order, what
+"""The settings loader (`libs.infra.config`): where settings come from and in which order, what
 `CONFIG_LOCATION` names, the properties syntax, and errors that say where without showing a
 secret. Every test builds its own files under `tmp_path` and its own environment."""
 
@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr
 from auth_service.settings import Settings as AuthSettings
 from executor_service.settings import Settings as ExecutorSettings
 from job_service.settings import Settings as JobSettings
-from libs import config
+from libs.infra import config
 from scheduler_service.settings import Settings as SchedulerSettings
 from user_service.settings import Settings as UserSettings
 

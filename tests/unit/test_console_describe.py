@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from console_service.describe import duration_in_words, schedule_in_words
-from libs import cron
+from libs.scheduling import cron
 from scheduler_client import models
 
 ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "Asia/Kolkata"]

@@ -1,5 +1,6 @@
-"""libs.cron: what each expression becomes for croniter, what is refused and why, and what the
-translated Quartz expressions fire at (checked through libs.schedule, in UTC)."""
+"""libs.scheduling.cron: what each expression becomes for croniter, what is refused and why, and
+what the translated Quartz expressions fire at (checked through libs.scheduling.schedule, in
+UTC)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs import cron, schedule
+from libs.scheduling import cron, schedule
 
 TRANSLATIONS = [
     # (id, expression, croniter form)
@@ -39,7 +40,8 @@ TRANSLATIONS = [
     ("quartz-last-day-of-month", "0 30 23 L * ?", "30 23 l * * 0"),
     ("quartz-7-fields-any-year", "0 0 12 * * ? *", "0 12 * * * 0"),
     ("quartz-day-of-month-with-star-day-of-week", "0 0 12 15 * *", "0 12 15 * * 0"),
-    # croniter reads neither W, L-n nor years: it gets * and libs.cron filters its wall times.
+    # croniter reads neither W, L-n nor years: it gets * and libs.scheduling.cron filters its wall
+    # times.
     ("quartz-nearest-weekday", "0 0 12 15W * ?", "0 12 * * * 0"),
     ("quartz-last-weekday", "0 0 12 LW * ?", "0 12 * * * 0"),
     ("quartz-days-before-end", "0 0 12 L-3 * ?", "0 12 * * * 0"),

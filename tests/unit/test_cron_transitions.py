@@ -20,14 +20,14 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from libs import schedule
+from libs.scheduling import schedule
 
 ZONES = sorted(zoneinfo.available_timezones() - schedule.NOT_ZONES)
 YEARS = range(1990, 2100)
 WINDOW = timedelta(hours=4)  # longer than any overlap in YEARS (2 hours: Antarctica/Troll)
 MINUTE, SECOND, DAY = timedelta(minutes=1), timedelta(seconds=1), timedelta(days=1)
 
-# Fields with the values they name, written out here rather than derived from libs.cron.
+# Fields with the values they name, written out here rather than derived from libs.scheduling.cron.
 WILDCARD_HOURS = {"*": set(range(24)), "*/2": set(range(0, 24, 2)), "0/3": set(range(0, 24, 3))}
 MINUTES = {"0": {0}, "30": {30}, "*/15": {0, 15, 30, 45}, "*/20": {0, 20, 40}, "5,35": {5, 35}}
 SECONDS = {"0": {0}, "30": {30}, "0/20": {0, 20, 40}}

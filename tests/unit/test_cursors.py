@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs import cursors
+from libs.contracts import cursors
 
 ROW = uuid.UUID("0b7e3f9a-2c4d-4e5f-8a6b-7c8d9e0f1a2b")
 AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)

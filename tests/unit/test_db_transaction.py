@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from libs import db, errors
+from libs.infra import db, errors
 
 PASSWORD = "a-password-not-to-leak"
 

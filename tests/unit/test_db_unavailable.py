@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from libs import db
+from libs.infra import db
 
 DBAPI = asyncpg_dialect.dialect.import_dbapi()
 

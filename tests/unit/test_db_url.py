@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from libs import db
+from libs.infra import db
 
 
 @pytest.mark.parametrize(

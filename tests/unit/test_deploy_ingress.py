@@ -13,7 +13,7 @@ from typing import Any
 import deploy_files
 import pytest
 
-from libs import config
+from libs.infra import config
 
 # Paths no client of the platform is meant to reach: probes, metrics, each service's own docs.
 NOT_PUBLIC = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/")

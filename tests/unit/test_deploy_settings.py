@@ -1,7 +1,7 @@
 """Every container of deploy/ (Compose and Kubernetes) resolves its settings exactly as it would
 at start: the image's environment, then the deployment's, the mounted files that
-`CONFIG_LOCATION` names, through `libs.config` and the service's own `Settings`. Each must start,
-listen where its Service or published port reaches it, and reach the other services by their
+`CONFIG_LOCATION` names, through `libs.infra.config` and the service's own `Settings`. Each must
+start, listen where its Service or published port reaches it, and reach the other services by their
 network names: inside a container, 127.0.0.1 is the container itself."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from deploy_files import Container
 from sqlalchemy.engine import make_url
 
 from auth_service import api as auth_api
-from libs import config
+from libs.infra import config
 from schedctl import platform
 
 API_SERVICES = deploy_files.API_SERVICES

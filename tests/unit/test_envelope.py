@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from libs import kafka
+from libs.infra import kafka
 
 
 def envelope() -> kafka.Envelope:

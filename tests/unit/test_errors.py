@@ -1,11 +1,11 @@
-"""libs.errors: which faults are transient, the broker's errors as the workers name them, and
+"""libs.infra.errors: which faults are transient, the broker's errors as the workers name them, and
 the one short description of an exception."""
 
 from __future__ import annotations
 
 import pytest
 
-from libs import db, errors, kafka
+from libs.infra import db, errors, kafka
 
 
 @pytest.mark.parametrize(

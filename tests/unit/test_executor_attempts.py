@@ -26,9 +26,10 @@ from executor_service.strategy import (
     TargetGone,
     TransientFailure,
 )
-from libs import job_types, messages
-from libs.job_types import HttpPayload, KafkaPayload
-from libs.states import ExecutionStatus
+from libs.contracts import messages
+from libs.scheduling import job_types
+from libs.scheduling.job_types import HttpPayload, KafkaPayload
+from libs.scheduling.states import ExecutionStatus
 
 SETTINGS = Settings(database_url="postgresql://unused", kafka_bootstrap_servers="unused")
 

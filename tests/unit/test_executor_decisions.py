@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from executor_service import decisions
 from executor_service.decisions import SUCCEEDED, Result
 from executor_service.strategy import PermanentFailure, TargetGone, TransientFailure
-from libs import backoff, schedule
-from libs.occurrences import Next, Outcome
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling import backoff, schedule
+from libs.scheduling.occurrences import Next, Outcome
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = backoff.RetryPolicy(max_attempts=3, initial_backoff_s=2, multiplier=2, max_backoff_s=60)

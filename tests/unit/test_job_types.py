@@ -1,4 +1,4 @@
-"""`libs.job_types`: the payload contract of each built-in job type, the canonical form
+"""`libs.scheduling.job_types`: the payload contract of each built-in job type, the canonical form
 `JobTypes.validate_payload` returns, and the errors it names from `payload.` on."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import job_types, schemas
+from libs.contracts import schemas
+from libs.scheduling import job_types
 
 URL = "https://example.com/hook"
 TYPES = job_types.JobTypes(job_types.BUILT_IN)

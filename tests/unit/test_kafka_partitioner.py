@@ -13,7 +13,7 @@ from aiokafka.partitioner import murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import kafka
+from libs.infra import kafka
 
 SEED = 0x9747B28C
 M = 0x5BD1E995

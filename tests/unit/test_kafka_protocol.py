@@ -1,8 +1,8 @@
 """The InitProducerId v3 patch against the aiokafka it is written for.
 
-`libs.kafka_protocol` reads and replaces aiokafka internals; a release that renames or reshapes
-any of them must fail here, not in a producer that cannot start. The expected bytes come from
-Kafka's protocol description (InitProducerId v3 is a flexible version: compact nullable string,
+`libs.infra.kafka_protocol` reads and replaces aiokafka internals; a release that renames or
+reshapes any of them must fail here, not in a producer that cannot start. The expected bytes come
+from Kafka's protocol description (InitProducerId v3 is a flexible version: compact nullable string,
 tagged fields, request header v2), not from aiokafka.
 """
 
@@ -17,7 +17,7 @@ from aiokafka.producer.producer import AIOKafkaProducer
 from aiokafka.protocol import api, transaction, types
 from aiokafka.protocol.struct import Struct
 
-from libs import kafka_protocol
+from libs.infra import kafka_protocol
 
 INIT_PRODUCER_ID = 22  # Kafka's API key
 TIMEOUT_MS = 60_000  # aiokafka's default transaction timeout, sent by an idempotent producer
@@ -127,7 +127,7 @@ def test_a_v3_response_decodes_to_what_the_sender_reads():
 
 
 def test_a_stopping_producers_batches_can_be_failed_through_its_accumulator():
-    # libs.kafka.stop fails what a stopping producer still retries: `_message_accumulator`.
+    # libs.infra.kafka.stop fails what a stopping producer still retries: `_message_accumulator`.
     assert callable(MessageAccumulator.fail_all)
     assert list(inspect.signature(MessageAccumulator.fail_all).parameters) == [
         "self",

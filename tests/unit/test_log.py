@@ -1,5 +1,5 @@
-"""`libs.log`: one JSON object per line with the service's facts and the bound ids, for structlog
-events and standard-library records alike; readable lines in development."""
+"""`libs.infra.log`: one JSON object per line with the service's facts and the bound ids, for
+structlog events and standard-library records alike; readable lines in development."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from libs import log
+from libs.infra import log
 
 SERVICE = "job_service"
 NODE_ID = "node-7"

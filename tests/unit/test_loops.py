@@ -1,4 +1,4 @@
-"""libs.loops: a loop backs off from its step's errors and resumes, a stop request cuts its
+"""libs.infra.loops: a loop backs off from its step's errors and resumes, a stop request cuts its
 waits short, its errors are reported by kind (a transient fault as a warning, a bug as an error
 with its traceback), a retried operation retries transient faults only, and the supervisor
 stops a service's loops within its grace period."""
@@ -12,7 +12,7 @@ import pytest
 import structlog.testing
 from prometheus_client import CollectorRegistry, Counter
 
-from libs import errors, loops
+from libs.infra import errors, loops
 
 
 def loop_errors() -> Counter:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs import kafka, messages
+from libs.contracts import messages
+from libs.infra import kafka
 
 
 def dispatch(**changes) -> messages.DispatchMessage:

@@ -1,5 +1,5 @@
-"""libs.misfire: each policy with the occurrence inside and outside its grace, catch-up bounded by
-max_catch_up, and max_runs / end_at respected in every case."""
+"""libs.scheduling.misfire: each policy with the occurrence inside and outside its grace, catch-up
+bounded by max_catch_up, and max_runs / end_at respected in every case."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs import schedule
-from libs.misfire import Decision, MisfirePolicy, decide
+from libs.scheduling import schedule
+from libs.scheduling.misfire import Decision, MisfirePolicy, decide
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 GRACE_S = 30

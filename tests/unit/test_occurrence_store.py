@@ -1,5 +1,6 @@
-"""The moves `libs.occurrence_store` writes: built from `libs.occurrences` decisions, refused
-at construction when the platform may not make them, a retry keeping its occurrence's time."""
+"""The moves `libs.store.occurrence_store` writes: built from `libs.scheduling.occurrences`
+decisions, refused at construction when the platform may not make them, a retry keeping its
+occurrence's time."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs import occurrence_store, occurrences, states
-from libs.states import JobStatus
+from libs.scheduling import occurrences, states
+from libs.scheduling.states import JobStatus
+from libs.store import occurrence_store
 
 NOMINAL = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
 LATER = NOMINAL + timedelta(minutes=5)

@@ -1,4 +1,4 @@
-"""What an ended attempt makes of its job (`libs.occurrences`): tables and properties."""
+"""What an ended attempt makes of its job (`libs.scheduling.occurrences`): tables and properties."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import backoff, occurrences, schedule, states
-from libs.occurrences import Outcome
-from libs.states import JobStatus
+from libs.scheduling import backoff, occurrences, schedule, states
+from libs.scheduling.occurrences import Outcome
+from libs.scheduling.states import JobStatus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = backoff.RetryPolicy(max_attempts=3, initial_backoff_s=2, multiplier=2, max_backoff_s=60)

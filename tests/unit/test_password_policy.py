@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from libs import emails
+from libs.security import emails
 from user_service import password_policy
 from user_service.password_policy import Violation
 

@@ -1,4 +1,4 @@
-"""Password hashing (`libs.passwords.Hasher`): argon2id with OWASP's parameters, bounded.
+"""Password hashing (`libs.security.passwords.Hasher`): argon2id with OWASP's parameters, bounded.
 
 The hashing is real (argon2 through pwdlib). Where a test must see how many hashes run at once,
 it wraps the hasher's pwdlib function in a `Gauge`, which counts the calls in progress in their
@@ -19,7 +19,7 @@ import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from libs import passwords
+from libs.security import passwords
 
 OWASP_PARAMETERS = "m=19456,t=2,p=1"
 DEADLINE_S = 30.0

@@ -1,4 +1,4 @@
-"""Job types from other distributions: `libs.job_types.load` finds them through the
+"""Job types from other distributions: `libs.scheduling.job_types.load` finds them through the
 entry-point group as it would installed ones (here, dist-info folders put on `sys.path`), the
 registry it builds validates their payloads like the built-in ones, and it refuses, by name, a
 plug-in that reuses a type's name or whose entry point is not a `JobType`."""
@@ -16,8 +16,8 @@ from executor_service.settings import Settings
 from executor_service.strategies.http import HttpStrategy
 from executor_service.strategies.log import LogStrategy
 from executor_service.strategy import Resources
-from libs import job_types
-from libs.job_types import LogPayload
+from libs.scheduling import job_types
+from libs.scheduling.job_types import LogPayload
 
 # The bench's plug-in folder (bench_job_type.py, make_dist.py): on sys.path for these tests, as
 # it is on the PYTHONPATH of the benchmark's processes (bench/ is not an installed package).
@@ -100,7 +100,7 @@ def test_a_plugin_reusing_a_built_in_name_is_refused_naming_it(plugins, make_dis
     install_module(
         plugins,
         "shadow_http",
-        "from libs.job_types import JobType, LogPayload\n"
+        "from libs.scheduling.job_types import JobType, LogPayload\n"
         "JOB_TYPE = JobType('http', LogPayload, 'shadow_http:create')\n",
     )
     make_dist.write_dist_info(
@@ -120,7 +120,7 @@ def test_an_entry_point_that_is_not_a_job_type_is_refused_naming_it(plugins, mak
     with pytest.raises(job_types.PluginError) as caught:
         job_types.load()
     assert "entry point report = not_a_type:JOB_TYPE" in str(caught.value)
-    assert "is not a libs.job_types.JobType" in str(caught.value)
+    assert "is not a libs.scheduling.job_types.JobType" in str(caught.value)
 
 
 def test_a_plugin_that_cannot_be_imported_stops_the_registry(plugins, make_dist):
@@ -136,7 +136,7 @@ def test_a_plugin_that_names_no_strategy_is_refused_naming_it(plugins, make_dist
     install_module(
         plugins,
         "strategyless",
-        "from libs.job_types import JobType, LogPayload\n"
+        "from libs.scheduling.job_types import JobType, LogPayload\n"
         "JOB_TYPE = JobType('report', LogPayload)\n",
     )
     make_dist.write_dist_info(
@@ -151,7 +151,7 @@ def test_a_plugin_with_an_unusable_name_is_refused_naming_it(plugins, make_dist)
     install_module(
         plugins,
         "shouting",
-        "from libs.job_types import JobType, LogPayload\n"
+        "from libs.scheduling.job_types import JobType, LogPayload\n"
         "JOB_TYPE = JobType('Report', LogPayload, 'shouting:create')\n",
     )
     make_dist.write_dist_info(plugins, name="shouting", entry_points={"r": "shouting:JOB_TYPE"})

@@ -1,5 +1,5 @@
-"""libs.schedule by named edge cases: DST gaps and overlaps, month ends, leap days, drift,
-bounds, and the validation a job's schedule goes through when it is written.
+"""libs.scheduling.schedule by named edge cases: DST gaps and overlaps, month ends, leap days,
+drift, bounds, and the validation a job's schedule goes through when it is written.
 
 Expected fire times are written in UTC with the local wall time beside them. 2026 transitions:
 Europe/London springs forward 01:00 -> 02:00 on 29 March and falls back 02:00 -> 01:00 on
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from libs import schedule
+from libs.scheduling import schedule
 
 
 def utc(*args: int) -> datetime:

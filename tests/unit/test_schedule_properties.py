@@ -1,4 +1,4 @@
-"""Properties of libs.schedule over random schedules, zones and instants (2000-2100).
+"""Properties of libs.scheduling.schedule over random schedules, zones and instants (2000-2100).
 
 For every kind, the fires a job would get (first_fire, then next_fire after each) strictly
 increase, never precede max(now, start_at, anchor), never pass end_at, never exceed max_runs,
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
-from libs import cron, schedule
+from libs.scheduling import cron, schedule
 
 ZONES = [
     "UTC",

@@ -1,5 +1,5 @@
-"""`libs.schemas.StrictModel`: what a typo or a hostile client could slip into a request body is
-refused, as a model and through FastAPI (422 problem documents naming the field)."""
+"""`libs.contracts.schemas.StrictModel`: what a typo or a hostile client could slip into a request
+body is refused, as a model and through FastAPI (422 problem documents naming the field)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import httpx
 import pytest
 from pydantic import Field, ValidationError
 
-from libs import problems, schemas, web
-from libs.config import ServiceSettings
+from libs.contracts import problems, schemas
+from libs.infra import web
+from libs.infra.config import ServiceSettings
 
 UNUSED_DATABASE_URL = "postgresql://unused@127.0.0.1/unused"  # never connected to
 

@@ -1,4 +1,5 @@
-"""Scope strings (`libs.scopes`): parsing, narrowing a request to what is allowed, roles."""
+"""Scope strings (`libs.security.scopes`): parsing, narrowing a request to what is allowed,
+roles."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import scopes
-from libs.scopes import InvalidScope
+from libs.security import scopes
+from libs.security.scopes import InvalidScope
 
 SCOPE_SETS = st.frozensets(st.sampled_from(sorted(scopes.ALL)))
 

@@ -1,4 +1,4 @@
-"""How `libs.serve` has uvicorn serve every service: forwarded headers are believed only from
+"""How `libs.infra.serve` has uvicorn serve every service: forwarded headers are believed only from
 the proxies `http.trusted.proxies` names, and none by default (uvicorn's own default believes
 any loopback peer, and its environment variable FORWARDED_ALLOW_IPS, which is not ours)."""
 
@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from auth_service.settings import Settings as AuthSettings
 from executor_service.settings import Settings as ExecutorSettings
 from job_service.settings import Settings as JobSettings
-from libs import config, serve
+from libs.infra import config, serve
 from scheduler_service.settings import Settings as SchedulerSettings
 from user_service.settings import Settings as UserSettings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from job_service.settings import Settings as JobSettings
-from libs import serve
+from libs.infra import serve
 
 SECRET = "S3cretValue"  # made up, for the test that it is never shown
 SECRET_URL = f"postgresql://u:{SECRET}@h/db"

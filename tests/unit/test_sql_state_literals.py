@@ -1,6 +1,6 @@
 """No SQL statement of the services spells a job or execution state: each binds the states it
-writes and moves from, taken from `libs.states` (the transition table), so the table is the one
-place a state machine is written. Docstrings may quote SQL to explain it; code may not."""
+writes and moves from, taken from `libs.scheduling.states` (the transition table), so the table is
+the one place a state machine is written. Docstrings may quote SQL to explain it; code may not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.states import ExecutionStatus, JobStatus
+from libs.scheduling.states import ExecutionStatus, JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (

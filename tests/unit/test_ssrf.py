@@ -1,6 +1,6 @@
 """The executor's refusal of a non-public address (`executor_service.ssrf`); the rule it applies
-is `libs.addresses` (test_addresses.py), the guard itself is tested against real connections in
-tests/integration/test_executor_http.py."""
+is `libs.security.addresses` (test_addresses.py), the guard itself is tested against real
+connections in tests/integration/test_executor_http.py."""
 
 from __future__ import annotations
 

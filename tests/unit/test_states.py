@@ -1,5 +1,5 @@
 """Every pair of states, against the transitions the design allows (written out here on purpose,
-not derived from `libs.states`, so a change to the table must be made twice and seen)."""
+not derived from `libs.scheduling.states`, so a change to the table must be made twice and seen)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from libs import states
-from libs.states import ExecutionStatus as E
-from libs.states import JobStatus as J
+from libs.scheduling import states
+from libs.scheduling.states import ExecutionStatus as E
+from libs.scheduling.states import JobStatus as J
 
 ALLOWED_JOB_MOVES = {
     (J.SCHEDULED, J.RUNNING),

@@ -1,4 +1,5 @@
-"""The access-token verifier (`libs.tokens`) against every token it must refuse, and its key cache.
+"""The access-token verifier (`libs.security.tokens`) against every token it must refuse, and its
+key cache.
 
 Tokens are real: signed with the keys of `token_issuer`, whose JWKS is served over loopback HTTP
 and fetched by a real `KeyCache`. Forged tokens are built by hand (`forge`) so that nothing in a
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from libs import opaque, tokens
+from libs.security import opaque, tokens
 from schedctl import embedded
 
 LEEWAY_S = 30

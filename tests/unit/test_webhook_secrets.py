@@ -1,5 +1,5 @@
-"""Webhook secrets without a database: the secrets `libs.webhook_secrets` generates, and the
-receiver's verification that docs/webhooks.md shows (run here, so the page stays true)."""
+"""Webhook secrets without a database: the secrets `libs.security.webhook_secrets` generates, and
+the receiver's verification that docs/webhooks.md shows (run here, so the page stays true)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from libs import models, webhook_secrets, webhooks
+from libs.security import webhook_secrets, webhooks
+from libs.store import models
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 # The Standard Webhooks specification's example.

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs import webhooks
+from libs.security import webhooks
 
 # The vector of the Standard Webhooks reference libraries (libraries/python/tests and the other
 # languages' tests in github.com/standard-webhooks/standard-webhooks).
