@@ -46,9 +46,9 @@ class Claim:
     started: frozenset[uuid.UUID]  # executions now RUNNING here
 
 
-# A start, and a dispatch superseded before it started (LOST, never run), from these states only.
-_START_SOURCES = states.bound(states.execution_sources(ExecutionStatus.RUNNING))
-_SUPERSEDED_SOURCES = states.bound(
+# A start, and a dispatch superseded before it started (LOST, never run), each from its one state.
+_START_SOURCE = states.only(states.execution_sources(ExecutionStatus.RUNNING))
+_SUPERSEDED_SOURCE = states.only(
     states.execution_sources(ExecutionStatus.LOST) & states.UNSTARTED_EXECUTIONS
 )
 
@@ -83,14 +83,14 @@ WITH wanted AS (
     SET status = CAST(:started_status AS text), worker = :worker, started_at = now()
     FROM current AS c
     WHERE e.id = c.execution_id AND e.job_id = c.job_id AND e.lease_version = c.lease_version
-      AND e.status = ANY(CAST(:start_sources AS text[]))
+      AND e.status = CAST(:start_source AS text)
     RETURNING e.id
 ), superseded AS (
     UPDATE executions AS e
     SET status = CAST(:superseded_status AS text), finished_at = now(),
         error_kind = :superseded_kind, error = :superseded
     FROM wanted AS w
-    WHERE e.id = w.execution_id AND e.status = ANY(CAST(:superseded_sources AS text[]))
+    WHERE e.id = w.execution_id AND e.status = CAST(:superseded_source AS text)
       AND NOT EXISTS (SELECT 1 FROM current AS c WHERE c.execution_id = w.execution_id)
     RETURNING e.id
 )
@@ -119,9 +119,9 @@ async def claim(
                 "superseded": SUPERSEDED,
                 "job_in_flight": JobStatus.RUNNING.value,
                 "started_status": ExecutionStatus.RUNNING.value,
-                "start_sources": _START_SOURCES,
+                "start_source": _START_SOURCE,
                 "superseded_status": ExecutionStatus.LOST.value,
-                "superseded_sources": _SUPERSEDED_SOURCES,
+                "superseded_source": _SUPERSEDED_SOURCE,
             },
         )
     ).one()

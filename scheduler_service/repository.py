@@ -95,7 +95,7 @@ WITH due AS (
            misfire_policy, misfire_grace_s, pause_after_run,
            next_run_at < now() - make_interval(secs => misfire_grace_s) AS late
     FROM jobs
-    WHERE status = ANY(CAST($6 AS text[])) AND next_run_at <= now() AND deleted_at IS NULL
+    WHERE status = CAST($6 AS text) AND next_run_at <= now() AND deleted_at IS NULL
     ORDER BY next_run_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -140,7 +140,7 @@ FROM due WHERE late
 
 _NOW = text("SELECT now()")
 _CLAIMED = JobStatus.RUNNING.value
-_DUE = states.bound(_CLAIM_SOURCES)
+_DUE = states.only(_CLAIM_SOURCES)  # the one state a claim starts from
 _DISPATCHED = ExecutionStatus.DISPATCHED.value
 
 
@@ -451,7 +451,7 @@ async def hand_back(
 
 _NEXT_DUE_IN = text("""
 SELECT EXTRACT(EPOCH FROM min(next_run_at) - now())::double precision
-FROM jobs WHERE status = ANY(CAST(:due AS text[])) AND deleted_at IS NULL
+FROM jobs WHERE status = CAST(:due AS text) AND deleted_at IS NULL
 """)
 
 
@@ -464,7 +464,7 @@ async def seconds_until_next_due(session: AsyncSession) -> float | None:
 _COUNT_DUE = text("""
 SELECT count(*) FROM (
     SELECT 1 FROM jobs
-    WHERE status = ANY(CAST(:due AS text[])) AND next_run_at <= now() AND deleted_at IS NULL
+    WHERE status = CAST(:due AS text) AND next_run_at <= now() AND deleted_at IS NULL
     LIMIT :cap
 ) AS due
 """)

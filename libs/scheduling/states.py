@@ -233,6 +233,17 @@ def platform_job_sources(target: JobStatus) -> frozenset[JobStatus]:
     return frozenset(current for current, to in PLATFORM_JOB_MOVES if to is target)
 
 
+def only(statuses: Iterable[JobStatus | ExecutionStatus]) -> str:
+    """The one state of `statuses`, as a statement binds it (`status = :source`): for the hot
+    statements whose move starts from a single state, which compare one value rather than an
+    array (`= ANY(...)` costs PostgreSQL measurably more per statement). Raises `ValueError` when
+    the table allows more than one, so that a change of the table cannot be missed there."""
+    found = sorted(s.value for s in statuses)
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one state, the table gives {found}")
+    return found[0]
+
+
 def bound(statuses: Iterable[JobStatus | ExecutionStatus]) -> list[str]:
     """States as the `text[]` a guarded statement binds (`status = ANY(:sources)`), sorted so
     that the same set is always the same value."""

@@ -161,3 +161,11 @@ def test_stored_values() -> None:
     ]
     assert [s.value for s in states.Role] == ["user", "admin"]
     assert [s.value for s in states.SigningKeyStatus] == ["active", "previous", "retired"]
+
+
+def test_only_gives_the_one_state_of_a_set_and_refuses_any_other_size():
+    assert states.only({states.JobStatus.SCHEDULED}) == "SCHEDULED"
+    with pytest.raises(ValueError, match="exactly one"):
+        states.only({states.JobStatus.SCHEDULED, states.JobStatus.PAUSED})
+    with pytest.raises(ValueError, match="exactly one"):
+        states.only(set())
