@@ -40,8 +40,8 @@ from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Run
 from libs.contracts import messages
-from libs.infra import db, errors, kafka, log, loops
-from libs.infra.errors import describe
+from libs.infra import db, kafka, log, loops
+from libs.infra.errors import BrokerUnavailable, describe
 from libs.scheduling import job_types
 from libs.scheduling.states import ExecutionStatus
 
@@ -118,9 +118,9 @@ class Executor:
     async def check(self) -> None:
         """The readiness check: a consumer is in the group and its commits go through."""
         if self._consumer is None:
-            raise kafka.KafkaUnavailable("the consumer is not connected")
+            raise BrokerUnavailable("the consumer is not connected")
         if self._consumer_lost():
-            raise kafka.KafkaUnavailable(f"offsets not committed for {CONSUMER_FAILING_S} s")
+            raise BrokerUnavailable(f"offsets not committed for {CONSUMER_FAILING_S} s")
 
     # --- the poll loop -------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class Executor:
             try:
                 await self._poll(self._consumer)
             except KafkaError as exc:
-                raise errors.BrokerUnavailable(describe(exc)) from exc
+                raise BrokerUnavailable(describe(exc)) from exc
             return 0.0  # the poll itself waits for messages
 
         try:

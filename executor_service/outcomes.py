@@ -28,6 +28,7 @@ from executor_service.metrics import ExecutorMetrics
 from executor_service.settings import Settings
 from libs.contracts import messages
 from libs.infra import db, kafka, log, loops
+from libs.infra.errors import BrokerUnavailable
 from libs.scheduling import occurrences
 from libs.store import occurrence_store
 
@@ -291,7 +292,7 @@ class OutcomeWriter:
             batch,
             timeout_s=PUBLISH_TIMEOUT_S,
         )
-        failed = [a for a in acks if isinstance(a, kafka.KafkaUnavailable)]
+        failed = [a for a in acks if isinstance(a, BrokerUnavailable)]
         if failed:
             log.get().error(
                 "dead_letters_not_published", count=len(failed), error=str(failed[0])[:200]

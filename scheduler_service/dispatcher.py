@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.contracts import messages
 from libs.infra import db, kafka, log, loops
-from libs.infra.errors import DatabaseUnavailable, is_transient
+from libs.infra.errors import BrokerUnavailable, DatabaseUnavailable, is_transient
 from libs.store import occurrence_store
 from scheduler_service import errors, repository, service
 from scheduler_service.metrics import SchedulerMetrics
@@ -191,14 +191,14 @@ class Dispatcher:
 
     async def publish_batch(self, batch: Batch) -> BatchResult:
         """Publish a claimed batch; hand back at once what was not acknowledged, then raise
-        `KafkaUnavailable` so the loop backs off."""
+        `BrokerUnavailable` so the loop backs off."""
         if not batch.to_send:
             return BatchResult(locked=batch.locked, published=0, handed_back=0)
         failed = await self._publish(batch.to_send, batch.db_now, batch.started)
         if not failed:
             return BatchResult(locked=batch.locked, published=len(batch.to_send), handed_back=0)
         handed_back = await self._hand_back(failed)
-        raise kafka.KafkaUnavailable(
+        raise BrokerUnavailable(
             f"{len(failed)} of {len(batch.to_send)} dispatches not published; "
             f"{handed_back} handed back"
         )
@@ -276,7 +276,7 @@ class Dispatcher:
         failed: list[repository.Claimed] = []
         last_ack = sent_at
         for item, ack in zip(claimed, acks, strict=True):
-            if isinstance(ack, kafka.KafkaUnavailable):
+            if isinstance(ack, BrokerUnavailable):
                 failed.append(item)
                 continue
             last_ack = max(last_ack, ack)

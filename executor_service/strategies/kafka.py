@@ -18,7 +18,7 @@ from aiokafka.errors import (
 )
 
 from executor_service.strategy import PermanentFailure, Resources, Run, TransientFailure
-from libs.infra import kafka
+from libs.infra.errors import BrokerUnavailable
 from libs.scheduling.job_types import KafkaPayload
 
 # Errors a retry cannot cure: the topic or the message itself is wrong.
@@ -53,7 +53,7 @@ class KafkaStrategy:
             raise PermanentFailure(
                 f"publish to {payload.topic!r} refused: {type(exc).__name__}", kind="kafka_refused"
             ) from exc
-        except (KafkaError, kafka.KafkaUnavailable) as exc:
+        except (KafkaError, BrokerUnavailable) as exc:
             raise TransientFailure(
                 f"publish to {payload.topic!r} failed: {type(exc).__name__}",
                 kind="kafka_unavailable",

@@ -4,8 +4,8 @@ Producers are idempotent with `acks="all"` (aiokafka's defaults are neither), so
 cannot duplicate or lose a message the broker acknowledged. Consumers commit offsets by hand,
 after the outcome of a message is stored, and start from the earliest offset of a new group.
 Clients are built from settings by the service's lifespan and started there; aiokafka's errors
-are translated here into `KafkaUnavailable` (the workers' `libs.infra.errors.BrokerUnavailable`) and
-`MalformedMessage`.
+are translated here into `BrokerUnavailable` (`libs.infra.errors`, a transient fault the workers'
+loops back off from) and `MalformedMessage`.
 
 Services publish through `Producer`, which rebuilds its aiokafka client (and recreates missing
 topics) after a failed send: an idempotent aiokafka producer never asks for a new producer id,
@@ -41,8 +41,9 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from libs.infra import errors, kafka_protocol, log
+from libs.infra import kafka_protocol, log
 from libs.infra.config import KafkaSettings
+from libs.infra.errors import BrokerUnavailable
 
 ENVELOPE_VERSION = 1
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
@@ -53,12 +54,7 @@ REBUILD_TIMEOUT_S = 10.0  # topics and a new client, for a send that names no de
 PING_REBUILD_TIMEOUT_S = 1.5  # within the readiness check's own 2 s
 
 
-# The broker could not be reached or refused a request: a transient fault, which the workers'
-# loops back off from (`libs.infra.errors`). Named after Kafka where the code speaks of Kafka.
-KafkaUnavailable = errors.BrokerUnavailable
-
-
-class MessageTooLarge(KafkaUnavailable):
+class MessageTooLarge(BrokerUnavailable):
     """A message bigger than a record batch may hold: no broker will take it."""
 
 
@@ -174,7 +170,7 @@ async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
         await client.start()
     except (KafkaError, OSError) as exc:
         await stop(client, STOP_BROKEN_TIMEOUT_S)
-        raise KafkaUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
+        raise BrokerUnavailable(f"cannot connect to Kafka: {type(exc).__name__}") from exc
 
 
 async def send_all(
@@ -183,12 +179,12 @@ async def send_all(
     messages: Sequence[tuple[str, bytes]],
     *,
     timeout_s: float,
-) -> list[float | KafkaUnavailable]:
+) -> list[float | BrokerUnavailable]:
     """Send every `(key, encoded envelope)` without waiting in between (the producer batches
     them), then wait up to `timeout_s` in all for every acknowledgement.
 
     Never raises for a message that failed: the answer holds, in order, the `time.monotonic()`
-    at which the broker acknowledged each message, or the `KafkaUnavailable` saying why it was
+    at which the broker acknowledged each message, or the `BrokerUnavailable` saying why it was
     not acknowledged, so the caller can hand back exactly what did not go out.
 
     A key always goes to the same partition (so one key's messages keep their order): the one
@@ -200,7 +196,7 @@ async def send_all(
     delivered later, so the caller must make a late copy harmless (the scheduler deletes its
     execution row).
     """
-    acked: list[float | KafkaUnavailable | None] = [None] * len(messages)
+    acked: list[float | BrokerUnavailable | None] = [None] * len(messages)
     futures: list[tuple[list[int], asyncio.Future[Any]]] = []
 
     def record(members: list[int], future: asyncio.Future[Any]) -> None:
@@ -213,7 +209,7 @@ async def send_all(
         try:
             future = await producer.send_batch(builder, topic, partition=partition)
         except KafkaError as exc:
-            failure = KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
+            failure = BrokerUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
             for index in members:
                 acked[index] = failure
             return
@@ -225,7 +221,7 @@ async def send_all(
             try:
                 partitions = sorted(await producer.partitions_for(topic))
             except KafkaError as exc:
-                failure = KafkaUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
+                failure = BrokerUnavailable(f"publish to {topic} failed: {type(exc).__name__}")
                 return [failure] * len(messages)
             # Record batches built here, one or more per partition: one future per batch
             # rather than per message, which is most of a producer's cost per message.
@@ -254,7 +250,7 @@ async def send_all(
     except TimeoutError:
         pass  # what is not acknowledged by now counts as not published
     batch_of = {index: future for members, future in futures for index in members}
-    results: list[float | KafkaUnavailable] = []
+    results: list[float | BrokerUnavailable] = []
     for index, outcome in enumerate(acked):
         if outcome is not None:
             results.append(outcome)
@@ -264,7 +260,7 @@ async def send_all(
             reason = type(future.exception()).__name__
         else:
             reason = f"no acknowledgement within {timeout_s} s"
-        results.append(KafkaUnavailable(f"publish to {topic} failed: {reason}"))
+        results.append(BrokerUnavailable(f"publish to {topic} failed: {reason}"))
     return results
 
 
@@ -276,11 +272,11 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
 
 
 async def ping(producer: AIOKafkaProducer) -> None:
-    """Raise `KafkaUnavailable` unless a broker answers a metadata request."""
+    """Raise `BrokerUnavailable` unless a broker answers a metadata request."""
     try:
         await producer.client.fetch_all_metadata()
     except (KafkaError, OSError) as exc:
-        raise KafkaUnavailable(type(exc).__name__) from exc
+        raise BrokerUnavailable(type(exc).__name__) from exc
 
 
 async def stop(client: AIOKafkaProducer | AIOKafkaConsumer, timeout_s: float) -> bool:
@@ -295,7 +291,7 @@ async def stop(client: AIOKafkaProducer | AIOKafkaConsumer, timeout_s: float) ->
             stopping.result()
         return True
     if isinstance(client, AIOKafkaProducer):
-        client._message_accumulator.fail_all(KafkaUnavailable("producer stopped"))
+        client._message_accumulator.fail_all(BrokerUnavailable("producer stopped"))
         done, _ = await asyncio.wait([stopping], timeout=STOP_AFTER_FAILING_S)
     if not done:
         stopping.cancel()
@@ -336,18 +332,18 @@ class Producer:
 
     async def send_all(
         self, topic: str, messages: Sequence[tuple[str, bytes]], *, timeout_s: float
-    ) -> list[float | KafkaUnavailable]:
+    ) -> list[float | BrokerUnavailable]:
         """`send_all` through a working client (rebuilt first when the last send failed)."""
         try:
             client = await self.connected(timeout_s)
-        except KafkaUnavailable as exc:
+        except BrokerUnavailable as exc:
             return [exc] * len(messages)
         try:
             acks = await send_all(client, topic, messages, timeout_s=timeout_s)
         except asyncio.CancelledError:
             self._record("a send was cut short")
             raise
-        failures = [a for a in acks if isinstance(a, KafkaUnavailable)]
+        failures = [a for a in acks if isinstance(a, BrokerUnavailable)]
         broken = [f for f in failures if not isinstance(f, MessageTooLarge)]
         if broken or len(failures) < len(acks):
             self._record(str(broken[0]) if broken else None)
@@ -396,7 +392,7 @@ class Producer:
 
     async def connected(self, timeout_s: float) -> AIOKafkaProducer:
         """The client to send with: the first one, or after a failed send a new one (topics
-        created first when missing); `KafkaUnavailable` when the broker cannot give one."""
+        created first when missing); `BrokerUnavailable` when the broker cannot give one."""
         async with self._lock:
             if self._client is not None and self._broken is None:
                 return self._client
@@ -411,10 +407,10 @@ class Producer:
                 async with asyncio.timeout(timeout_s):
                     await ensure_topics(self._settings)
                     await start(client)
-            except (TimeoutError, KafkaUnavailable) as exc:
+            except (TimeoutError, BrokerUnavailable) as exc:
                 await stop(client, STOP_BROKEN_TIMEOUT_S)
                 self._broken = f"cannot rebuild the producer: {exc or type(exc).__name__}"
-                raise KafkaUnavailable(self._broken) from exc
+                raise BrokerUnavailable(self._broken) from exc
             self._client = client
             if rebuilding:
                 log.get().info("producer_rebuilt")
@@ -443,7 +439,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             if code == TOPIC_ALREADY_EXISTS:
                 continue
             if code != 0:
-                raise KafkaUnavailable(f"cannot create topic {topic}: {message or code}")
+                raise BrokerUnavailable(f"cannot create topic {topic}: {message or code}")
             log.get().info("topic_created", topic=topic, partitions=wanted[topic])
         for description in await admin.describe_topics(list(wanted)):
             present = len(description["partitions"])
@@ -455,6 +451,6 @@ async def ensure_topics(settings: KafkaSettings) -> None:
                     configured=wanted[description["topic"]],
                 )
     except (KafkaError, OSError) as exc:
-        raise KafkaUnavailable(f"cannot create topics: {type(exc).__name__}") from exc
+        raise BrokerUnavailable(f"cannot create topics: {type(exc).__name__}") from exc
     finally:
         await admin.close()

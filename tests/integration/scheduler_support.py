@@ -87,7 +87,7 @@ async def scheduler_parts(settings: Settings, *, producer: bool = True) -> Async
 
 async def dispatch_batch(dispatcher: Dispatcher) -> BatchResult:
     """One batch as the dispatch loop runs it, claim then publishing, without the loop's
-    overlap of the two: raises `KafkaUnavailable` after handing back what was not published."""
+    overlap of the two: raises `BrokerUnavailable` after handing back what was not published."""
     return await dispatcher.publish_batch(await dispatcher.claim_batch())
 
 

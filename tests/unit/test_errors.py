@@ -13,7 +13,6 @@ from libs.infra import db, errors, kafka
     [
         errors.DatabaseUnavailable("away"),
         errors.BrokerUnavailable("away"),
-        kafka.KafkaUnavailable("away"),
         kafka.MessageTooLarge("too large"),
         ConnectionRefusedError(),
         TimeoutError(),
@@ -28,8 +27,7 @@ def test_anything_else_is_a_bug(bug):
     assert not errors.is_transient(bug)
 
 
-def test_the_kafka_and_database_names_are_the_workers_errors():
-    assert kafka.KafkaUnavailable is errors.BrokerUnavailable
+def test_the_broker_and_database_errors_are_the_workers_errors():
     assert issubclass(kafka.MessageTooLarge, errors.BrokerUnavailable)
     assert db.DatabaseUnavailable is errors.DatabaseUnavailable
 
