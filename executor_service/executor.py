@@ -25,6 +25,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Coroutine, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -62,6 +63,17 @@ SHUTDOWN_FINISH_S = 5.0
 LEAVE_TIMEOUT_S = 3.0  # at shutdown, to commit what is finished and leave the group
 INTERRUPTED_KIND = "interrupted"
 INTERRUPTED_RECORDING_S = 1.0  # for cancelled attempts to hand their outcome to the writer
+# A dispatch is published at most the scheduler's lookahead (5 s at most) before it is due;
+# whatever a message says, it is not held longer than this.
+MAX_HOLD_S = 5.0
+
+
+def seconds_until_due(dispatch: messages.DispatchMessage, db_now: datetime) -> float:
+    """How long after a claim at `db_now` (the database's clock) a dispatch is to start: until
+    its `due_at` when it was published ahead of it, at most `MAX_HOLD_S`; else at once."""
+    if dispatch.due_at is None:
+        return 0.0
+    return min(MAX_HOLD_S, max(0.0, (dispatch.due_at - db_now).total_seconds()))
 
 
 class Executor:
@@ -324,14 +336,14 @@ class Executor:
             else:
                 firsts[dispatch.execution_id] = (item, dispatch)
         claim = await self._claim([d for _, d in firsts.values()]) if firsts else None
+        claimed_at = time.monotonic()  # with `claim.db_now`: the database's clock from here on
         for item, dispatch in firsts.values():
             if claim is None:  # stopping with the database away: redelivered to the next owner
                 self._abandoned([item])
             elif dispatch.execution_id in claim.started:
-                if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
-                    lag_s = (claim.db_now - dispatch.scheduled_for).total_seconds()
-                    self.metrics.start_lag.observe(max(0.0, lag_s))
-                self._spawn(self._execute(item, dispatch), self._tasks, self._runs)
+                start_at = claimed_at + seconds_until_due(dispatch, claim.db_now)
+                clock = (claim.db_now, claimed_at)
+                self._spawn(self._execute(item, dispatch, start_at, clock), self._tasks, self._runs)
             else:
                 self._skip(skipped, item, dispatch, "already started, or its job moved on")
         if skipped:
@@ -356,7 +368,8 @@ class Executor:
         settings = self._settings
         backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
         wanted = [
-            repository.Dispatch(d.execution_id, d.job_id, d.lease_version) for d in dispatches
+            repository.Dispatch(d.execution_id, d.job_id, d.lease_version, d.due_at)
+            for d in dispatches
         ]
 
         async def claim() -> repository.Claim:
@@ -373,14 +386,30 @@ class Executor:
             report=loops.ErrorReport(self.metrics.loop_errors, "claim", "claim_failed"),
         )
 
-    async def _execute(self, item: Fetched, dispatch: messages.DispatchMessage) -> None:
-        started = time.monotonic()
+    async def _execute(
+        self,
+        item: Fetched,
+        dispatch: messages.DispatchMessage,
+        start_at: float,
+        clock: tuple[datetime, float],
+    ) -> None:
+        """Run `dispatch` at `start_at` (monotonic): its due time, when it was published ahead
+        of it. `clock` is the database's time at the claim and the monotonic time then."""
+        started = start_at
         try:
+            if (wait_s := start_at - time.monotonic()) > 0:
+                await asyncio.sleep(wait_s)
+            started = time.monotonic()
+            if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
+                db_now, claimed_at = clock
+                due = dispatch.due_at or dispatch.scheduled_for
+                lag_s = (db_now - due).total_seconds() + (started - claimed_at)
+                self.metrics.start_lag.observe(max(0.0, lag_s))
             result = await self._attempt(dispatch)
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise
-            # Shutdown cut the attempt short: it is recorded, to be retried.
+            # Shutdown cut the attempt short (or its start): it is recorded, to be retried.
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             message = "the executor shut down before the attempt finished"
             result = Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)

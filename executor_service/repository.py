@@ -38,6 +38,7 @@ class Dispatch:
     execution_id: uuid.UUID
     job_id: uuid.UUID
     lease_version: int
+    due_at: datetime | None = None  # when it is to start; None: at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +55,15 @@ _SUPERSEDED_SOURCE = states.only(
 
 
 # 1. lock the jobs in id order; 2. extend the lease of those still RUNNING under the dispatch's
-# token, to cover the job's timeout from now; 3. start their DISPATCHED executions; 4. an
+# token, to cover the job's timeout from when it starts (now, or its due time when it was
+# dispatched ahead: `greatest` ignores a NULL); 3. start their DISPATCHED executions; 4. an
 # execution whose job moved on before it started (paused, cancelled, deleted) will never run:
 # it is marked LOST rather than left DISPATCHED for ever.
 _CLAIM = text("""
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:execution_ids AS uuid[]), CAST(:job_ids AS uuid[]),
-                         CAST(:versions AS bigint[])) AS w(execution_id, job_id, lease_version)
+                         CAST(:versions AS bigint[]), CAST(:due_ats AS timestamptz[]))
+        AS w(execution_id, job_id, lease_version, due_at)
 ), locked AS (
     SELECT j.id, j.lease_version, j.status, j.timeout_s FROM jobs AS j
     WHERE j.id IN (SELECT job_id FROM wanted)
@@ -73,14 +76,16 @@ WITH wanted AS (
 ), extended AS (
     UPDATE jobs AS j
     SET lease_expires_at = greatest(j.lease_expires_at,
-            now() + make_interval(secs => j.timeout_s + CAST(:margin_s AS double precision))),
+            c.starts + make_interval(secs => j.timeout_s + CAST(:margin_s AS double precision))),
         updated_at = now()
-    FROM (SELECT DISTINCT job_id FROM current) AS c
+    FROM (SELECT job_id, greatest(now(), max(due_at)) AS starts FROM current GROUP BY job_id)
+         AS c
     WHERE j.id = c.job_id
     RETURNING j.id
 ), started AS (
     UPDATE executions AS e
-    SET status = CAST(:started_status AS text), worker = :worker, started_at = now()
+    SET status = CAST(:started_status AS text), worker = :worker,
+        started_at = greatest(now(), c.due_at)
     FROM current AS c
     WHERE e.id = c.execution_id AND e.job_id = c.job_id AND e.lease_version = c.lease_version
       AND e.status = CAST(:start_source AS text)
@@ -105,7 +110,9 @@ async def claim(
 ) -> Claim:
     """Start each dispatch's execution (DISPATCHED -> RUNNING) whose job is still RUNNING under
     the dispatch's fencing token, extending the job's lease to cover its timeout plus
-    `margin_s`. A dispatch not started is a duplicate delivery, or one overtaken by its job."""
+    `margin_s` from its start (its `due_at` when later than now: the caller holds it until
+    then, and that is its `started_at`). A dispatch not started is a duplicate delivery, or one
+    overtaken by its job."""
     row = (
         await session.execute(
             _CLAIM,
@@ -113,6 +120,7 @@ async def claim(
                 "execution_ids": [d.execution_id for d in dispatches],
                 "job_ids": [d.job_id for d in dispatches],
                 "versions": [d.lease_version for d in dispatches],
+                "due_ats": [d.due_at for d in dispatches],
                 "worker": worker,
                 "margin_s": margin_s,
                 "superseded_kind": SUPERSEDED_KIND,

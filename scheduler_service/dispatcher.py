@@ -2,15 +2,18 @@
 
 One batch:
 1. one short transaction claims up to `dispatch_batch_size` due jobs (`repository.
-   claim_due_jobs`: due by the database clock, `FOR UPDATE SKIP LOCKED`, set-based), applies the
-   misfire policy to those late beyond their grace, and commits;
+   claim_due_jobs`: due within `dispatch_lookahead_s` by the database clock, `FOR UPDATE SKIP
+   LOCKED`, set-based), applies the misfire policy to those late beyond their grace, and commits;
 2. one message per execution goes to the dispatch topic (key = job id; idempotent producer,
    `acks=all`); all are sent, then every acknowledgement is awaited;
 3. what failed to publish is handed back at once, in one transaction, guarded by the fencing
    token. What cannot be handed back (the database is away too) is found by lease recovery.
 
-Then the loop sleeps until the earliest `next_run_at` (capped), woken early by a NOTIFY; after a
-full batch (a backlog) it does not sleep at all. Errors make it back off and resume by itself.
+A claim takes the jobs due within `dispatch_lookahead_s` (the executor holds each until it is
+due) and says when the earliest job it left is due. The loop then sleeps until that job enters
+the window (capped, and at least half the window after a claim that took jobs: a batch by
+time), woken early by a NOTIFY; after a full batch (a backlog) it does not sleep at all.
+Errors make it back off and resume by itself.
 """
 
 from __future__ import annotations
@@ -47,6 +50,26 @@ class Batch:
     started: float  # time.monotonic() when the claim was sent
     locked: int  # due jobs the claim took (claimed, skipped by their misfire policy, ...)
     to_send: list[repository.Claimed]
+    next_due: datetime | None = None  # the earliest job the claim left, by the database clock
+
+
+def next_look_in(batch: Batch, *, lookahead_s: float, now: float) -> float | None:
+    """Seconds from `now` (monotonic) until the dispatcher is to claim again after `batch`;
+    None when no job is scheduled.
+
+    A job enters the claim's window `lookahead_s` before it is due. One left inside the window
+    at the claim is held by another transaction (another scheduler's claim): look again
+    shortly. After a claim that took jobs, the next waits at least half the window, so that
+    jobs falling due one after the other are claimed together, each still at least half the
+    window ahead of its due time."""
+    if batch.next_due is None:
+        return None
+    window_opens_s = (batch.next_due - batch.db_now).total_seconds() - lookahead_s
+    if window_opens_s <= 0:
+        return CONTENDED_RETRY_S
+    if batch.locked:
+        window_opens_s = max(window_opens_s, lookahead_s / 2)
+    return max(0.0, window_opens_s - (now - batch.started))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +121,7 @@ class Dispatcher:
                     if not self._producer.healthy:
                         # Nothing is claimed until the broker takes messages again.
                         await self._producer.connected(settings.dispatch_publish_timeout_s)
+                    self._wakeup.clear()  # before the claim, so a NOTIFY after its look is kept
                     batch = await self.claim_batch()
                     previous, publishing = publishing, self._start_publishing(batch)
                     if previous is not None:
@@ -108,15 +132,12 @@ class Dispatcher:
                     if publishing is not None:
                         current, publishing = publishing, None
                         await current
-                    self._wakeup.clear()  # before looking, so a NOTIFY after the look is kept
-                    delay = await self.seconds_until_next_due()
                     backoff.reset()
+                    delay = next_look_in(
+                        batch, lookahead_s=settings.dispatch_lookahead_s, now=time.monotonic()
+                    )
                     if delay is None:
                         delay = settings.dispatch_max_sleep_s
-                    elif delay <= 0:
-                        if batch.locked:
-                            continue  # more became due while this batch was published
-                        delay = CONTENDED_RETRY_S
                     self.sleeping.set()
                     await self._wakeup.sleep(min(delay, settings.dispatch_max_sleep_s))
                     self.sleeping.clear()
@@ -158,10 +179,6 @@ class Dispatcher:
             errors_total = self._metrics.loop_errors
             loops.ErrorReport.of_service("scheduler", "dispatch", errors_total)(exc, 0.0)
 
-    async def seconds_until_next_due(self) -> float | None:
-        async with db.transaction(self._sessions) as session:
-            return await repository.seconds_until_next_due(session)
-
     async def claim_batch(self) -> Batch:
         """One claim transaction: due jobs locked, misfire policies applied, executions
         inserted, committed. Returns what is to be published."""
@@ -172,6 +189,7 @@ class Dispatcher:
                 batch=self._settings.dispatch_batch_size,
                 lease_s=self._lease_s,
                 node_id=self._settings.node_id,
+                lookahead_s=self._settings.dispatch_lookahead_s,
             )
             claimed = claim.claimed
             if claim.late:
@@ -187,6 +205,7 @@ class Dispatcher:
             started=started,
             locked=locked,
             to_send=[c for c in claimed if c.execution_id is not None],
+            next_due=claim.next_due,
         )
 
     async def publish_batch(self, batch: Batch) -> BatchResult:
@@ -319,6 +338,7 @@ def _message(claimed: repository.Claimed) -> messages.DispatchMessage:
         type=claimed.type,
         payload=claimed.payload,
         scheduled_for=claimed.scheduled_for,
+        due_at=claimed.due_at,
         attempt=claimed.attempt,
         deadline=claimed.lease_expires_at,
         timeout_s=claimed.timeout_s,

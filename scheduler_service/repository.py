@@ -56,6 +56,7 @@ class Claimed:
     type: str
     payload: dict[str, Any]
     scheduled_for: datetime
+    due_at: datetime  # when the attempt is to start: its `next_run_at` at the claim
     attempt: int
     lease_version: int
     lease_expires_at: datetime
@@ -84,18 +85,23 @@ class Claim:
     db_now: datetime  # the database clock at the claim: `now()` of its transaction
     claimed: list[Claimed]
     late: list[Late]
+    # The earliest `next_run_at` of the SCHEDULED jobs the claim did not lock (None: none):
+    # within the claim's window, one that another transaction holds.
+    next_due: datetime | None = None
 
 
-# The three CTEs' rows come back as one UNION ALL, told apart by `kind` and paired by job id
-# in Python: joining them in SQL makes the planner, which estimates one row per CTE, compare
-# every claimed row with every inserted one (most of a batch's time at 500 rows).
+# The three CTEs' rows (and the next due time) come back as one UNION ALL, told apart by
+# `kind` and paired by job id in Python: joining them in SQL makes the planner, which
+# estimates one row per CTE, compare every claimed row with every inserted one (most of a
+# batch's time at 500 rows).
 _CLAIM_DUE_SQL = f"""
 WITH due AS (
     SELECT id, lease_version, next_run_at, attempt, run_count, last_run_at, last_finished_at,
            misfire_policy, misfire_grace_s, pause_after_run,
            next_run_at < now() - make_interval(secs => misfire_grace_s) AS late
     FROM jobs
-    WHERE status = CAST($6 AS text) AND next_run_at <= now() AND deleted_at IS NULL
+    WHERE status = CAST($6 AS text) AND deleted_at IS NULL
+      AND next_run_at <= now() + make_interval(secs => CAST($7 AS double precision))
     ORDER BY next_run_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -113,7 +119,8 @@ WITH due AS (
         occurrence_at = {occurrence_store.nominal_time_at_claim("j.next_run_at")}
     FROM due WHERE j.id = due.id AND NOT due.late
     RETURNING j.id, j.owner_id, j.type, j.payload, j.occurrence_at AS scheduled_for,
-              j.attempt, j.lease_version, j.lease_expires_at, j.timeout_s
+              j.next_run_at AS due_at, j.attempt, j.lease_version, j.lease_expires_at,
+              j.timeout_s
 ), inserted AS (
     INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status)
     SELECT id, scheduled_for, attempt, lease_version, CAST($5 AS text) FROM claimed
@@ -121,21 +128,28 @@ WITH due AS (
     RETURNING id, job_id
 )
 SELECT 'claimed' AS kind, now() AS db_now, id AS job_id, owner_id, type, payload,
-       scheduled_for AS next_run_at,
+       scheduled_for AS next_run_at, due_at,
        attempt, lease_version, lease_expires_at, timeout_s, NULL::uuid AS execution_id,
        NULL::integer AS run_count, NULL::timestamptz AS last_run_at,
        NULL::timestamptz AS last_finished_at, NULL::text AS misfire_policy,
        NULL::integer AS misfire_grace_s, NULL::boolean AS pause_after_run
 FROM claimed
 UNION ALL
-SELECT 'inserted', now(), job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id,
+SELECT 'inserted', now(), job_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id,
        NULL, NULL, NULL, NULL, NULL, NULL
 FROM inserted
 UNION ALL
-SELECT 'late', now(), id, NULL, NULL, NULL, next_run_at, attempt, lease_version, NULL, NULL,
-       NULL, run_count, last_run_at, last_finished_at, misfire_policy, misfire_grace_s,
+SELECT 'late', now(), id, NULL, NULL, NULL, next_run_at, NULL, attempt, lease_version, NULL,
+       NULL, NULL, run_count, last_run_at, last_finished_at, misfire_policy, misfire_grace_s,
        pause_after_run
 FROM due WHERE late
+UNION ALL
+-- When the dispatcher is to look again: the earliest due time of the jobs this claim left
+-- (one row, NULL when none). A job inside the window here is one another claim holds.
+SELECT 'next', now(), NULL, NULL, NULL, NULL, NULL, min(next_run_at), NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM jobs
+WHERE status = CAST($6 AS text) AND deleted_at IS NULL AND id NOT IN (SELECT id FROM due)
 """  # noqa: S608 (constant fragments)
 
 _NOW = text("SELECT now()")
@@ -151,6 +165,7 @@ def _claimed(row: Any, scheduled_for: datetime, execution_id: uuid.UUID | None) 
         type=row.type,
         payload=row.payload,
         scheduled_for=scheduled_for,
+        due_at=scheduled_for,
         attempt=row.attempt,
         lease_version=row.lease_version,
         lease_expires_at=row.lease_expires_at,
@@ -160,12 +175,13 @@ def _claimed(row: Any, scheduled_for: datetime, execution_id: uuid.UUID | None) 
 
 
 async def claim_due_jobs(
-    session: AsyncSession, *, batch: int, lease_s: float, node_id: str
+    session: AsyncSession, *, batch: int, lease_s: float, node_id: str, lookahead_s: float = 0.0
 ) -> Claim:
-    """Lock up to `batch` due jobs (by the database clock, oldest first, skipping rows another
-    scheduler holds); claim the on-time ones (RUNNING, next fencing token, a dispatch lease of
-    `lease_s`, an execution row each) and return the late ones still locked and
-    SCHEDULED, for the misfire policy to decide in the same transaction."""
+    """Lock up to `batch` jobs due within `lookahead_s` (by the database clock, oldest first,
+    skipping rows another scheduler holds); claim the on-time ones (RUNNING, next fencing token,
+    a dispatch lease of `lease_s`, an execution row each) and return the late ones still locked
+    and SCHEDULED, for the misfire policy to decide in the same transaction, and when the
+    earliest job left is due."""
     # The first statement goes through SQLAlchemy: its asyncpg adapter sends BEGIN only with
     # a statement of its own, and the claim below must run inside the transaction, so that the
     # late jobs it returns stay locked until the misfire policy has decided them.
@@ -175,12 +191,11 @@ async def claim_due_jobs(
     connection = await (await session.connection()).get_raw_connection()
     try:
         rows = await connection.driver_connection.fetch(
-            _CLAIM_DUE_SQL, batch, lease_s, node_id, _CLAIMED, _DISPATCHED, _DUE
+            _CLAIM_DUE_SQL, batch, lease_s, node_id, _CLAIMED, _DISPATCHED, _DUE, lookahead_s
         )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise errors.DatabaseUnavailable(f"claim failed: {errors.describe(exc)}") from exc
-    if not rows:
-        return Claim(db_now=db_now, claimed=[], late=[])
+    next_due = next(row["due_at"] for row in rows if row["kind"] == "next")
     execution_ids = {
         row["job_id"]: row["execution_id"] for row in rows if row["kind"] == "inserted"
     }
@@ -191,6 +206,7 @@ async def claim_due_jobs(
             type=row["type"],
             payload=row["payload"],
             scheduled_for=row["next_run_at"],
+            due_at=row["due_at"],
             attempt=row["attempt"],
             lease_version=row["lease_version"],
             lease_expires_at=row["lease_expires_at"],
@@ -217,7 +233,7 @@ async def claim_due_jobs(
         for row in rows
         if row["kind"] == "late"
     ]
-    return Claim(db_now=db_now, claimed=claimed, late=late)
+    return Claim(db_now=db_now, claimed=claimed, late=late, next_due=next_due)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,18 +463,6 @@ async def hand_back(
         _HAND_BACK, {"executions": executions, "versions": versions, **_WITHDRAWAL}
     )
     return [row.id for row in rows]
-
-
-_NEXT_DUE_IN = text("""
-SELECT EXTRACT(EPOCH FROM min(next_run_at) - now())::double precision
-FROM jobs WHERE status = CAST(:due AS text) AND deleted_at IS NULL
-""")
-
-
-async def seconds_until_next_due(session: AsyncSession) -> float | None:
-    """Seconds from the database's now to the earliest `next_run_at` of a SCHEDULED job
-    (negative when one is due already); None when no job is scheduled."""
-    return (await session.execute(_NEXT_DUE_IN, {"due": _DUE})).scalar_one()
 
 
 _COUNT_DUE = text("""

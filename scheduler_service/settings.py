@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from libs.infra import config
 
@@ -30,6 +30,13 @@ class Settings(config.KafkaSettings):
     # with recovery_interval_s it bounds how long a lost dispatch delays a run, which must stay
     # inside the default misfire grace (60 s).
     dispatch_lease_s: float = Field(default=15.0, gt=0)
+    # How long before its due time a job may be claimed and published; the executor holds it
+    # until it is due. Claims then come at most every half of this apart while jobs keep
+    # falling due (a batch by time, not one transaction per job at a steady rate), and the
+    # claim, the publication and the executor's claim happen before the due time instead of
+    # after it. A job written due sooner than this (a NOTIFY) is claimed at once. 0 claims
+    # only what is due, each time something is.
+    dispatch_lookahead_s: float = Field(default=0.2, ge=0, le=5)
 
     # --- Lease recovery ---
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3_600)
@@ -47,3 +54,12 @@ class Settings(config.KafkaSettings):
     # up to error_backoff_max_s, then resumes by itself.
     error_backoff_initial_s: float = Field(default=0.1, gt=0)
     error_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lookahead_inside_the_lease(self) -> Settings:
+        if self.dispatch_lookahead_s >= self.dispatch_lease_s:
+            raise ValueError(
+                "dispatch_lookahead_s must be shorter than dispatch_lease_s (a dispatch claimed "
+                "ahead must still be started inside its lease)"
+            )
+        return self

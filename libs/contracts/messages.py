@@ -52,6 +52,10 @@ class DispatchMessage(BaseModel):
     payload: dict[str, Any]
     # The occurrence's nominal fire time (not when it was dispatched).
     scheduled_for: AwareDatetime
+    # When this attempt is to start (a retry's time, or the due time of a dispatch published
+    # ahead of it): the executor holds it until then, by the database clock. None (a scheduler
+    # that publishes nothing ahead): at once.
+    due_at: AwareDatetime | None = None
     attempt: int = Field(ge=1)
     # When the scheduler's lease on the job expires; past it, lease recovery may hand the
     # occurrence to someone else, so an executor should not start it later than this.
