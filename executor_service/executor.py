@@ -47,7 +47,9 @@ from libs.scheduling import job_types
 from libs.scheduling.states import ExecutionStatus
 
 POLL_TIMEOUT_MS = 100
-COMMIT_INTERVAL_S = 0.05  # commits are a broker round trip: at most this often while busy
+# Commits are a broker round trip: at most this often while busy. What a crash leaves
+# uncommitted is redelivered, and the claim skips what was started already.
+COMMIT_INTERVAL_S = 0.5
 # A revoked partition's messages get this long to finish before it is given up, so that the
 # group's rebalance (which waits for every member) stays short: what is still running is
 # recorded all the same, and the new owner's claim skips its redelivered copy.
@@ -335,8 +337,8 @@ class Executor:
                 self._skip(skipped, item, dispatch, "a copy of a dispatch in the same fetch")
             else:
                 firsts[dispatch.execution_id] = (item, dispatch)
-        claim = await self._claim([d for _, d in firsts.values()]) if firsts else None
-        claimed_at = time.monotonic()  # with `claim.db_now`: the database's clock from here on
+        claimed = await self._claim([d for _, d in firsts.values()]) if firsts else None
+        claim, claimed_at = claimed if claimed is not None else (None, 0.0)
         for item, dispatch in firsts.values():
             if claim is None:  # stopping with the database away: redelivered to the next owner
                 self._abandoned([item])
@@ -364,7 +366,9 @@ class Executor:
 
     async def _claim(
         self, dispatches: Sequence[messages.DispatchMessage]
-    ) -> repository.Claim | None:
+    ) -> tuple[repository.Claim, float] | None:
+        """The claim, and the monotonic time its statement returned: the database's clock was
+        at least `db_now` then, which is what dispatches published ahead are held by."""
         settings = self._settings
         backoff = loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s)
         wanted = [
@@ -372,11 +376,12 @@ class Executor:
             for d in dispatches
         ]
 
-        async def claim() -> repository.Claim:
+        async def claim() -> tuple[repository.Claim, float]:
             async with db.transaction(self._sessions) as session:
-                return await repository.claim(
+                claimed = await repository.claim(
                     session, wanted, worker=settings.node_id, margin_s=settings.lease_margin_s
                 )
+                return claimed, time.monotonic()
 
         # Stopping with the database away: None, and the dispatches go to the next owner.
         return await loops.retry(

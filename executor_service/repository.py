@@ -99,7 +99,9 @@ WITH wanted AS (
       AND NOT EXISTS (SELECT 1 FROM current AS c WHERE c.execution_id = w.execution_id)
     RETURNING e.id
 )
-SELECT now() AS db_now, (SELECT count(*) FROM extended) AS extended,
+-- The clock as the statement ends (not `now()`, the transaction's start): what the executor
+-- holds a dispatch published ahead by, so an error here would start it late by as much.
+SELECT clock_timestamp() AS db_now, (SELECT count(*) FROM extended) AS extended,
        (SELECT count(*) FROM superseded) AS superseded,
        COALESCE((SELECT array_agg(id) FROM started), '{}') AS started
 """)
