@@ -485,6 +485,7 @@ async def store_future_jobs(conn: asyncpg.Connection, count: int) -> None:
 
 
 Count = Callable[[], Awaitable[int]]
+Missing = Callable[[], Awaitable[set[str]]]  # the workers of a subject that have run no job yet
 
 
 async def wait_for(count: Count, wanted: int, deadline_s: float, what: str) -> None:
@@ -511,7 +512,7 @@ def completed(conn: asyncpg.Connection, prefix: str) -> Count:
     return lambda: conn.fetchval(_COMPLETED, owner_of(prefix))
 
 
-async def warm_up(conn: asyncpg.Connection, missing: Callable[[], Awaitable[set[str]]]) -> None:
+async def warm_up(conn: asyncpg.Connection, missing: Missing) -> None:
     """Run rounds of warm-up jobs until none of the subject's workers is `missing` (has not run
     any yet), then forget their rows."""
     give_up = time.monotonic() + WARM_UP_DEADLINE_S
@@ -527,7 +528,7 @@ async def warm_up(conn: asyncpg.Connection, missing: Callable[[], Awaitable[set[
     await conn.execute("TRUNCATE bench_runs")
 
 
-def executors_missing(bench: Bench, conn: asyncpg.Connection) -> Callable[[], Awaitable[set]]:
+def executors_missing(bench: Bench, conn: asyncpg.Connection) -> Missing:
     """The executors that have run no job yet: until each has, the group has not settled (each
     owns partitions)."""
 
