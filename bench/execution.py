@@ -827,8 +827,10 @@ def print_summary(floor: Results, ours: Results, stored: int) -> None:
     print()
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-    missed = [r.figure for r in rows if r.met is False]
-    print(f"\ntargets missed: {len(missed)} of {len(rows)}" if missed else "\nevery target met")
+    measured = [r for r in rows if r.met is not None]
+    missed = [r for r in measured if not r.met]
+    verdict = f"targets missed: {len(missed)} of {len(measured)} measured"
+    print(f"\n{verdict}" if missed else "\nevery target measured is met")
     for problem in floor.problems + ours.problems:
         print(f"PROBLEM: {problem}")
 
