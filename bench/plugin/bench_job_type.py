@@ -11,8 +11,8 @@ the executor called the strategy, by the host's clock, which the database shares
 benchmark) against when it was due (`scheduled_for`). The table is not part of the
 product's schema: whoever runs the type creates it first with `CREATE_TABLE_SQL`.
 
-Runs are cheap on purpose, so that a benchmark measures the platform and not the plug-in: the
-rows of the runs started within `GATHER_S` of each other are written together, one INSERT per
+Runs are cheap on purpose, so that a benchmark measures the platform and not the plug-in:
+the rows of the runs started within `GATHER_S` of each other are written together, one INSERT per
 batch, by a single writer task, so the type holds at most one of the executor's pooled
 connections whatever the load (the executor's own claims and outcomes use the same pool), and
 runs starting one after the other at a steady rate do not cost a commit each. A run returns
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from executor_service.strategy import Resources, Run
 
 MAX_BATCH_ROWS = 1_000  # rows one INSERT writes at most
-GATHER_S = 0.01  # how long the writer waits for more runs to join a batch
+GATHER_S = 0.05  # how long the writer waits for more runs to join a batch
 MAX_TAG_LENGTH = 200
 ERROR_KIND = "bench_db"
 

@@ -163,19 +163,23 @@ def create_engine(
     statement_timeout_ms: int = 30_000,
     application_name: str = "scheduler",
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An async engine for `url`, with a bounded pool, a server-side statement timeout and
     bounded waits for a server that does not answer (connecting, then each statement).
 
-    A broken pooled connection is found before use (`pool_pre_ping`) and replaced, so the pool
-    recovers by itself once the server is back.
+    With `pre_ping`, a broken pooled connection is found before use (a round trip at every
+    checkout) and replaced, so a request after the server came back does not fail. Without
+    it, the first transaction on a broken connection fails (`DatabaseUnavailable`), which
+    invalidates the pool: for callers that retry anyway. Either way the pool recovers by itself
+    once the server is back.
     """
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # Statement parameters stay out of error messages (and so out of logs): they may hold
         # secrets, such as a webhook secret being stored.
         hide_parameters=True,

@@ -21,14 +21,18 @@ Resource = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Check]]]
 
 
 @asynccontextmanager
-async def database(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[dict[str, Check]]:
-    """An engine and session factory on `app.state`; disposed when the block ends."""
+async def database(
+    app: FastAPI, settings: ServiceSettings, *, pre_ping: bool = True
+) -> AsyncIterator[dict[str, Check]]:
+    """An engine and session factory on `app.state`; disposed when the block ends. `pre_ping`:
+    see `db.create_engine`."""
     engine = db.create_engine(
         settings.database_url.get_secret_value(),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         statement_timeout_ms=settings.database_statement_timeout_ms,
         application_name=f"{settings.service_name}:{settings.node_id}"[:63],
+        pre_ping=pre_ping,
     )
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
@@ -132,7 +136,9 @@ def worker_app(
         title=title,
         lifespan=lambda app: all_of(
             app,
-            partial(database, settings=settings),
+            # A worker's every transaction is retried by its loop: a pooled connection the
+            # server dropped costs one retry, not a round trip before every transaction.
+            partial(database, settings=settings, pre_ping=False),
             partial(kafka_producer, settings=settings),
             lambda app: background(app, name, build, grace_s),
         ),
