@@ -304,7 +304,7 @@ class Executor:
         decoded: list[tuple[Fetched, messages.DispatchMessage]] = []
         for item in fetched:
             try:
-                decoded.append((item, messages.parse_dispatch(kafka.decode(item.value))))
+                decoded.append((item, messages.decode_dispatch(item.value)))
             except kafka.MalformedMessage as exc:
                 self.metrics.skipped.labels("malformed").inc()
                 log.get().error(
