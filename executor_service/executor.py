@@ -318,7 +318,7 @@ class Executor:
         decoded: list[tuple[Fetched, messages.DispatchMessage]] = []
         for item in fetched:
             try:
-                decoded.append((item, messages.parse_dispatch(kafka.decode(item.value))))
+                decoded.append((item, messages.decode_dispatch(item.value)))
             except kafka.MalformedMessage as exc:
                 self.metrics.skipped.labels("malformed").inc()
                 log.get().error(
@@ -419,8 +419,7 @@ class Executor:
             message = "the executor shut down before the attempt finished"
             result = Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
         duration_s = time.monotonic() - started
-        self.metrics.duration.labels(dispatch.type).observe(duration_s)
-        self.metrics.executions.labels(dispatch.type, result.status.value.lower()).inc()
+        self.metrics.attempt_ended(dispatch.type, result.status, duration_s)
         self._writer.submit(Outcome(item, dispatch, result, duration_s))
 
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:

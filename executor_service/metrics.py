@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from libs.infra import metrics
+from libs.scheduling.states import ExecutionStatus
 
 DURATION_BUCKETS_S = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
@@ -69,3 +72,17 @@ class ExecutorMetrics:
             registry=registry,
         )
         self.loop_errors = metrics.loop_errors("executor", registry)
+        # The children of `duration` and `executions` by (job type, status): `labels` looks
+        # them up under a lock and checks their values every time, and every attempt counts.
+        self._ended: dict[tuple[str, ExecutionStatus], tuple[Any, Any]] = {}
+
+    def attempt_ended(self, job_type: str, status: ExecutionStatus, duration_s: float) -> None:
+        """Count an attempt of `job_type` that ended in `status`, and how long it ran."""
+        children = self._ended.get((job_type, status))
+        if children is None:
+            children = self._ended[(job_type, status)] = (
+                self.duration.labels(job_type),
+                self.executions.labels(job_type, status.value.lower()),
+            )
+        children[0].observe(duration_s)
+        children[1].inc()

@@ -241,12 +241,13 @@ class OutcomeWriter:
         (paused, cancelled, taken over). The error's kind is logged, never its text: that may
         quote the target's answer or the payload."""
         then = {o.dispatch.execution_id: d for o, d in decisions if o.dispatch.job_id in moved}
+        logger = log.get()
         for outcome in batch:
             dispatch, result = outcome.dispatch, outcome.result
             if dispatch.execution_id not in recorded:
                 continue
             decided = then.get(dispatch.execution_id)
-            log.get().info(
+            logger.info(
                 "execution_finished",
                 job_id=str(dispatch.job_id),
                 execution_id=str(dispatch.execution_id),

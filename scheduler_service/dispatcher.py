@@ -280,10 +280,7 @@ class Dispatcher:
         """Publish one message per execution; returns those that were not acknowledged."""
         producer_name = self._settings.node_id
         batch = [
-            (
-                str(c.job_id),
-                kafka.encode(messages.dispatch_envelope(_message(c), producer=producer_name)),
-            )
+            (str(c.job_id), messages.encode_dispatch(_message(c), producer=producer_name))
             for c in claimed
         ]
         sent_at = time.monotonic()

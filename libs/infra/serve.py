@@ -32,6 +32,11 @@ def server_config(settings: config.ServiceSettings, app: FastAPI) -> uvicorn.Con
         log_config=None,  # logging is ours (libs.infra.log)
         access_log=False,  # requests are logged by libs.infra.web with their ids
         lifespan="on",
+        # uvloop where it is installed (a dependency on every platform it builds for): its
+        # event loop, callbacks and socket transports are C, and a worker's own Python runs
+        # between them for every message and every database round trip. asyncio's loop
+        # otherwise.
+        loop="auto",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         server_header=False,
         # Forwarded headers only from the proxies named in the settings, never by default:

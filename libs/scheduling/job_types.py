@@ -99,8 +99,12 @@ class _Payload(schemas.StrictModel):
 # --- http --------------------------------------------------------------------------------------
 
 
+# Whitespace (`\s` is `str.isspace`, Unicode's included) and control characters.
+_URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def _http_url(value: str) -> str:
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if _URL_FORBIDDEN.search(value):
         raise ValueError("must not contain whitespace or control characters")
     try:
         parts = urlsplit(value)

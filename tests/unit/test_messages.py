@@ -93,3 +93,76 @@ def test_a_missing_field_is_named():
     envelope = kafka.Envelope(type="job.dispatch", version=1, producer="p", payload=payload)
     with pytest.raises(kafka.MalformedMessage, match="deadline"):
         messages.parse_dispatch(envelope)
+
+
+def test_a_dispatch_encoded_in_one_pass_is_the_envelopes_json():
+    message = dispatch()
+    one_pass = messages.encode_dispatch(message, producer="scheduler-1")
+    decoded = kafka.decode(one_pass)
+    envelope = messages.dispatch_envelope(message, producer="scheduler-1").model_copy(
+        update={"id": decoded.id, "produced_at": decoded.produced_at}
+    )
+    assert one_pass == kafka.encode(envelope)
+    assert messages.parse_dispatch(decoded) == message
+
+
+def two_steps(raw):
+    try:
+        return messages.parse_dispatch(kafka.decode(raw))
+    except kafka.MalformedMessage as exc:
+        return type(exc), str(exc)
+
+
+def one_pass(raw):
+    try:
+        return messages.decode_dispatch(raw)
+    except kafka.MalformedMessage as exc:
+        return type(exc), str(exc)
+
+
+def changed(path, value):
+    document = json.loads(messages.encode_dispatch(dispatch(), producer="p"))
+    *parents, name = path
+    target = document
+    for parent in parents:
+        target = target[parent]
+    if value is ...:
+        del target[name]
+    else:
+        target[name] = value
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        messages.encode_dispatch(dispatch(), producer="p"),
+        None,
+        b"",
+        b"\xff\xfe",
+        b"[1]",
+        b'{"envelope": 1}',
+        changed(["envelope"], ...),
+        changed(["envelope"], 2),
+        changed(["envelope"], True),
+        changed(["envelope"], 1.0),
+        changed(["version"], ...),
+        changed(["version"], 2),
+        changed(["version"], "1"),
+        changed(["type"], "job.outcome"),
+        changed(["producer"], ""),
+        changed(["produced_at"], "2026-01-01T00:00:00"),
+        changed(["id"], "x"),
+        changed(["added_later"], {"x": 1}),
+        changed(["payload"], []),
+        changed(["payload", "attempt"], 0),
+        changed(["payload", "attempt"], "2"),
+        changed(["payload", "deadline"], ...),
+        changed(["payload", "scheduled_for"], "2026-11-22T16:00:00"),
+        changed(["payload", "trace_id"], "x" * 65),
+        changed(["payload", "priority"], "high"),
+        changed(["payload", "payload"], {"big": 10**30, "tiny": 5e-324, "text": "é\u2028"}),
+    ],
+)
+def test_a_dispatch_decoded_in_one_pass_is_what_the_two_steps_give(raw):
+    assert one_pass(raw) == two_steps(raw)
