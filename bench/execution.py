@@ -566,6 +566,14 @@ _STARTED = """
 SELECT r.started_at FROM bench_runs AS r JOIN jobs AS j ON j.id = r.job_id
 WHERE j.owner_id = $1 AND j.deleted_at IS NULL
 """
+# Where a job created due now spent its time: claimed by a scheduler (its execution row's
+# `created_at`, the claim transaction's start), then by an executor (`started_at`, its claim
+# transaction's start, the job being due), then run.
+_STAGES = """
+SELECT e.created_at AS dispatched, e.started_at AS claimed FROM executions AS e
+JOIN jobs AS j ON j.id = e.job_id
+WHERE j.owner_id = $1 AND j.deleted_at IS NULL
+"""
 
 
 @dataclass
@@ -701,12 +709,18 @@ async def idle(subject: Subject, conn: asyncpg.Connection, results: Results) -> 
     print(
         f"3. idle for {usage.wall_s:.1f} s: {subject.name} {usage.cores:.2%} of one core ({shares})"
     )
+    stages: list[tuple[float, ...]] = []
     for number in range(IDLE_JOBS):
         began = time.monotonic()
         prefix = f"idle{number}"
         committed = await insert_jobs(conn, prefix, 1, offset_s=0, interval_s=0)
         started = await wait_for_start(conn, prefix, IDLE_RUN_DEADLINE_S)
         results.idle_start_ms.append((started - committed).total_seconds() * 1000)
+        if subject.executions:
+            row = await conn.fetchrow(_STAGES, owner_of(prefix))
+            stages.append(
+                tuple((t - committed).total_seconds() * 1000 for t in (*row.values(), started))
+            )
         await asyncio.sleep(max(0.0, began + IDLE_JOB_SPACING_S - time.monotonic()))
     starts = results.idle_start_ms
     print(
@@ -714,6 +728,12 @@ async def idle(subject: Subject, conn: asyncpg.Connection, results: Results) -> 
         f"(ms from the commit): median {statistics.median(starts):.1f}, max {max(starts):.1f} "
         f"({', '.join(f'{ms:.0f}' for ms in starts)})"
     )
+    if stages:
+        medians = [statistics.median(column) for column in zip(*stages, strict=True)]
+        print(
+            "   medians (ms from the commit): a scheduler's claim began {:.1f}, an executor's "
+            "claim began {:.1f}, the run started {:.1f}".format(*medians)
+        )
 
 
 def measure_memory(bench: Bench, results: Results) -> None:

@@ -25,7 +25,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Coroutine, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -400,13 +400,13 @@ class Executor:
     ) -> None:
         """Run `dispatch` at `start_at` (monotonic): its due time, when it was published ahead
         of it. `clock` is the database's time at the claim and the monotonic time then."""
+        db_now, claimed_at = clock
         started = start_at
         try:
             if (wait_s := start_at - time.monotonic()) > 0:
                 await asyncio.sleep(wait_s)
             started = time.monotonic()
             if dispatch.attempt == 1:  # a retry starts late by design (its backoff)
-                db_now, claimed_at = clock
                 due = dispatch.due_at or dispatch.scheduled_for
                 lag_s = (db_now - due).total_seconds() + (started - claimed_at)
                 self.metrics.start_lag.observe(max(0.0, lag_s))
@@ -418,9 +418,11 @@ class Executor:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             message = "the executor shut down before the attempt finished"
             result = Result(ExecutionStatus.FAILED, INTERRUPTED_KIND, message, retryable=True)
-        duration_s = time.monotonic() - started
+        ended = time.monotonic()
+        duration_s = ended - started
         self.metrics.attempt_ended(dispatch.type, result.status, duration_s)
-        self._writer.submit(Outcome(item, dispatch, result, duration_s))
+        ended_at = db_now + timedelta(seconds=ended - claimed_at)
+        self._writer.submit(Outcome(item, dispatch, result, duration_s, ended_at))
 
     async def _attempt(self, dispatch: messages.DispatchMessage) -> Result:
         """Run one attempt through its strategy; `decisions` classifies how it ended."""

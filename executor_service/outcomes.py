@@ -50,6 +50,9 @@ class Outcome:
     dispatch: messages.DispatchMessage
     result: Result
     duration_s: float  # how long the attempt ran, by the executor's monotonic clock
+    # When the attempt ended, by the database's clock as the claim read it and the monotonic
+    # clock since: the execution's `finished_at`, however long the outcome waits to be written.
+    ended_at: datetime | None = None
 
 
 class OutcomeWriter:

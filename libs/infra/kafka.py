@@ -206,6 +206,9 @@ async def send_all(
                 acked[index] = now
 
     async def submit(builder: Any, partition: int, members: list[int]) -> None:
+        # Closed, the batch goes out at once: the producer's linger is for messages sent one by
+        # one, and would only delay a batch built whole.
+        builder.close()
         try:
             future = await producer.send_batch(builder, topic, partition=partition)
         except KafkaError as exc:
