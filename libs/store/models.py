@@ -275,6 +275,9 @@ class Job(Base):
             postgresql_ops={"labels": "jsonb_path_ops"},
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        # Every move of a job changes an indexed column (status, next run, lease expiry), so its
+        # updates are never heap-only; room on the page keeps the new version beside the old.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
     id: Mapped[UuidPk]
@@ -380,6 +383,10 @@ class Execution(Base):
         Index(None, "job_id", "created_at"),
         # Everyone's executions, newest first (GET /v1/executions).
         Index(None, "created_at", "id"),
+        # Inserted by its claim, then updated twice (started, finished) without changing an
+        # indexed column: 60% of each page is left to those updates, which then stay heap-only
+        # (HOT) and write no index entry (migration 0012).
+        {"postgresql_with": {"fillfactor": 40}},
     )
 
     id: Mapped[UuidPk]
