@@ -229,6 +229,7 @@ async def run(url: str, *, jobs: int, due: int, batch: int, sql: str = "") -> di
         phases[name] = {
             "batches": len(full),
             "median_ms": statistics.median(s[0] for s in full) * 1000,
+            "max_ms": max(s[0] for s in full) * 1000,
             "cpu_us_per_execution": sum(s[1] for s in full) / sum(s[3] for s in full) * 1e6,
             "median_cpu_ms": statistics.median(s[1] for s in full) * 1000,
             "wal_bytes_per_execution": sum(s[2] for s in full) / sum(s[3] for s in full),
