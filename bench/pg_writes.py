@@ -239,12 +239,13 @@ async def run(url: str, *, jobs: int, due: int, batch: int, sql: str = "") -> di
 
 def _report(results: list[dict[str, Any]]) -> None:
     names = list(results[0]["phases"])
-    print(f"{'transaction':<22}{'median ms':>11}{'CPU us/exec':>13}{'WAL B/exec':>12}")
+    print(f"{'transaction':<22}{'median ms':>11}{'max ms':>9}{'CPU us/exec':>13}{'WAL B/exec':>12}")
     for name in names:
         runs = [r["phases"][name] for r in results]
         print(
             f"{name:<22}"
             f"{statistics.median(p['median_ms'] for p in runs):>11.2f}"
+            f"{max(p['max_ms'] for p in runs):>9.1f}"
             f"{statistics.median(p['cpu_us_per_execution'] for p in runs):>13.1f}"
             f"{statistics.median(p['wal_bytes_per_execution'] for p in runs):>12.0f}"
         )
@@ -254,7 +255,7 @@ def _report(results: list[dict[str, Any]]) -> None:
     total_wal = statistics.median(
         sum(p["wal_bytes_per_execution"] for p in r["phases"].values()) for r in results
     )
-    print(f"{'total':<22}{'':>11}{total_cpu:>13.1f}{total_wal:>12.0f}")
+    print(f"{'total':<22}{'':>20}{total_cpu:>13.1f}{total_wal:>12.0f}")
     for table, stats in results[-1]["tables"].items():
         upd, hot = stats["n_tup_upd"], stats["n_tup_hot_upd"]
         print(
