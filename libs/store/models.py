@@ -268,15 +268,15 @@ class Job(Base):
         ),
         # jsonb_path_ops: smaller and faster than the default operator class, and containment
         # is the only operator the API uses on labels. Every move of a job inserts its labels
-        # again: written into the index directly, not into a pending list that a later claim
-        # would have to merge all at once and that every label query reads in full.
+        # again; GIN's default `fastupdate` stays: appending them to the pending list, merged
+        # later in bulk, costs PostgreSQL less CPU than writing them into the index directly
+        # (bench.pg_writes: 15-35 us per execution less, for 6% more WAL).
         Index(
             "ix_jobs_labels",
             "labels",
             postgresql_using="gin",
             postgresql_ops={"labels": "jsonb_path_ops"},
             postgresql_where=text("deleted_at IS NULL"),
-            postgresql_with={"fastupdate": "off"},
         ),
         # Every move of a job changes an indexed column (status, next run, lease expiry), so its
         # updates are never heap-only; room on the page keeps the new version beside the old.

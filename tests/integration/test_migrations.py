@@ -98,7 +98,7 @@ async def test_upgrade_creates_every_table_and_the_hot_path_indexes(
     )
     assert indexes["ix_jobs_labels"] == (
         "CREATE INDEX ix_jobs_labels ON public.jobs USING gin (labels jsonb_path_ops)"
-        " WITH (fastupdate=off) WHERE (deleted_at IS NULL)"
+        " WHERE (deleted_at IS NULL)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Less index work per execution: `fillfactor` on `executions` and `jobs`, labels' GIN direct.
+"""Room on each page for the hot path's updates: `fillfactor` on `executions` and `jobs`.
 
 Revision ID: 0012
 Revises: 0011
@@ -15,14 +15,8 @@ A job's updates change an indexed column (its status, its next run, its lease's 
 are never HOT, but with room on the page the new version stays beside the old one instead of
 moving to another page.
 
-Every one of those job updates also adds the job's labels to `ix_jobs_labels` again. With the
-GIN default (`fastupdate`) they went to the index's pending list, which a later insert or vacuum
-merges into the index all at once (a pause in whichever claim crosses the limit) and which every
-label query reads in full meanwhile; they are now written into the index directly (6% less WAL
-per execution, a smaller index). The pending list left is merged here.
-
-The fillfactors apply to pages filled from now on; existing rows are not rewritten. Downgrading
-restores the defaults.
+The setting applies to pages filled from now on; existing rows are not rewritten. Downgrading
+restores the default (100).
 """
 
 from collections.abc import Sequence
@@ -41,11 +35,8 @@ JOBS_FILLFACTOR = 80
 def upgrade() -> None:
     op.execute(f"ALTER TABLE executions SET (fillfactor = {EXECUTIONS_FILLFACTOR})")
     op.execute(f"ALTER TABLE jobs SET (fillfactor = {JOBS_FILLFACTOR})")
-    op.execute("ALTER INDEX ix_jobs_labels SET (fastupdate = off)")
-    op.execute("SELECT gin_clean_pending_list('ix_jobs_labels')")
 
 
 def downgrade() -> None:
-    op.execute("ALTER INDEX ix_jobs_labels RESET (fastupdate)")
     op.execute("ALTER TABLE jobs RESET (fillfactor)")
     op.execute("ALTER TABLE executions RESET (fillfactor)")
