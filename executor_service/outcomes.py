@@ -129,11 +129,9 @@ class OutcomeWriter:
         letters: list[tuple[occurrence_store.DeadLetter, Outcome]] = []
         decisions: list[tuple[Outcome, occurrences.Next]] = []
         async with db.transaction(self._sessions) as session:
-            db_now, running = await repository.lock_jobs(
-                session, [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch]
-            )
-            recorded = await repository.finish_executions(
+            locked = await repository.lock_and_finish(
                 session,
+                [(o.dispatch.job_id, o.dispatch.lease_version) for o in batch],
                 [
                     repository.Finished(
                         o.dispatch.execution_id,
@@ -144,6 +142,7 @@ class OutcomeWriter:
                     for o in batch
                 ],
             )
+            db_now, running, recorded = locked.db_now, locked.running, locked.recorded
             moves: list[occurrence_store.Move] = []
             for outcome in batch:
                 job = running.get(outcome.dispatch.job_id)

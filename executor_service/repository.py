@@ -153,43 +153,6 @@ class Running:
     occurrence_at: datetime | None  # the nominal time of the occurrence in flight (its claim's)
 
 
-_LOCK_RUNNING = text("""
-SELECT now() AS db_now, j.id, j.owner_id, j.schedule, j.retry_policy, j.run_count,
-       j.attempt, j.payload, j.lease_version, j.status, j.pause_after_run, j.occurrence_at
-FROM jobs AS j
-WHERE j.id = ANY(CAST(:ids AS uuid[]))
-ORDER BY j.id
-FOR UPDATE
-""")
-
-
-async def lock_jobs(
-    session: AsyncSession, tokens: Sequence[tuple[uuid.UUID, int]]
-) -> tuple[datetime | None, dict[uuid.UUID, Running]]:
-    """Lock the jobs of `(job_id, lease_version)` outcomes (in id order) and return the
-    database's now (None when none of the jobs exists any more) and those still RUNNING under
-    that token: only their outcome may move them on."""
-    wanted = dict(tokens)
-    rows = (await session.execute(_LOCK_RUNNING, {"ids": list(wanted)})).all()
-    db_now = rows[0].db_now if rows else None
-    running = {
-        row.id: Running(
-            job_id=row.id,
-            owner_id=row.owner_id,
-            schedule=occurrences.read_schedule(row.schedule),
-            retry_policy=backoff.RetryPolicy.load(row.retry_policy),
-            run_count=row.run_count,
-            attempt=row.attempt,
-            payload=row.payload,
-            pause_after_run=row.pause_after_run,
-            occurrence_at=row.occurrence_at,
-        )
-        for row in rows
-        if row.status == JobStatus.RUNNING and row.lease_version == wanted[row.id]
-    }
-    return db_now, running
-
-
 @dataclass(frozen=True, slots=True)
 class Finished:
     """An execution's outcome."""
@@ -204,29 +167,87 @@ class Finished:
             raise ValueError(f"an outcome does not end an execution as {self.status}")
 
 
-_FINISH = text("""
-UPDATE executions AS e
-SET status = u.status, finished_at = now(), error_kind = u.error_kind, error = u.error
-FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:kinds AS text[]),
-            CAST(:errors AS text[])) AS u(id, status, error_kind, error)
-WHERE e.id = u.id AND e.status = CAST(:source AS text)
-RETURNING e.id
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one outcome batch's first statement did: the jobs it locked that are still RUNNING
+    under their dispatch's token, and the executions whose outcome it recorded."""
+
+    db_now: datetime | None  # the database's now; None when it found no row at all
+    running: dict[uuid.UUID, Running]
+    recorded: set[uuid.UUID]
+
+
+# One statement, one round trip: 1. lock the batch's jobs in id order (lease recovery's order);
+# 2. only then (the gate counts every locked row before the first execution is read) record
+# each outcome on its execution if it is still RUNNING (lease recovery may have marked it LOST
+# meanwhile). The jobs' rows come back for the caller to decide their moves, the executions
+# recorded beside them (as one UNION ALL, told apart by `recorded`).
+_LOCK_AND_FINISH = text("""
+WITH locked AS (
+    SELECT j.id, j.owner_id, j.schedule, j.retry_policy, j.run_count, j.attempt, j.payload,
+           j.lease_version, j.status, j.pause_after_run, j.occurrence_at
+    FROM jobs AS j
+    WHERE j.id = ANY(CAST(:job_ids AS uuid[]))
+    ORDER BY j.id
+    FOR UPDATE
+), finished AS (
+    UPDATE executions AS e
+    SET status = u.status, finished_at = now(), error_kind = u.error_kind, error = u.error
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:kinds AS text[]),
+                CAST(:errors AS text[])) AS u(id, status, error_kind, error)
+    WHERE e.id = u.id AND e.status = CAST(:source AS text)
+      AND (SELECT count(*) FROM locked) >= 0
+    RETURNING e.id
+)
+SELECT now() AS db_now, l.*, NULL::uuid AS recorded FROM locked AS l
+UNION ALL
+SELECT now(), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, f.id
+FROM finished AS f
 """)
 
 
-async def finish_executions(session: AsyncSession, outcomes: Sequence[Finished]) -> set[uuid.UUID]:
-    """Record each outcome on its execution if it is still RUNNING (lease recovery may have
-    marked it LOST meanwhile); returns the executions recorded."""
-    if not outcomes:
-        return set()
-    rows = await session.execute(
-        _FINISH,
-        {
-            "ids": [o.execution_id for o in outcomes],
-            "statuses": [o.status.value for o in outcomes],
-            "kinds": [o.error_kind for o in outcomes],
-            "errors": [o.error for o in outcomes],
-            "source": _OUTCOME_SOURCE.value,
-        },
+async def lock_and_finish(
+    session: AsyncSession,
+    tokens: Sequence[tuple[uuid.UUID, int]],
+    outcomes: Sequence[Finished],
+) -> Recorded:
+    """Lock the jobs of `(job_id, lease_version)` outcomes (in id order), then record each
+    outcome on its execution if that is still RUNNING. Returns the database's now, the jobs
+    still RUNNING under their outcome's token (only their outcome may move them on) and the
+    executions recorded."""
+    wanted = dict(tokens)
+    rows = (
+        await session.execute(
+            _LOCK_AND_FINISH,
+            {
+                "job_ids": list(wanted),
+                "ids": [o.execution_id for o in outcomes],
+                "statuses": [o.status.value for o in outcomes],
+                "kinds": [o.error_kind for o in outcomes],
+                "errors": [o.error for o in outcomes],
+                "source": _OUTCOME_SOURCE.value,
+            },
+        )
+    ).all()
+    running = {
+        row.id: Running(
+            job_id=row.id,
+            owner_id=row.owner_id,
+            schedule=occurrences.read_schedule(row.schedule),
+            retry_policy=backoff.RetryPolicy.load(row.retry_policy),
+            run_count=row.run_count,
+            attempt=row.attempt,
+            payload=row.payload,
+            pause_after_run=row.pause_after_run,
+            occurrence_at=row.occurrence_at,
+        )
+        for row in rows
+        if row.recorded is None
+        and row.status == JobStatus.RUNNING
+        and row.lease_version == wanted[row.id]
+    }
+    return Recorded(
+        db_now=rows[0].db_now if rows else None,
+        running=running,
+        recorded={row.recorded for row in rows if row.recorded is not None},
     )
-    return {row.id for row in rows}

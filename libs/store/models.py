@@ -267,7 +267,10 @@ class Job(Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         # jsonb_path_ops: smaller and faster than the default operator class, and containment
-        # is the only operator the API uses on labels.
+        # is the only operator the API uses on labels. Every move of a job inserts its labels
+        # again; GIN's default `fastupdate` stays: appending them to the pending list, merged
+        # later in bulk, costs PostgreSQL less CPU than writing them into the index directly
+        # (bench.pg_writes: 15-35 us per execution less, for 6% more WAL).
         Index(
             "ix_jobs_labels",
             "labels",
@@ -275,6 +278,9 @@ class Job(Base):
             postgresql_ops={"labels": "jsonb_path_ops"},
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        # Every move of a job changes an indexed column (status, next run, lease expiry), so its
+        # updates are never heap-only; room on the page keeps the new version beside the old.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
     id: Mapped[UuidPk]
@@ -380,6 +386,10 @@ class Execution(Base):
         Index(None, "job_id", "created_at"),
         # Everyone's executions, newest first (GET /v1/executions).
         Index(None, "created_at", "id"),
+        # Inserted by its claim, then updated twice (started, finished) without changing an
+        # indexed column: 60% of each page is left to those updates, which then stay heap-only
+        # (HOT) and write no index entry (migration 0012).
+        {"postgresql_with": {"fillfactor": 40}},
     )
 
     id: Mapped[UuidPk]

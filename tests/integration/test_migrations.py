@@ -35,7 +35,7 @@ APPLICATION_TABLES = {
     "webhook_secrets",
     "console_sessions",
 }
-LATEST_REVISION = "0011"
+LATEST_REVISION = "0012"
 
 
 @asynccontextmanager
@@ -100,6 +100,28 @@ async def test_upgrade_creates_every_table_and_the_hot_path_indexes(
         "CREATE INDEX ix_jobs_labels ON public.jobs USING gin (labels jsonb_path_ops)"
         " WHERE (deleted_at IS NULL)"
     )
+
+
+async def test_the_hot_path_tables_leave_room_for_heap_only_updates(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
+
+    async with _connect(empty_database_url) as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT relname, reloptions FROM pg_class"
+                " WHERE relname IN ('jobs', 'executions') AND relkind = 'r'"
+            )
+        )
+        options = {row.relname: row.reloptions for row in rows}
+    # As the models declare them (autogenerate does not compare storage parameters).
+    assert options == {
+        table: [f"{key}={value}" for key, value in models.Base.metadata.tables[table]
+                .dialect_options["postgresql"]["with"].items()]
+        for table in ("jobs", "executions")
+    }  # fmt: skip
+    assert options == {"executions": ["fillfactor=40"], "jobs": ["fillfactor=80"]}
 
 
 def _schema_differences(conn: Connection) -> list[object]:
@@ -243,7 +265,7 @@ async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
 ) -> None:
     revisions = [
         *("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"),
-        "0011",
+        *("0011", "0012"),
     ]
     for revision in revisions:
         await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)

@@ -373,10 +373,11 @@ async def test_the_executor_starts_a_dispatched_execution(sessions) -> None:
     assert await _execution_status(sessions, execution_id) == ExecutionStatus.RUNNING
 
 
-async def _finish(sessions, execution_id) -> set[uuid.UUID]:
+async def _finish(sessions, job_id, execution_id) -> set[uuid.UUID]:
     finished = executor_repository.Finished(execution_id, ExecutionStatus.SUCCEEDED, None, None)
     async with db.unit_of_work(sessions) as session:
-        return await executor_repository.finish_executions(session, [finished])
+        locked = await executor_repository.lock_and_finish(session, [(job_id, VERSION)], [finished])
+    return locked.recorded
 
 
 @pytest.mark.parametrize(
@@ -386,14 +387,14 @@ async def test_an_outcome_is_recorded_only_on_a_running_execution(sessions, stat
     job_id = await _job(sessions, JobStatus.RUNNING)
     execution_id = await _execution(sessions, job_id, status)
     before = await _rows(sessions, job_id)
-    assert await _finish(sessions, execution_id) == set()
+    assert await _finish(sessions, job_id, execution_id) == set()
     assert await _rows(sessions, job_id) == before
 
 
 async def test_an_outcome_is_recorded_on_a_running_execution(sessions) -> None:
     job_id = await _job(sessions, JobStatus.RUNNING)
     execution_id = await _execution(sessions, job_id, ExecutionStatus.RUNNING)
-    assert await _finish(sessions, execution_id) == {execution_id}
+    assert await _finish(sessions, job_id, execution_id) == {execution_id}
     assert await _execution_status(sessions, execution_id) == ExecutionStatus.SUCCEEDED
 
 
