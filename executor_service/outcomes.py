@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -138,6 +138,7 @@ class OutcomeWriter:
                         o.result.status,
                         o.result.error_kind,
                         o.result.error,
+                        o.ended_at,
                     )
                     for o in batch
                 ],
@@ -156,7 +157,10 @@ class OutcomeWriter:
                     )
                     continue
                 assert db_now is not None  # a job was found, so its row brought the clock
-                decided = self._decide(outcome, job, db_now)
+                # Decided as of when the attempt ended (a fixed delay counts from there), not
+                # when its batch was written.
+                ended = recorded.get(outcome.dispatch.execution_id, db_now)
+                decided = self._decide(outcome, job, ended)
                 decisions.append((outcome, decided))
                 moves.append(
                     occurrence_store.Move.of(
@@ -178,9 +182,7 @@ class OutcomeWriter:
         if letters:
             await self._publish_dead_letters(letters, stored)
 
-    def _decide(
-        self, outcome: Outcome, job: repository.Running, db_now: datetime
-    ) -> occurrences.Next:
+    def _decide(self, outcome: Outcome, job: repository.Running, now: datetime) -> occurrences.Next:
         parsed = occurrences.readable(job.schedule)
         if parsed is None:
             log.get().error("job_schedule_unreadable", job_id=str(job.job_id))
@@ -192,7 +194,7 @@ class OutcomeWriter:
             schedule=parsed,
             retry_policy=job.retry_policy,
             pause_after_run=job.pause_after_run,
-            now=db_now,
+            now=now,
             random=self._draw(),
         )
 
@@ -231,7 +233,7 @@ class OutcomeWriter:
     @staticmethod
     def _log_finished(
         batch: Sequence[Outcome],
-        recorded: set[uuid.UUID],
+        recorded: Mapping[uuid.UUID, datetime],
         decisions: Sequence[tuple[Outcome, occurrences.Next]],
         moved: set[uuid.UUID],
     ) -> None:

@@ -161,6 +161,9 @@ class Finished:
     status: ExecutionStatus
     error_kind: str | None
     error: str | None
+    # When the attempt ended, by the database's clock; None: when it is recorded. Never later
+    # than that, nor earlier than the execution's start.
+    ended_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not states.can_transition(_OUTCOME_SOURCE, self.status):
@@ -174,7 +177,9 @@ class Recorded:
 
     db_now: datetime | None  # the database's now; None when it found no row at all
     running: dict[uuid.UUID, Running]
-    recorded: set[uuid.UUID]
+    # The executions whose outcome it recorded, each with the `finished_at` it recorded: when
+    # the attempt ended, which is what the job's next state is decided at.
+    recorded: dict[uuid.UUID, datetime]
 
 
 # One statement, one round trip: 1. lock the batch's jobs in id order (lease recovery's order);
@@ -192,16 +197,20 @@ WITH locked AS (
     FOR UPDATE
 ), finished AS (
     UPDATE executions AS e
-    SET status = u.status, finished_at = now(), error_kind = u.error_kind, error = u.error
+    SET status = u.status, error_kind = u.error_kind, error = u.error,
+        finished_at = greatest(e.started_at, least(now(), coalesce(u.ended_at, now())))
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:kinds AS text[]),
-                CAST(:errors AS text[])) AS u(id, status, error_kind, error)
+                CAST(:errors AS text[]), CAST(:ended AS timestamptz[]))
+         AS u(id, status, error_kind, error, ended_at)
     WHERE e.id = u.id AND e.status = CAST(:source AS text)
       AND (SELECT count(*) FROM locked) >= 0
-    RETURNING e.id
+    RETURNING e.id, e.finished_at
 )
-SELECT now() AS db_now, l.*, NULL::uuid AS recorded FROM locked AS l
+SELECT now() AS db_now, l.*, NULL::uuid AS recorded, NULL::timestamptz AS finished_at
+FROM locked AS l
 UNION ALL
-SELECT now(), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, f.id
+SELECT now(), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, f.id,
+       f.finished_at
 FROM finished AS f
 """)
 
@@ -225,6 +234,7 @@ async def lock_and_finish(
                 "statuses": [o.status.value for o in outcomes],
                 "kinds": [o.error_kind for o in outcomes],
                 "errors": [o.error for o in outcomes],
+                "ended": [o.ended_at for o in outcomes],
                 "source": _OUTCOME_SOURCE.value,
             },
         )
@@ -249,5 +259,5 @@ async def lock_and_finish(
     return Recorded(
         db_now=rows[0].db_now if rows else None,
         running=running,
-        recorded={row.recorded for row in rows if row.recorded is not None},
+        recorded={row.recorded: row.finished_at for row in rows if row.recorded is not None},
     )

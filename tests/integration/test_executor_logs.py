@@ -60,9 +60,17 @@ async def test_each_recorded_execution_is_logged_once_batched_or_retried(
         assert line["job_id"] == str(row.job_id)
         assert (line["status"], line["attempt"]) == (row.status, row.attempt)
         assert line["duration_ms"] >= 0
-    # The log jobs' outcomes were one batch: one transaction, one `now()` for all of them.
+    # The log jobs' outcomes were one batch: one transaction, one `now()` for all of them...
     log_rows = [row for row in rows if row.job_id in log_jobs]
-    assert len({row.finished_at for row in log_rows}) == 1
+    recorded_at = {job_id: (await job(p.sessions, job_id)).last_finished_at for job_id in log_jobs}
+    assert len(set(recorded_at.values())) == 1
+    # ...while each execution's `finished_at` is when its attempt ended, not when the batch
+    # gathered for half a second was written.
+    for row in log_rows:
+        assert row.started_at <= row.finished_at < recorded_at[row.job_id]
+        assert (row.finished_at - row.started_at).total_seconds() < BATCHING[
+            "outcome_flush_interval_s"
+        ]
     assert {by_execution[str(row.id)]["type"] for row in log_rows} == {"log"}
     http = sorted(
         (line for line in lines if line["job_id"] == str(http_job)), key=lambda x: x["attempt"]

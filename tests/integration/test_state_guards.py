@@ -377,7 +377,7 @@ async def _finish(sessions, job_id, execution_id) -> set[uuid.UUID]:
     finished = executor_repository.Finished(execution_id, ExecutionStatus.SUCCEEDED, None, None)
     async with db.unit_of_work(sessions) as session:
         locked = await executor_repository.lock_and_finish(session, [(job_id, VERSION)], [finished])
-    return locked.recorded
+    return set(locked.recorded)
 
 
 @pytest.mark.parametrize(
