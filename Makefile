@@ -36,8 +36,10 @@ $(BROWSER_STAMP): | $(STAMP)
 # tests (tests/system, tests/browser) spend most of their time waiting on timers and
 # processes, so they overlap well with the rest. Each group's report is printed when both are
 # done; the run fails if either does.
-FAST_TESTS := tests/unit tests/integration
-PLATFORM_TESTS := tests/system tests/browser
+# Two groups of about the same length, run side by side: the executor's integration tests
+# (each runs a whole platform in-process) go with the system and browser tests.
+FAST_TESTS := tests/unit tests/integration --ignore-glob='tests/integration/test_executor*'
+PLATFORM_TESTS := tests/system tests/browser tests/integration/test_executor*.py
 
 test: $(STAMP) $(BROWSER_STAMP)
 	@mkdir -p .test-logs; \
