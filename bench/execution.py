@@ -549,10 +549,12 @@ SELECT count(DISTINCT j.id) AS jobs, count(e.id) AS executions,
        count(e.id) FILTER (WHERE e.status = 'SUCCEEDED') AS succeeded,
        count(DISTINCT j.id) FILTER (WHERE j.status = 'COMPLETED') AS completed,
        max(j.last_finished_at) AS last_finished,
-       -- the statements that wrote them share now(): one value per transaction
+       -- the statements that wrote them share now(): one value per transaction (a start
+       -- is its claim's now() when the job was due by then; a job's last_finished_at is its
+       -- outcome batch's, where an execution's finished_at is when its attempt ended)
        count(DISTINCT e.created_at) AS scheduler_claims,
        count(DISTINCT (e.worker, e.started_at)) AS executor_claims,
-       count(DISTINCT (e.worker, e.finished_at)) AS outcome_batches
+       count(DISTINCT (e.worker, j.last_finished_at)) AS outcome_batches
 FROM jobs AS j LEFT JOIN executions AS e ON e.job_id = j.id
 WHERE j.owner_id = $1 AND j.deleted_at IS NULL
 """

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -154,6 +155,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: datetime  # when it arrived, by this host's clock (the test database's too)
 
 
 class Target:
@@ -169,8 +171,9 @@ class Target:
         self.url = ""
 
     async def _handle(self, request: Request) -> Response:
+        at = datetime.now(UTC)
         self.seen.append(
-            Seen(request.method, request.url.path, dict(request.headers), await request.body())
+            Seen(request.method, request.url.path, dict(request.headers), await request.body(), at)
         )
         self.arrived.set()
         if self.hold is not None:

@@ -325,3 +325,34 @@ async def test_copies_of_a_dispatch_in_one_fetch_run_it_once(
         [stored] = await executions(p.sessions, job_id)
         assert (stored.id, stored.status) == (execution.id, ExecutionStatus.SUCCEEDED)
         assert p.executors[0].engine.metrics.skipped.labels("duplicate")._value.get() == 1
+
+
+async def test_a_job_is_dispatched_ahead_and_started_when_it_is_due(
+    database_url, kafka_bootstrap_servers, unique_name, serve_app
+):
+    """With a lookahead, the scheduler claims and publishes a job before it is due and the
+    executor claims it at once, but the attempt starts when the job is due, not before."""
+    lookahead_s = 1.0
+    async with (
+        Target(200).serving(serve_app) as target,
+        platform(
+            database_url,
+            kafka_bootstrap_servers,
+            unique_name,
+            scheduler={"dispatch_lookahead_s": lookahead_s},
+        ) as p,
+    ):
+        due = await db_now(p.sessions) + timedelta(seconds=1.5)
+        [job_id] = await insert_jobs(
+            p.sessions,
+            [job_row(next_run_at=due, schedule_spec=once(due), type="http",
+                     payload={"url": target.url})],
+        )  # fmt: skip
+        await asyncio.wait_for(target.arrived.wait(), timeout=30)
+        [execution] = await executions(p.sessions, job_id)
+        [seen] = target.seen
+    # Claimed when the job entered the window, well before it was due...
+    assert execution.created_at <= due - timedelta(seconds=lookahead_s / 2)
+    # ...started by the executor's claim as of its due time, and run no earlier.
+    assert execution.started_at == due
+    assert due <= seen.at < due + timedelta(seconds=lookahead_s / 2)
