@@ -860,6 +860,21 @@ def print_summary(floor: Results, ours: Results, stored: int) -> None:
 # --- the runs ----------------------------------------------------------------------------------
 
 
+async def burst_and_steady(
+    subject: Subject, conn: asyncpg.Connection, burst_jobs: int, steady_s: int, results: Results
+) -> None:
+    """Runs 1 and 2, the same for the floor and for ours."""
+    results.executions_per_s = await burst(subject, conn, burst_jobs, results.problems)
+    results.steady = await steady(
+        subject,
+        conn,
+        steady_s,
+        results.problems,
+        prefix="steady",
+        title=f"2. steady {STEADY_RATE} jobs/s for {steady_s} s",
+    )
+
+
 async def run_floor(
     postgres: embedded.EmbeddedPostgres, folder: Path, burst_jobs: int, steady_s: int
 ) -> Results:
@@ -878,15 +893,7 @@ async def run_floor(
         subject = Subject("floor", processes)
         print(f"floor ({floor_design.WORKERS} worker processes over the jobs table):")
         await warm_up(conn, none_missing)
-        results.executions_per_s = await burst(subject, conn, burst_jobs, results.problems)
-        results.steady = await steady(
-            subject,
-            conn,
-            steady_s,
-            results.problems,
-            prefix="steady",
-            title=f"2. steady {STEADY_RATE} jobs/s for {steady_s} s",
-        )
+        await burst_and_steady(subject, conn, burst_jobs, steady_s, results)
     finally:
         floor.stop()
         await conn.close()
@@ -902,15 +909,7 @@ async def run_ours(bench: Bench, burst_jobs: int, steady_s: int, future_jobs: in
     conn = await asyncpg.connect(bench.dsn)
     try:
         await warm_up(conn, executors_missing(bench, conn))
-        results.executions_per_s = await burst(subject, conn, burst_jobs, results.problems)
-        results.steady = await steady(
-            subject,
-            conn,
-            steady_s,
-            results.problems,
-            prefix="steady",
-            title=f"2. steady {STEADY_RATE} jobs/s for {steady_s} s",
-        )
+        await burst_and_steady(subject, conn, burst_jobs, steady_s, results)
         await idle(subject, conn, results)
         if future_jobs:
             began = time.monotonic()

@@ -36,11 +36,11 @@ from executor_service import repository as executor_repository
 from executor_service.decisions import SUCCEEDED
 from executor_service.metrics import ExecutorMetrics
 from executor_service.outcomes import Fetched, Outcome, OutcomeWriter
-from libs.contracts import messages
 from libs.infra import db, log
 from libs.scheduling import schedule
 from libs.store import migrate
 from scheduler_service import repository as scheduler_repository
+from scheduler_service.dispatcher import dispatch_message
 
 JOB_COLUMNS = """owner_id, name, type, payload, labels, schedule, schedule_kind, retry_policy,
                  misfire_policy, misfire_grace_s, timeout_s, status, next_run_at"""
@@ -115,23 +115,6 @@ class Meter:
         return result
 
 
-def _dispatch(claimed: scheduler_repository.Claimed) -> messages.DispatchMessage:
-    assert claimed.execution_id is not None
-    return messages.DispatchMessage(
-        execution_id=claimed.execution_id,
-        job_id=claimed.job_id,
-        owner_id=claimed.owner_id,
-        lease_version=claimed.lease_version,
-        type="log",
-        payload=claimed.payload,
-        scheduled_for=claimed.scheduled_for,
-        attempt=claimed.attempt,
-        deadline=claimed.lease_expires_at,
-        timeout_s=claimed.timeout_s,
-        trace_id=messages.new_trace_id(),
-    )
-
-
 async def _pipeline(url: str, batch: int, meter: Meter, sessions: Any) -> int:
     writer = OutcomeWriter(
         settings=types.SimpleNamespace(kafka_dead_letter_topic="unused", node_id="bench"),  # type: ignore[arg-type]
@@ -153,7 +136,7 @@ async def _pipeline(url: str, batch: int, meter: Meter, sessions: Any) -> int:
         claim = await meter.measure("T1 scheduler claim", batch, t1)
         if not claim.claimed:
             return executions
-        dispatches = [_dispatch(c) for c in claim.claimed]
+        dispatches = [dispatch_message(c) for c in claim.claimed]
         wanted = [
             executor_repository.Dispatch(d.execution_id, d.job_id, d.lease_version)
             for d in dispatches

@@ -280,7 +280,7 @@ class Dispatcher:
         """Publish one message per execution; returns those that were not acknowledged."""
         producer_name = self._settings.node_id
         batch = [
-            (str(c.job_id), messages.encode_dispatch(_message(c), producer=producer_name))
+            (str(c.job_id), messages.encode_dispatch(dispatch_message(c), producer=producer_name))
             for c in claimed
         ]
         sent_at = time.monotonic()
@@ -325,7 +325,8 @@ class Dispatcher:
         return len(handed)
 
 
-def _message(claimed: repository.Claimed) -> messages.DispatchMessage:
+def dispatch_message(claimed: repository.Claimed) -> messages.DispatchMessage:
+    """The dispatch of a claimed execution."""
     assert claimed.execution_id is not None
     return messages.DispatchMessage(
         execution_id=claimed.execution_id,
