@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import ssl
-import struct
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.partitioner import murmur2
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from libs.infra import kafka_protocol, log
@@ -272,37 +272,6 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     chooses it, in the Java client and every client that follows it: the murmur2 hash of the
     key, made positive by dropping its sign bit, modulo the number of partitions."""
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-
-
-_MURMUR_SEED = 0x9747B28C
-_MURMUR_M = 0x5BD1E995
-_MASK32 = 0xFFFFFFFF
-_WORDS: dict[int, Any] = {}  # number of 4-byte words -> their little-endian unpacker
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`) as an unsigned 32-bit
-    value, as aiokafka's `murmur2` computes it: the key's words are unpacked at once rather
-    than byte by byte, a quarter of the time per key (a dispatch topic's key is a 36-byte job
-    id, hashed once per message published)."""
-    length = len(data)
-    h = (_MURMUR_SEED ^ length) & _MASK32
-    whole = length >> 2
-    if whole:
-        unpack = _WORDS.get(whole)
-        if unpack is None:
-            unpack = _WORDS[whole] = struct.Struct(f"<{whole}I").unpack_from
-        for k in unpack(data):
-            k = (k * _MURMUR_M) & _MASK32
-            k ^= k >> 24
-            h = ((h * _MURMUR_M) & _MASK32) ^ ((k * _MURMUR_M) & _MASK32)
-    if rest := length & 3:
-        h ^= int.from_bytes(data[length - rest :], "little")
-        h = (h * _MURMUR_M) & _MASK32
-    h ^= h >> 13
-    h = (h * _MURMUR_M) & _MASK32
-    h ^= h >> 15
-    return h
 
 
 async def ping(producer: AIOKafkaProducer) -> None:

@@ -57,7 +57,6 @@ def as_java_int(value: int) -> int:
 )
 def test_murmur2_is_the_java_clients(key, java):
     assert as_java_int(murmur2(key)) == java
-    assert as_java_int(kafka.murmur2(key)) == java
     assert java_murmur2(key) == java
 
 
@@ -77,6 +76,5 @@ def test_partitions_are_indexed_in_id_order_not_named_by_the_hash():
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
 def test_aiokafkas_murmur2_agrees_with_the_reference_on_any_key(key, partitions):
     assert as_java_int(murmur2(key)) == java_murmur2(key)
-    assert kafka.murmur2(key) == murmur2(key)
     expected = (java_murmur2(key) & 0x7FFFFFFF) % partitions
     assert kafka.partition_for(key, list(range(partitions))) == expected
