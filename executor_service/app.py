@@ -23,8 +23,10 @@ from executor_service.metrics import ExecutorMetrics
 from executor_service.registry import Strategies
 from executor_service.settings import Settings
 from executor_service.strategy import Resources
+from libs.contracts import channels
 from libs.infra import loops, resources, web
 from libs.infra.heartbeat import Heartbeat
+from libs.infra.notifications import Listener, Wakeup
 from libs.scheduling import job_types
 from libs.store import nodes
 
@@ -38,12 +40,15 @@ class Running:
 
     engine: Executor
     heartbeat: Heartbeat
+    listener: Listener
     strategies: Strategies
     supervisor: loops.Supervisor = field(default_factory=lambda: loops.Supervisor(SERVICE))
 
     def start(self) -> None:
+        stop = self.supervisor.stopping
+        self.supervisor.start("dispatch-listener", self.listener.run(stop))
         self.supervisor.start("executor", self.engine.run())
-        self.supervisor.start("heartbeat", self.heartbeat.run(self.supervisor.stopping))
+        self.supervisor.start("heartbeat", self.heartbeat.run(stop))
 
     def checks(self) -> dict[str, web.Check]:
         return {"consumer": self.engine.check}
@@ -80,6 +85,17 @@ def build_executor(app: FastAPI, settings: Settings) -> Running:
     strategies = Strategies.build(
         Resources(settings=settings, sessions=sessions, producer=app.state.producer), types
     )
+    wakeup = Wakeup()
+    listener = Listener(
+        settings.database_url.get_secret_value(),
+        wakeup,
+        channel=channels.DISPATCHES_PUBLISHED,
+        payload=settings.kafka_dispatch_topic,
+        check_interval_s=settings.heartbeat_interval_s,
+        backoff=loops.ErrorBackoff(settings.error_backoff_initial_s, settings.error_backoff_max_s),
+        report=loops.ErrorReport(metrics.loop_errors, "listener", "dispatch_listener_lost"),
+        application_name=f"{settings.service_name}:{settings.node_id}:listen",
+    )
     engine = Executor(
         settings=settings,
         sessions=sessions,
@@ -87,6 +103,8 @@ def build_executor(app: FastAPI, settings: Settings) -> Running:
         types=types,
         strategies=strategies,
         metrics=metrics,
+        wakeup=wakeup,
+        listening=listener.listening.is_set,
     )
     heartbeat = Heartbeat(
         sessions=sessions,
@@ -97,7 +115,7 @@ def build_executor(app: FastAPI, settings: Settings) -> Running:
         report=loops.ErrorReport(metrics.loop_errors, "heartbeat", "heartbeat_failed"),
         live_metadata={"in_flight": lambda: engine.in_flight},
     )
-    return Running(engine=engine, heartbeat=heartbeat, strategies=strategies)
+    return Running(engine=engine, heartbeat=heartbeat, listener=listener, strategies=strategies)
 
 
 def create_app(settings: Settings) -> FastAPI:

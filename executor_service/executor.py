@@ -1,9 +1,10 @@
 """The executor's engine: consume dispatches, claim them, run them, record their outcomes.
 
-The poll loop only fetches and hands off. Each fetched batch becomes a task that decodes the
-messages and claims them in one transaction (`repository.claim`: DISPATCHED -> RUNNING, the
-job's lease extended to cover its timeout); a dispatch that finds nothing to claim is a
-duplicate delivery and is skipped. Every claimed dispatch runs as its own task through its
+The poll loop only fetches and hands off; it fetches when a scheduler says it published
+(`fetching`), and otherwise leaves the broker alone. Each fetched batch becomes a task that
+decodes the messages and claims them in one transaction (`repository.claim`: DISPATCHED ->
+RUNNING, the job's lease extended to cover its timeout); a dispatch that finds nothing to claim
+is a duplicate delivery and is skipped. Every claimed dispatch runs as its own task through its
 type's strategy, cancelled at the job's timeout. Outcomes go to the `OutcomeWriter`, which
 records them in batches; only then is a message finished, and a partition's offsets are
 committed up to its first unfinished message (`Offsets`). So:
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor_service import decisions, repository
+from executor_service import decisions, fetching, repository
 from executor_service.decisions import Result
 from executor_service.metrics import ExecutorMetrics
 from executor_service.offsets import Offsets
@@ -43,10 +44,13 @@ from executor_service.strategy import Run
 from libs.contracts import messages
 from libs.infra import db, kafka, log, loops
 from libs.infra.errors import BrokerUnavailable, describe
+from libs.infra.notifications import Wakeup
 from libs.scheduling import job_types
 from libs.scheduling.states import ExecutionStatus
 
 POLL_TIMEOUT_MS = 100
+# A fetch sent before the partitions were paused answers at most its wait plus this later.
+STALE_FETCH_MARGIN_S = 0.1
 # Commits are a broker round trip: at most this often while busy. What a crash leaves
 # uncommitted is redelivered, and the claim skips what was started already.
 COMMIT_INTERVAL_S = 0.5
@@ -88,13 +92,26 @@ class Executor:
         types: job_types.JobTypes,
         strategies: Strategies,
         metrics: ExecutorMetrics,
+        wakeup: Wakeup | None = None,
+        listening: Callable[[], bool] = lambda: False,
     ):
+        """`wakeup` is rung by the notifications of published dispatches, while `listening`
+        says the listener hears them; until then the consumer fetches all the time."""
         self._settings = settings
         self._sessions = sessions
         self._types = types  # whose models validate each payload again before it runs
         self._strategies = strategies
         self.metrics = metrics
         self._offsets = Offsets()
+        self._wakeup = wakeup or Wakeup()
+        self._listening = listening
+        fetch_wait_s = settings.kafka_fetch_max_wait_ms / 1000
+        self._pacing = fetching.Pacing(
+            idle_interval_s=settings.fetch_idle_interval_s,
+            stale_s=fetch_wait_s + STALE_FETCH_MARGIN_S,
+        )
+        # A fetching poll waits at least for one fetch sent within it to answer.
+        self._poll_timeout_ms = max(POLL_TIMEOUT_MS, settings.kafka_fetch_max_wait_ms + 50)
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Attempts running (also in `_tasks`): what shutdown interrupts after its grace period.
@@ -125,9 +142,15 @@ class Executor:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def fetching(self) -> bool:
+        """A fetch round is under way (`fetching.Pacing`)."""
+        return self._pacing.in_round
+
     def stop(self) -> None:
         """Stop fetching; `run` then finishes what it holds and returns."""
         self._stop.set()
+        self._wakeup.ring()
 
     async def check(self) -> None:
         """The readiness check: a consumer is in the group and its commits go through."""
@@ -228,20 +251,36 @@ class Executor:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         free = self._settings.max_in_flight - self._in_flight
-        if free <= 0:
-            # Full: keep polling (the group must see this member alive) but fetch nothing.
+        now = time.monotonic()
+        wakeup, pacing = self._wakeup, self._pacing
+        fetch = free > 0 and pacing.wants_fetch(now, wakeup.rings, listening=self._listening())
+        if not fetch:
             consumer.pause(*consumer.assignment())
         elif consumer.paused():
             consumer.resume(*consumer.paused())
-        records = await consumer.getmany(
-            timeout_ms=POLL_TIMEOUT_MS,
-            max_records=max(1, min(free, self._settings.fetch_max_records)),
-        )
-        fetched = [
-            Fetched(partition, record.offset, record.value)
-            for partition, batch in records.items()
-            for record in batch
-        ]
+        if free <= 0:
+            # Full: keep polling (the group must see this member alive) but fetch nothing.
+            await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=1)
+            fetched = []
+        elif fetch:
+            asked = min(free, self._settings.fetch_max_records)
+            pacing.polling(now, wakeup.rings)
+            records = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=asked)
+            # Before anything else runs: a round that ends pauses the partitions before the
+            # consumer sends another fetch.
+            fetched = [
+                Fetched(partition, record.offset, record.value)
+                for partition, batch in records.items()
+                for record in batch
+            ]
+            pacing.polled(time.monotonic(), fetched=len(fetched), asked=asked)
+            if not pacing.wants_fetch(now, wakeup.rings, listening=self._listening()):
+                consumer.pause(*consumer.assignment())
+        else:
+            wakeup.clear()  # a notification from here on ends the wait (and is counted)
+            if not pacing.wants_fetch(now, wakeup.rings, listening=self._listening()):
+                await wakeup.sleep(min(pacing.quiet_for(now), COMMIT_INTERVAL_S))
+            fetched = []
         if fetched:
             for item in fetched:
                 self._offsets.fetched(item.partition, item.offset)

@@ -31,6 +31,11 @@ class Settings(config.KafkaSettings):
     # executor joined or left) and rejoins: the group's hand-over waits for the slowest member.
     consumer_heartbeat_interval_ms: int = Field(default=1_000, ge=100, le=100_000)
 
+    # An executor fetches when a scheduler says it published dispatches (NOTIFY), and otherwise
+    # at least this often: a notification missed, a message put on the topic by something else.
+    # 0: fetch all the time, as a plain consumer does.
+    fetch_idle_interval_s: float = Field(default=1.0, ge=0, le=300)
+
     # --- Outcomes ---
     # Outcomes are written in batches: at most this many per transaction...
     outcome_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -16,15 +16,16 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.contracts import channels
 from libs.infra import loops, resources, web
 from libs.infra.heartbeat import Heartbeat
+from libs.infra.notifications import Listener, Wakeup
 from libs.store import nodes
 from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.recovery import Recovery
 from scheduler_service.settings import Settings
-from scheduler_service.wakeup import DueListener, Wakeup
 
 SERVICE = "scheduler"  # the prefix of its loops' log events
 BACKLOG_COUNT_CAP = 1_000_000  # due jobs counted exactly; beyond, the gauge shows this
@@ -37,7 +38,7 @@ class Scheduler:
     dispatcher: Dispatcher
     recovery: Recovery
     heartbeat: Heartbeat
-    listener: DueListener
+    listener: Listener
     supervisor: loops.Supervisor = field(default_factory=lambda: loops.Supervisor(SERVICE))
 
     def start(self) -> None:
@@ -94,9 +95,10 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
             report=loops.ErrorReport.of_service(SERVICE, "heartbeat", metrics.loop_errors),
             with_beat=count_backlog,
         ),
-        listener=DueListener(
+        listener=Listener(
             settings.database_url.get_secret_value(),
             wakeup,
+            channel=channels.JOBS_DUE,
             check_interval_s=settings.heartbeat_interval_s,
             backoff=backoff(),
             report=loops.ErrorReport(metrics.loop_errors, "listener", "due_listener_lost"),

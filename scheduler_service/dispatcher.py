@@ -5,7 +5,8 @@ One batch:
    claim_due_jobs`: due within `dispatch_lookahead_s` by the database clock, `FOR UPDATE SKIP
    LOCKED`, set-based), applies the misfire policy to those late beyond their grace, and commits;
 2. one message per execution goes to the dispatch topic (key = job id; idempotent producer,
-   `acks=all`); all are sent, then every acknowledgement is awaited;
+   `acks=all`); all are sent, then every acknowledgement is awaited, and a NOTIFY tells the
+   executors that stopped fetching to fetch (`channels.DISPATCHES_PUBLISHED`);
 3. what failed to publish is handed back at once, in one transaction, guarded by the fencing
    token. What cannot be handed back (the database is away too) is found by lease recovery.
 
@@ -27,14 +28,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.contracts import messages
-from libs.infra import db, kafka, log, loops
+from libs.contracts import channels, messages
+from libs.infra import db, kafka, log, loops, notifications
 from libs.infra.errors import BrokerUnavailable, DatabaseUnavailable, is_transient
+from libs.infra.notifications import Wakeup
 from libs.store import occurrence_store
 from scheduler_service import errors, repository, service
 from scheduler_service.metrics import SchedulerMetrics
 from scheduler_service.settings import Settings
-from scheduler_service.wakeup import Wakeup
 
 # Due jobs were found but none could be claimed: another scheduler holds them for the few
 # milliseconds of its claim. Looking again at once would spin; this is not in any job's lag
@@ -214,6 +215,8 @@ class Dispatcher:
         if not batch.to_send:
             return BatchResult(locked=batch.locked, published=0, handed_back=0)
         failed = await self._publish(batch.to_send, batch.db_now, batch.started)
+        if len(failed) < len(batch.to_send):
+            await self._tell_executors()
         if not failed:
             return BatchResult(locked=batch.locked, published=len(batch.to_send), handed_back=0)
         handed_back = await self._hand_back(failed)
@@ -305,6 +308,16 @@ class Dispatcher:
         self._metrics.dispatched.inc(published)
         log.get().debug("dispatch_published", count=published, failed=len(failed))
         return failed
+
+    async def _tell_executors(self) -> None:
+        """NOTIFY the executors that messages are on the dispatch topic. Only a hint: an
+        executor that misses it fetches them at its idle interval."""
+        try:
+            await notifications.notify(
+                self._sessions, channels.DISPATCHES_PUBLISHED, self._settings.kafka_dispatch_topic
+            )
+        except DatabaseUnavailable as exc:
+            log.get().debug("executors_not_notified", error=str(exc))
 
     async def _hand_back(self, failed: Sequence[repository.Claimed]) -> int:
         dispatches = [(c.execution_id, c.lease_version) for c in failed if c.execution_id]

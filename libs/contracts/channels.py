@@ -13,3 +13,8 @@ from __future__ import annotations
 # transaction wrote, as an ISO 8601 UTC date-time; a scheduler sleeping until a later time
 # wakes up early.
 JOBS_DUE = "scheduler_jobs_due"
+
+# A scheduler sends this once a batch of dispatches is on the broker (acknowledged), with the
+# dispatch topic as the payload; an executor that stopped fetching (nothing came for a while)
+# fetches again at once (`executor_service.fetching`).
+DISPATCHES_PUBLISHED = "executor_dispatches_published"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import uuid
 from datetime import timedelta
 
 import structlog.testing
@@ -41,6 +42,43 @@ async def committed_to_end(p, settings) -> bool:
         return True
     finally:
         await consumer.stop()
+
+
+async def claimed_as_a_scheduler_does(p, url: str) -> tuple[uuid.UUID, uuid.UUID, bytes]:
+    """An http job to `url`, claimed as a scheduler claims it (RUNNING, its execution
+    DISPATCHED) but not published: its id, its execution's and its dispatch message."""
+    later = await db_now(p.sessions) + timedelta(hours=1)  # no scheduler claims it
+    [job_id] = await insert_jobs(
+        p.sessions,
+        [job_row(next_run_at=later, schedule_spec=once(later), type="http",
+                 payload={"url": url})],
+    )  # fmt: skip
+    [claimed] = await p.sql(
+        "UPDATE jobs SET status = 'RUNNING', lease_version = 1, "
+        "lease_expires_at = now() + interval '1 minute' WHERE id = :id "
+        "RETURNING owner_id, payload, next_run_at, timeout_s",
+        id=job_id,
+    )
+    [execution] = await p.sql(
+        "INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status) "
+        "VALUES (:id, :at, 1, 1, 'DISPATCHED') RETURNING id",
+        id=job_id,
+        at=claimed.next_run_at,
+    )
+    dispatch = messages.DispatchMessage(
+        execution_id=execution.id,
+        job_id=job_id,
+        owner_id=claimed.owner_id,
+        lease_version=1,
+        type="http",
+        payload=claimed.payload,
+        scheduled_for=claimed.next_run_at,
+        attempt=1,
+        deadline=later,
+        timeout_s=claimed.timeout_s,
+        trace_id=messages.new_trace_id(),
+    )
+    return job_id, execution.id, kafka.encode(messages.dispatch_envelope(dispatch, producer="test"))
 
 
 async def test_a_redelivered_dispatch_runs_nothing_twice(
@@ -278,39 +316,7 @@ async def test_copies_of_a_dispatch_in_one_fetch_run_it_once(
         platform(database_url, kafka_bootstrap_servers, unique_name) as p,
     ):
         settings = p.executor_settings
-        later = await db_now(p.sessions) + timedelta(hours=1)  # no scheduler claims it
-        [job_id] = await insert_jobs(
-            p.sessions,
-            [job_row(next_run_at=later, schedule_spec=once(later), type="http",
-                     payload={"url": target.url})],
-        )  # fmt: skip
-        # Claimed as a scheduler claims it, then published twice in one record batch.
-        [claimed] = await p.sql(
-            "UPDATE jobs SET status = 'RUNNING', lease_version = 1, "
-            "lease_expires_at = now() + interval '1 minute' WHERE id = :id "
-            "RETURNING owner_id, payload, next_run_at, timeout_s",
-            id=job_id,
-        )
-        [execution] = await p.sql(
-            "INSERT INTO executions (job_id, scheduled_for, attempt, lease_version, status) "
-            "VALUES (:id, :at, 1, 1, 'DISPATCHED') RETURNING id",
-            id=job_id,
-            at=claimed.next_run_at,
-        )
-        dispatch = messages.DispatchMessage(
-            execution_id=execution.id,
-            job_id=job_id,
-            owner_id=claimed.owner_id,
-            lease_version=1,
-            type="http",
-            payload=claimed.payload,
-            scheduled_for=claimed.next_run_at,
-            attempt=1,
-            deadline=later,
-            timeout_s=claimed.timeout_s,
-            trace_id=messages.new_trace_id(),
-        )
-        value = kafka.encode(messages.dispatch_envelope(dispatch, producer="test"))
+        job_id, execution_id, value = await claimed_as_a_scheduler_does(p, target.url)
         acks = await p.producer.send_all(
             settings.kafka_dispatch_topic, [(str(job_id), value)] * 2, timeout_s=10
         )
@@ -323,7 +329,7 @@ async def test_copies_of_a_dispatch_in_one_fetch_run_it_once(
         await eventually(lambda: committed_to_end(p, settings), what="offsets at the end")
         assert len(target.seen) == 1
         [stored] = await executions(p.sessions, job_id)
-        assert (stored.id, stored.status) == (execution.id, ExecutionStatus.SUCCEEDED)
+        assert (stored.id, stored.status) == (execution_id, ExecutionStatus.SUCCEEDED)
         assert p.executors[0].engine.metrics.skipped.labels("duplicate")._value.get() == 1
 
 

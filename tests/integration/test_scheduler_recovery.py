@@ -26,12 +26,12 @@ from scheduler_support import (
 
 from libs.infra import db, kafka
 from libs.infra.errors import BrokerUnavailable
+from libs.infra.notifications import Wakeup
 from libs.scheduling.states import ExecutionStatus, JobStatus
 from schedctl import embedded
 from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.metrics import SchedulerMetrics
-from scheduler_service.wakeup import Wakeup
 
 SHORT_LEASE = {"dispatch_lease_s": 0.3}
 TIMEOUT_S = 1  # the job's own timeout: with SHORT_LEASE, leases of 1.3 s

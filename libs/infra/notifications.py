@@ -1,10 +1,11 @@
-"""Waking the dispatcher early: PostgreSQL `LISTEN` on the due channel.
+"""Waking a loop early: PostgreSQL `LISTEN` on a channel of `libs.contracts.channels`.
 
-The job service sends `NOTIFY scheduler_jobs_due` when it writes a `next_run_at`; a dispatcher
-sleeping until a later time wakes at once. Notifications are only a hint (a missed one costs at
-most the dispatcher's capped sleep), so the listener keeps one dedicated connection, checks it
-every few seconds, and reconnects with a backoff when it is lost, waking the dispatcher after
-each reconnection in case something was missed meanwhile.
+The job service sends `NOTIFY scheduler_jobs_due` when it writes a `next_run_at`, and a
+dispatcher sleeping until a later time wakes at once; a scheduler sends `NOTIFY
+executor_dispatches_published` once a batch is on the broker, and idle executors fetch it.
+Notifications are only a hint (a missed one costs at most the listener's regular wait), so the
+listener keeps one dedicated connection, checks it every few seconds, and reconnects with a
+backoff when it is lost, ringing after each reconnection in case something was missed meanwhile.
 """
 
 from __future__ import annotations
@@ -14,21 +15,24 @@ import contextlib
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.contracts import channels
 from libs.infra import db, log, loops
 
 CHECK_TIMEOUT_S = 5.0
 
 
 class Wakeup:
-    """An alarm the dispatcher sleeps on: rung by a notification or a stop request."""
+    """An alarm a loop sleeps on: rung by a notification or a stop request."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.rings = 0  # how often it was rung: a loop tells a ring after a point in time by it
 
     def ring(self) -> None:
+        self.rings += 1
         self._event.set()
 
     def clear(self) -> None:
@@ -48,13 +52,29 @@ class Wakeup:
         return True
 
 
+# Its commit does not wait for the WAL to reach the disk: a notification is delivered at commit
+# all the same, and one lost in a crash is a hint lost, while the flush would delay every
+# listener by a disk write.
+_NOTIFY = text(
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify(:channel, :payload)"
+)
+
+
+async def notify(sessions: async_sessionmaker[AsyncSession], channel: str, payload: str) -> None:
+    """Send one notification now, in a transaction of its own (a hint: the caller decides what
+    a failure costs)."""
+    async with db.transaction(sessions) as session:
+        await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
+
+
 def asyncpg_dsn(database_url: str) -> str:
     """The service's libpq-style URL as asyncpg's `connect` reads it (`sslmode` included)."""
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class DueListener:
-    """Rings `wakeup` on every notification on `channel`, until `stop` is set."""
+class Listener:
+    """Rings `wakeup` on every notification on `channel` (whose payload is `payload`, when
+    given), until `stop` is set."""
 
     def __init__(
         self,
@@ -65,7 +85,8 @@ class DueListener:
         backoff: loops.ErrorBackoff,
         report: loops.Report,
         application_name: str,
-        channel: str = channels.JOBS_DUE,
+        channel: str,
+        payload: str | None = None,
     ):
         self._dsn = asyncpg_dsn(database_url)
         self._wakeup = wakeup
@@ -74,10 +95,12 @@ class DueListener:
         self._report = report
         self._application_name = application_name[:63]
         self.channel = channel
+        self._payload = payload
         self.listening = asyncio.Event()  # set while a connection listens (tests wait on it)
 
-    def _notified(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._wakeup.ring()
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._payload is None or payload == self._payload:
+            self._wakeup.ring()
 
     async def run(self, stop: asyncio.Event) -> None:
         async def listen_until_lost() -> float:
@@ -99,7 +122,7 @@ class DueListener:
             await conn.add_listener(self.channel, self._notified)
             self.listening.set()
             self._wakeup.ring()  # anything written while we were not listening is due now
-            log.get().info("due_listener_listening", channel=self.channel)
+            log.get().info("listener_listening", channel=self.channel)
             while not stop.is_set():
                 if lost.is_set():
                     raise ConnectionResetError("the listening connection was closed")
