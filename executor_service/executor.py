@@ -279,7 +279,10 @@ class Executor:
         else:
             wakeup.clear()  # a notification from here on ends the wait (and is counted)
             if not pacing.wants_fetch(now, wakeup.rings, listening=self._listening()):
-                await wakeup.sleep(min(pacing.quiet_for(now), COMMIT_INTERVAL_S))
+                quiet_s = pacing.quiet_for(now)
+                if self._in_flight or self._offsets.to_commit():
+                    quiet_s = min(quiet_s, COMMIT_INTERVAL_S)  # offsets to commit soon
+                await wakeup.sleep(quiet_s)
             fetched = []
         if fetched:
             for item in fetched:

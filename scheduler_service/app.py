@@ -85,7 +85,7 @@ def build_scheduler(app: FastAPI, settings: Settings) -> Scheduler:
             metrics=metrics,
             wakeup=wakeup,
         ),
-        recovery=Recovery(sessions=sessions, settings=settings, metrics=metrics),
+        recovery=Recovery(sessions=sessions, settings=settings, metrics=metrics, wakeup=wakeup),
         heartbeat=Heartbeat(
             sessions=sessions,
             node=this_node(settings),

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.infra import db, log, loops
+from libs.infra.notifications import Wakeup
 from libs.store import occurrence_store
 from scheduler_service import repository, service
 from scheduler_service.metrics import SchedulerMetrics
@@ -33,11 +34,15 @@ class Recovery:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         metrics: SchedulerMetrics,
+        wakeup: Wakeup | None = None,
         random_draw: Callable[[], float] = random.random,
     ):
+        """`wakeup` (the dispatcher's) is rung when jobs were put back: they are due again now
+        or at their retry time, and nothing else would tell the dispatcher."""
         self._sessions = sessions
         self._settings = settings
         self._metrics = metrics
+        self._wakeup = wakeup or Wakeup()
         self._random = random_draw
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,6 +86,8 @@ class Recovery:
                     if plan.gave_up and job.job_id in changed
                 ],
             )
+        if redispatched or changed:
+            self._wakeup.ring()
         self._report_redispatched(redispatched)
         for job, plan in zip(expiry.expired, plans, strict=True):
             if job.job_id not in changed:

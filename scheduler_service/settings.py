@@ -18,9 +18,9 @@ class Settings(config.KafkaSettings):
     # backlog, and the next batch follows at once.
     dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Longest sleep between two looks for due jobs when nothing wakes the dispatcher earlier
-    # (a NOTIFY, or the earliest next_run_at). Bounds the lag of a job written by something
-    # that does not notify, and of a missed notification.
-    dispatch_max_sleep_s: float = Field(default=1.0, gt=0, le=300)
+    # (a NOTIFY, the earliest next_run_at, this scheduler's lease recovery). Bounds the lag of a
+    # job written by something that does not notify, and of a missed notification.
+    dispatch_max_sleep_s: float = Field(default=5.0, gt=0, le=300)
     # Longest wait for the broker to acknowledge a batch; what is not acknowledged by then is
     # handed back (an idempotent producer retries forever while the broker is away).
     dispatch_publish_timeout_s: float = Field(default=5.0, gt=0, le=600)
