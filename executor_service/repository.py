@@ -99,11 +99,15 @@ WITH wanted AS (
       AND NOT EXISTS (SELECT 1 FROM current AS c WHERE c.execution_id = w.execution_id)
     RETURNING e.id
 )
--- The clock as the statement ends (not `now()`, the transaction's start): what the executor
--- holds a dispatch published ahead by, so an error here would start it late by as much.
-SELECT clock_timestamp() AS db_now, (SELECT count(*) FROM extended) AS extended,
-       (SELECT count(*) FROM superseded) AS superseded,
-       COALESCE((SELECT array_agg(id) FROM started), '{}') AS started
+-- The clock once the changes are made (not `now()`, the transaction's start): what the
+-- executor holds a dispatch published ahead by, so an error here starts it late by as much. Read
+-- in the outer query: a target list is evaluated left to right, and the subqueries that run the
+-- changes would otherwise come after it (OFFSET 0 keeps the inner query from being merged).
+SELECT clock_timestamp() AS db_now, c.*
+FROM (SELECT (SELECT count(*) FROM extended) AS extended,
+             (SELECT count(*) FROM superseded) AS superseded,
+             COALESCE((SELECT array_agg(id) FROM started), '{}') AS started
+      OFFSET 0) AS c
 """)
 
 
