@@ -42,7 +42,7 @@ class Settings(config.KafkaSettings):
     # ...after waiting at most this long for more to join the batch. A transaction costs far
     # more than a row: at a steady rate, outcomes finishing one after another are written
     # together. The execution's `finished_at` is when its attempt ended, whatever the wait.
-    outcome_flush_interval_s: float = Field(default=0.05, ge=0, le=10)
+    outcome_flush_interval_s: float = Field(default=0.1, ge=0, le=10)
     # Added to the job's timeout when the claim extends the job's lease, so that an
     # occurrence finishing right at its timeout is not recovered while its outcome is written.
     lease_margin_s: float = Field(default=30.0, ge=0)

@@ -36,7 +36,7 @@ class Settings(config.KafkaSettings):
     # claim, the publication and the executor's claim happen before the due time instead of
     # after it. A job written due sooner than this (a NOTIFY) is claimed at once. 0 claims
     # only what is due, each time something is.
-    dispatch_lookahead_s: float = Field(default=0.2, ge=0, le=5)
+    dispatch_lookahead_s: float = Field(default=1.0, ge=0, le=5)
 
     # --- Lease recovery ---
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3_600)
