@@ -34,7 +34,7 @@ class Settings(config.KafkaSettings):
     # An executor fetches when a scheduler says it published dispatches (NOTIFY), and otherwise
     # at least this often: a notification missed, a message put on the topic by something else.
     # 0: fetch all the time, as a plain consumer does.
-    fetch_idle_interval_s: float = Field(default=2.0, ge=0, le=300)
+    fetch_idle_interval_s: float = Field(default=5.0, ge=0, le=300)
 
     # --- Outcomes ---
     # Outcomes are written in batches: at most this many per transaction...

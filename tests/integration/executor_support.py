@@ -59,6 +59,8 @@ def executor_settings(scheduler: SchedulerSettings, **overrides: Any) -> Executo
         "heartbeat_interval_s": 0.5,
         "shutdown_grace_s": 5,
         "kafka_fetch_max_wait_ms": 50,  # the embedded broker holds a fetch its whole wait
+        # Tests that publish dispatches themselves send no notification.
+        "fetch_idle_interval_s": 0.5,
     }
     values.update(overrides)
     return ExecutorSettings(**values)
