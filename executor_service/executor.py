@@ -323,6 +323,7 @@ class Executor:
                 )
                 self._offsets.forget([partition])
                 await consumer.seek_to_beginning(partition)
+                self._wakeup.ring()  # the new log is read at once
 
     @staticmethod
     def _spawn(coroutine: Coroutine[Any, Any, None], *into: set) -> asyncio.Task[None]:
@@ -533,8 +534,10 @@ class Executor:
         return True
 
     def assignment_changed(self) -> None:
-        """The group has (re)admitted this member: its commits count again."""
+        """The group has (re)admitted this member: its commits count again, and it fetches
+        at once what its partitions hold (a member that left may have left messages there)."""
         self._commits_held = False
+        self._wakeup.ring()
 
     async def release(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions are being revoked: let their messages finish (bounded), commit them, and

@@ -226,8 +226,8 @@ class Platform:
             env["HTTP_ALLOWED_NETWORKS"] = self.settings.executor_http_allowed_networks
         if service.package == "executor_service":
             if self.settings.kafka_bootstrap_servers is None:
-                # The embedded broker holds a fetch for its whole wait even when messages
-                # arrive meanwhile: a short wait keeps it out of the jobs' start lag.
+                # The embedded broker looks for messages only at points of a fetch's wait, so
+                # a notification during an empty fetch waits for its next look: keep it short.
                 env["KAFKA_FETCH_MAX_WAIT_MS"] = str(EMBEDDED_BROKER_FETCH_WAIT_MS)
         log = (self.logs / f"{service.package}.log").open("ab")
         try:

@@ -33,7 +33,8 @@ from scheduler_service import repository
 from scheduler_service.dispatcher import Dispatcher
 from scheduler_service.metrics import SchedulerMetrics
 
-SHORT_LEASE = {"dispatch_lease_s": 0.3}
+# A dispatch claimed ahead must be started within its lease: the window stays shorter.
+SHORT_LEASE = {"dispatch_lease_s": 0.3, "dispatch_lookahead_s": 0.1}
 TIMEOUT_S = 1  # the job's own timeout: with SHORT_LEASE, leases of 1.3 s
 
 
