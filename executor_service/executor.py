@@ -386,9 +386,8 @@ class Executor:
             if claim is None:  # stopping with the database away: redelivered to the next owner
                 self._abandoned([item])
             elif dispatch.execution_id in claim.started:
-                start_at = claimed_at + seconds_until_due(dispatch, claim.db_now)
                 clock = (claim.db_now, claimed_at)
-                self._spawn(self._execute(item, dispatch, start_at, clock), self._tasks, self._runs)
+                self._spawn(self._execute(item, dispatch, clock), self._tasks, self._runs)
             else:
                 self._skip(skipped, item, dispatch, "already started, or its job moved on")
         if skipped:
@@ -438,13 +437,12 @@ class Executor:
         self,
         item: Fetched,
         dispatch: messages.DispatchMessage,
-        start_at: float,
         clock: tuple[datetime, float],
     ) -> None:
-        """Run `dispatch` at `start_at` (monotonic): its due time, when it was published ahead
-        of it. `clock` is the database's time at the claim and the monotonic time then."""
+        """Run `dispatch` when it is due (at once, unless it was published ahead of it).
+        `clock` is the database's time at the claim and the monotonic time then."""
         db_now, claimed_at = clock
-        started = start_at
+        start_at = started = claimed_at + seconds_until_due(dispatch, db_now)
         try:
             if (wait_s := start_at - time.monotonic()) > 0:
                 await asyncio.sleep(wait_s)

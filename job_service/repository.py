@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from libs.contracts import channels, cursors
+from libs.infra import notifications
 from libs.scheduling import states
 from libs.scheduling.states import ExecutionStatus, JobStatus
 from libs.store import models
@@ -92,9 +93,7 @@ async def database_now(session: AsyncSession) -> datetime:
 
 async def notify_due(session: AsyncSession, earliest: datetime) -> None:
     """Tell listening schedulers, at commit, that a job is due at `earliest` (or before)."""
-    await session.execute(
-        select(func.pg_notify(channels.JOBS_DUE, earliest.isoformat())),
-    )
+    await notifications.send(session, channels.JOBS_DUE, earliest.isoformat())
 
 
 # --- Idempotency keys --------------------------------------------------------------------------

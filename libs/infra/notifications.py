@@ -52,19 +52,25 @@ class Wakeup:
         return True
 
 
-# Its commit does not wait for the WAL to reach the disk: a notification is delivered at commit
-# all the same, and one lost in a crash is a hint lost, while the flush would delay every
-# listener by a disk write.
-_NOTIFY = text(
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# A transaction that only notifies does not wait for the WAL to reach the disk at its commit: a
+# notification is delivered at commit all the same, and one lost in a crash is a hint lost,
+# while the flush would delay every listener by a disk write.
+_NOTIFY_UNFLUSHED = text(
     "SELECT set_config('synchronous_commit', 'off', true), pg_notify(:channel, :payload)"
 )
+
+
+async def send(session: AsyncSession, channel: str, payload: str) -> None:
+    """Notify `channel` when the session's transaction commits (and never if it rolls back)."""
+    await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
 async def notify(sessions: async_sessionmaker[AsyncSession], channel: str, payload: str) -> None:
     """Send one notification now, in a transaction of its own (a hint: the caller decides what
     a failure costs)."""
     async with db.transaction(sessions) as session:
-        await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
+        await session.execute(_NOTIFY_UNFLUSHED, {"channel": channel, "payload": payload})
 
 
 def asyncpg_dsn(database_url: str) -> str:

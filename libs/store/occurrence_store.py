@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts import channels
+from libs.infra import notifications
 from libs.scheduling import occurrences, states
 from libs.scheduling.states import JobStatus
 
@@ -113,7 +114,6 @@ FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS bigint[]), CAST(:sources AS 
 WHERE j.id = u.id AND j.lease_version = u.lease_version AND j.status = u.source
 RETURNING j.id
 """)  # noqa: S608 (a constant fragment)
-_NOTIFY = text("SELECT pg_notify(:channel, :earliest)")
 
 
 async def move_running(
@@ -150,9 +150,7 @@ async def move_running(
             if m.job_id in moved and m.next_run_at is not None and m.status is JobStatus.SCHEDULED
         ]
         if nexts:
-            await session.execute(
-                _NOTIFY, {"channel": channels.JOBS_DUE, "earliest": min(nexts).isoformat()}
-            )
+            await notifications.send(session, channels.JOBS_DUE, min(nexts).isoformat())
     return moved
 
 

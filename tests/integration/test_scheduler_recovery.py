@@ -84,8 +84,12 @@ async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_at
         scheduler = parts.scheduler()
         assert (await dispatch_batch(scheduler.dispatcher)).published == 1
         [first] = await executions(parts.sessions, job_id)
+        wakeup = scheduler.dispatcher._wakeup  # the recovery's too (app.build_scheduler)
+        rings = wakeup.rings
 
         await recovered(scheduler.recovery)
+        # The dispatcher is told at once, not left to its capped sleep.
+        assert wakeup.rings == rings + 1
 
         stored = await job(parts.sessions, job_id)
         assert (stored.status, stored.next_run_at) == (JobStatus.SCHEDULED, row["next_run_at"])
