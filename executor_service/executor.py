@@ -273,7 +273,10 @@ class Executor:
                 for partition, batch in records.items()
                 for record in batch
             ]
-            pacing.polled(time.monotonic(), fetched=len(fetched), asked=asked)
+            # A poll may bring back fewer than it asked for while more is on the broker: the
+            # answers of some partitions are still on their way, or were cut at their size limit.
+            behind = len(fetched) < asked and await self._behind(consumer)
+            pacing.polled(time.monotonic(), fetched=len(fetched), asked=asked, behind=behind)
             if not pacing.wants_fetch(now, wakeup.rings, listening=self._listening()):
                 consumer.pause(*consumer.assignment())
         else:
@@ -297,23 +300,27 @@ class Executor:
         if now - self._last_commit >= COMMIT_INTERVAL_S:
             await self._commit(consumer)
 
+    @staticmethod
+    async def _behind(consumer: AIOKafkaConsumer) -> bool:
+        """Whether a partition holds messages this member has not been given yet, as far as the
+        broker's last answers tell (a partition not known at once counts as behind)."""
+        for partition in list(consumer.assignment()):
+            known = await kafka.position_and_end(consumer, partition, POSITION_WAIT_S)
+            if known is None or known[0] < known[1]:
+                return True
+        return False
+
     async def _restart_reset_partitions(self, consumer: AIOKafkaConsumer) -> None:
         """A partition whose end is behind this member's position has lost its log (the broker
         restarted without its state, or the topic was recreated), and a broker may answer a
         fetch beyond its end with nothing rather than an error: read it from its start again
         (what was run already is skipped by the claim)."""
         for partition in list(consumer.assignment()):
-            if partition not in consumer.assignment():  # revoked meanwhile
+            # Not known at once (revoked meanwhile, never fetched, awaiting a reset): not checked.
+            known = await kafka.position_and_end(consumer, partition, POSITION_WAIT_S)
+            if known is None:
                 continue
-            end = consumer.highwater(partition)
-            if end is None:
-                continue
-            try:
-                # Known at once, unless the partition awaits a reset: then it is not checked.
-                async with asyncio.timeout(POSITION_WAIT_S):
-                    position = await consumer.position(partition)
-            except (TimeoutError, KafkaError):
-                continue
+            position, end = known
             if position > end:
                 log.get().warning(
                     "partition_log_reset",

@@ -3,11 +3,12 @@
 A scheduler sends `NOTIFY executor_dispatches_published` once a batch's messages are on the
 broker (acknowledged). Each notification starts a fetch round: the executor's partitions are
 resumed, and the round ends with the first poll that brings back everything there was (fewer
-messages than it asked for), or nothing at all; then the partitions are paused, and no fetch
-request goes to the broker until the next notification. Without one, a round starts every
-`fetch.idle.interval.s` all the same (a notification missed while reconnecting, a message
-published by hand, a broker that restarted), and while the listening connection is down the
-executor fetches all the time, as a plain consumer does.
+messages than it asked for, with every partition read up to the end the broker last gave for
+it), or nothing at all; then the partitions are paused, and no fetch request goes to the broker
+until the next notification. Without one, a round starts every `fetch.idle.interval.s` all the
+same (a notification missed while reconnecting, a message published by hand, a broker that
+restarted), and while the listening connection is down the executor fetches all the time, as a
+plain consumer does.
 
 Kafka answers a waiting fetch as soon as a message arrives, so there this only saves the idle
 fetches. The embedded broker looks for messages at fixed points of a fetch's wait, so there it is
@@ -59,10 +60,11 @@ class Pacing:
             self.needs_fresh = now < self.ended_empty_at + self.stale_s
         self.rings_seen = rings
 
-    def polled(self, now: float, *, fetched: int, asked: int) -> None:
-        """A fetching poll brought back `fetched` messages of the `asked` it could take."""
-        if fetched >= asked:
-            return  # more may be waiting
+    def polled(self, now: float, *, fetched: int, asked: int, behind: bool = False) -> None:
+        """A fetching poll brought back `fetched` messages of the `asked` it could take;
+        `behind`: the broker's answers so far tell of messages not brought back yet."""
+        if fetched >= asked or behind:
+            return  # more may be waiting, or more is
         if fetched == 0:
             self.in_round = False
             self.ended_empty_at = now

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     InvalidProducerEpoch,
@@ -169,6 +169,26 @@ def create_consumer(
         consumer_timeout_ms=CONSUMER_IDLE_LOOK_MS,
         **group,
     )
+
+
+async def position_and_end(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, wait_s: float
+) -> tuple[int, int] | None:
+    """The offset of the next message `consumer` returns from `partition` and the partition's end
+    (one past its last message, as of the broker's last fetch answer); None when either is not
+    known within `wait_s` (the partition was never fetched, or its position is being reset) or
+    the partition is no longer assigned. A known position never waits."""
+    if partition not in consumer.assignment():
+        return None
+    end = consumer.highwater(partition)
+    if end is None:
+        return None
+    try:
+        async with asyncio.timeout(wait_s):
+            position = await consumer.position(partition)
+    except (TimeoutError, KafkaError):
+        return None
+    return position, end
 
 
 async def start(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

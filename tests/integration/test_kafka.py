@@ -194,3 +194,39 @@ async def test_a_producer_outlives_a_broker_that_restarts_empty(unique_name, tmp
     finally:
         await producer.stop()
         broker.stop()
+
+
+async def test_position_and_end_tell_what_a_consumer_has_not_been_given_yet(
+    kafka_bootstrap_servers, unique_name
+):
+    settings = settings_for(kafka_bootstrap_servers, unique_name, partitions=1)
+    topic = settings.kafka_dispatch_topic
+    partition = TopicPartition(topic, 0)
+    await kafka.ensure_topics(settings)
+    producer = kafka.Producer(settings)
+    consumer = kafka.create_consumer(settings, topic, group_id=f"{unique_name}-group")
+    try:
+        await producer.start()
+        acks = await producer.send_all(
+            topic, [("k", f"m{i}".encode()) for i in range(5)], timeout_s=DEADLINE_S
+        )
+        assert not [a for a in acks if isinstance(a, Exception)]
+        await kafka.start(consumer)
+        async with asyncio.timeout(DEADLINE_S):
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=100, max_records=1)
+        assert await kafka.position_and_end(consumer, TopicPartition(topic, 7), 0.01) is None
+
+        # Handed one message at a time: the answer that brought them told where the log ends.
+        given = []
+        async with asyncio.timeout(DEADLINE_S):
+            while not given:
+                given = (await consumer.getmany(timeout_ms=500, max_records=1)).get(partition, [])
+        assert await kafka.position_and_end(consumer, partition, 0.01) == (given[-1].offset + 1, 5)
+        async with asyncio.timeout(DEADLINE_S):
+            while len(given) < 5:
+                given += (await consumer.getmany(timeout_ms=500)).get(partition, [])
+        assert await kafka.position_and_end(consumer, partition, 0.01) == (5, 5)
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -47,6 +47,20 @@ def test_a_round_ends_once_a_poll_brings_everything_there_was():
     assert not p.wants_fetch(11.0, 1, listening=True)
 
 
+def test_a_short_poll_keeps_the_round_going_while_the_broker_tells_of_more():
+    """Some partitions' answers are still on their way, or were cut at their size limit."""
+    p = quiet_at(10.0)
+    p.polling(11.0, rings=1)
+    p.polled(11.0, fetched=120, asked=500, behind=True)
+    assert p.wants_fetch(11.0, 1, listening=True)
+    p.polling(11.01, rings=1)
+    p.polled(11.02, fetched=0, asked=500, behind=True)
+    assert p.wants_fetch(11.02, 1, listening=True)
+    p.polling(11.02, rings=1)
+    p.polled(11.03, fetched=80, asked=500)
+    assert not p.wants_fetch(11.03, 1, listening=True)
+
+
 def test_a_full_poll_keeps_the_round_going():
     p = quiet_at(10.0)
     p.polling(11.0, rings=1)
@@ -83,21 +97,28 @@ def test_it_fetches_all_the_time_while_not_listening_or_with_no_interval():
 
 @given(
     st.lists(
-        st.tuples(st.floats(min_value=0, max_value=2), st.integers(0, 3), st.integers(0, 600)),
+        st.tuples(
+            st.floats(min_value=0, max_value=2),
+            st.integers(0, 3),
+            st.integers(0, 600),
+            st.booleans(),
+        ),
         max_size=30,
     )
 )
 def test_after_a_notification_a_fetching_poll_always_follows(steps):
     """Whatever the polls brought, a notification received makes the next poll fetch, and a
-    round that began after it never ends before a poll has brought something or nothing."""
+    round never ends while the broker tells of messages not brought back yet."""
     p = pacing()
     now, rings = 0.0, 0
-    for gap, new_rings, fetched in steps:
+    for gap, new_rings, fetched, behind in steps:
         now += gap
         rings += new_rings
         if new_rings:
             assert p.wants_fetch(now, rings, listening=True)
         if p.wants_fetch(now, rings, listening=True):
             p.polling(now, rings)
-            p.polled(now, fetched=min(fetched, 500), asked=500)
+            p.polled(now, fetched=min(fetched, 500), asked=500, behind=behind)
+            if behind:
+                assert p.wants_fetch(now, rings, listening=True)
         assert p.quiet_for(now) <= INTERVAL_S + 1e-9
