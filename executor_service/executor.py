@@ -3,7 +3,7 @@
 The poll loop only fetches and hands off; it fetches when a scheduler says it published
 (`fetching`), and otherwise leaves the broker alone. Each fetched batch becomes a task that
 decodes the messages and claims them in one transaction (`repository.claim`: DISPATCHED ->
-RUNNING, the job's lease extended to cover its timeout); a dispatch that finds nothing to claim
+RUNNING, with a running lease that covers the job's timeout); a dispatch that finds nothing to claim
 is a duplicate delivery and is skipped. Every claimed dispatch runs as its own task through its
 type's strategy, cancelled at the job's timeout. Outcomes go to the `OutcomeWriter`, which
 records them in batches; only then is a message finished, and a partition's offsets are

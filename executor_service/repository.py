@@ -54,11 +54,14 @@ _SUPERSEDED_SOURCE = states.only(
 )
 
 
-# 1. lock the jobs in id order; 2. extend the lease of those still RUNNING under the dispatch's
-# token, to cover the job's timeout from when it starts (now, or its due time when it was
-# dispatched ahead: `greatest` ignores a NULL); 3. start their DISPATCHED executions; 4. an
-# execution whose job moved on before it started (paused, cancelled, deleted) will never run:
-# it is marked LOST rather than left DISPATCHED for ever.
+# 1. lock the jobs in id order; 2. start the DISPATCHED executions of those still RUNNING under
+# the dispatch's token, each with its running lease: the job's timeout plus the margin from its
+# start (now, or its due time when it was dispatched ahead). The job's row is only locked, not
+# written: its lease stays the dispatch lease, and recovery reads a started execution's own
+# (an update of the job would change an indexed column and write an entry in each of its
+# indexes; this one changes none, and stays heap-only). 3. an execution whose job moved on
+# before it started (paused, cancelled, deleted) will never run: it is marked LOST rather than
+# left DISPATCHED for ever.
 _CLAIM = text("""
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:execution_ids AS uuid[]), CAST(:job_ids AS uuid[]),
@@ -70,22 +73,15 @@ WITH wanted AS (
     ORDER BY j.id
     FOR UPDATE
 ), current AS (
-    SELECT w.* FROM wanted AS w JOIN locked AS l
+    SELECT w.*, greatest(now(), w.due_at) AS starts, l.timeout_s
+    FROM wanted AS w JOIN locked AS l
         ON l.id = w.job_id AND l.lease_version = w.lease_version
        AND l.status = CAST(:job_in_flight AS text)
-), extended AS (
-    UPDATE jobs AS j
-    SET lease_expires_at = greatest(j.lease_expires_at,
-            c.starts + make_interval(secs => j.timeout_s + CAST(:margin_s AS double precision))),
-        updated_at = now()
-    FROM (SELECT job_id, greatest(now(), max(due_at)) AS starts FROM current GROUP BY job_id)
-         AS c
-    WHERE j.id = c.job_id
-    RETURNING j.id
 ), started AS (
     UPDATE executions AS e
-    SET status = CAST(:started_status AS text), worker = :worker,
-        started_at = greatest(now(), c.due_at)
+    SET status = CAST(:started_status AS text), worker = :worker, started_at = c.starts,
+        lease_expires_at = c.starts
+            + make_interval(secs => c.timeout_s + CAST(:margin_s AS double precision))
     FROM current AS c
     WHERE e.id = c.execution_id AND e.job_id = c.job_id AND e.lease_version = c.lease_version
       AND e.status = CAST(:start_source AS text)
@@ -104,8 +100,7 @@ WITH wanted AS (
 -- in the outer query: a target list is evaluated left to right, and the subqueries that run the
 -- changes would otherwise come after it (OFFSET 0 keeps the inner query from being merged).
 SELECT clock_timestamp() AS db_now, c.*
-FROM (SELECT (SELECT count(*) FROM extended) AS extended,
-             (SELECT count(*) FROM superseded) AS superseded,
+FROM (SELECT (SELECT count(*) FROM superseded) AS superseded,
              COALESCE((SELECT array_agg(id) FROM started), '{}') AS started
       OFFSET 0) AS c
 """)
@@ -115,10 +110,10 @@ async def claim(
     session: AsyncSession, dispatches: Sequence[Dispatch], *, worker: str, margin_s: float
 ) -> Claim:
     """Start each dispatch's execution (DISPATCHED -> RUNNING) whose job is still RUNNING under
-    the dispatch's fencing token, extending the job's lease to cover its timeout plus
-    `margin_s` from its start (its `due_at` when later than now: the caller holds it until
-    then, and that is its `started_at`). A dispatch not started is a duplicate delivery, or one
-    overtaken by its job."""
+    the dispatch's fencing token, with a running lease of the job's timeout plus `margin_s` from
+    its start (its `due_at` when later than now: the caller holds it until then, and that is its
+    `started_at`). A dispatch not started is a duplicate delivery, or one overtaken by its
+    job."""
     row = (
         await session.execute(
             _CLAIM,

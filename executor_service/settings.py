@@ -43,7 +43,7 @@ class Settings(config.KafkaSettings):
     # more than a row: at a steady rate, outcomes finishing one after another are written
     # together. The execution's `finished_at` is when its attempt ended, whatever the wait.
     outcome_flush_interval_s: float = Field(default=0.1, ge=0, le=10)
-    # Added to the job's timeout when the claim extends the job's lease, so that an
+    # Added to the job's timeout in the running lease the claim gives an attempt, so that an
     # occurrence finishing right at its timeout is not recovered while its outcome is written.
     lease_margin_s: float = Field(default=30.0, ge=0)
 

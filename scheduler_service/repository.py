@@ -106,8 +106,8 @@ WITH due AS (
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    -- The dispatch lease: time for the message to reach an executor, whose claim extends it
-    -- to cover the job's timeout. A dispatch not started by then is re-dispatched.
+    -- The dispatch lease: time for the message to reach an executor, whose claim gives the
+    -- attempt a running lease of its own. A dispatch not started by then is re-dispatched.
     UPDATE jobs AS j
     SET status = CAST($4 AS text),
         lease_version = j.lease_version + 1,
@@ -506,6 +506,8 @@ class Expiry:
     expired: list[Expired]
 
 
+# A started attempt's lease is its execution's running lease, set by the start; an execution
+# started before that existed (migration 0013) has none, and its start extended the job's.
 _CLAIM_EXPIRED = text("""
 WITH expired AS (
     SELECT id, owner_id, lease_version, occurrence_at, attempt, run_count, retry_policy,
@@ -514,7 +516,8 @@ WITH expired AS (
     WHERE status = CAST(:in_flight AS text) AND lease_expires_at < now()
       AND EXISTS (SELECT 1 FROM executions AS e
                   WHERE e.job_id = j.id AND e.lease_version = j.lease_version
-                    AND e.status <> ALL(CAST(:unstarted AS text[])))
+                    AND e.status <> ALL(CAST(:unstarted AS text[]))
+                    AND coalesce(e.lease_expires_at, j.lease_expires_at) < now())
     ORDER BY lease_expires_at
     LIMIT :batch
     FOR UPDATE SKIP LOCKED
@@ -535,10 +538,10 @@ FROM expired AS x LEFT JOIN lost ON lost.job_id = x.id
 
 
 async def recover_expired_leases(session: AsyncSession, *, batch: int) -> Expiry:
-    """Lock up to `batch` RUNNING jobs whose lease expired (by the database clock, skipping rows
-    another scheduler holds) after their dispatch was started, and mark the execution of each
-    one's current lease LOST. The jobs stay locked and RUNNING; `libs.store.occurrence_store` moves
-    them on (the lost attempt counts)."""
+    """Lock up to `batch` RUNNING jobs whose attempt was started and whose running lease expired
+    (by the database clock, skipping rows another scheduler holds), and mark the execution of
+    each one's current lease LOST. The jobs stay locked and RUNNING; `libs.store.occurrence_store`
+    moves them on (the lost attempt counts)."""
     rows = (
         await session.execute(
             _CLAIM_EXPIRED,

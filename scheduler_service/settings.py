@@ -25,7 +25,7 @@ class Settings(config.KafkaSettings):
     # handed back (an idempotent producer retries forever while the broker is away).
     dispatch_publish_timeout_s: float = Field(default=5.0, gt=0, le=600)
     # The dispatch lease: how long a dispatch may take to reach an executor and be started
-    # (the executor's start extends the lease to cover the job's timeout). A dispatch not
+    # (the executor's start then gives the attempt a running lease of its own). A dispatch not
     # started by then is dispatched again by lease recovery, using none of the job's attempts;
     # with recovery_interval_s it bounds how long a lost dispatch delays a run, which must stay
     # inside the default misfire grace (60 s).

@@ -330,6 +330,8 @@ class Job(Base):
     # stored only while its token is still the job's, so a stalled executor cannot overwrite
     # its successor's work.
     lease_version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # The dispatch lease, set by the claim; once an executor started the attempt, its
+    # execution's running lease counts instead (`Execution.lease_expires_at`).
     lease_expires_at: Mapped[datetime | None]
     leased_by: Mapped[str | None]
     # Optimistic concurrency for API updates (`If-Match` / `WHERE version = :expected`).
@@ -386,9 +388,9 @@ class Execution(Base):
         Index(None, "job_id", "created_at"),
         # Everyone's executions, newest first (GET /v1/executions).
         Index(None, "created_at", "id"),
-        # Inserted by its claim, then updated twice (started, finished) without changing an
-        # indexed column: 60% of each page is left to those updates, which then stay heap-only
-        # (HOT) and write no index entry (migration 0012).
+        # Inserted by its claim, then updated twice (started with its running lease, finished)
+        # without changing an indexed column: 60% of each page is left to those updates, which
+        # then stay heap-only (HOT) and write no index entry (migration 0012).
         {"postgresql_with": {"fillfactor": 40}},
     )
 
@@ -405,6 +407,9 @@ class Execution(Base):
     worker: Mapped[str | None]
     dispatched_at: Mapped[datetime] = mapped_column(server_default=func.now())
     started_at: Mapped[datetime | None]
+    # The running lease, set by the start: past it, lease recovery takes the attempt for lost.
+    # The job's own `lease_expires_at` is the dispatch lease (migration 0013).
+    lease_expires_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # A short machine-readable class of failure (e.g. "timeout", "http_5xx", "validation").
     error_kind: Mapped[str | None]

@@ -35,7 +35,7 @@ APPLICATION_TABLES = {
     "webhook_secrets",
     "console_sessions",
 }
-LATEST_REVISION = "0012"
+LATEST_REVISION = "0013"
 
 
 @asynccontextmanager
@@ -265,7 +265,7 @@ async def test_every_revision_goes_down_and_up_again_one_step_at_a_time(
 ) -> None:
     revisions = [
         *("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"),
-        *("0011", "0012"),
+        *("0011", "0012", "0013"),
     ]
     for revision in revisions:
         await asyncio.to_thread(migrate.upgrade, empty_database_url, revision)

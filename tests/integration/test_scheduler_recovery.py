@@ -56,21 +56,59 @@ async def recovered(recovery, count: int = 1):
     await eventually(enough, deadline_s=10, what=f"{count} recovered leases")
 
 
-async def started(parts, job_id, *, lease_s: float = 0.3) -> None:
-    """Start the job's DISPATCHED execution as an executor's claim does, with a short lease."""
+async def started(parts, job_id, *, lease_s: float | None = 0.3) -> None:
+    """Start the job's DISPATCHED execution as an executor's claim does, with a short running
+    lease (None: none, as a start before migration 0013 left it)."""
     await sql(
         parts.sessions,
-        "UPDATE executions SET status = 'RUNNING', worker = 'gone', started_at = now() "
+        "UPDATE executions SET status = 'RUNNING', worker = 'gone', started_at = now(), "
+        "lease_expires_at = now() + make_interval(secs => :s) "
         "WHERE job_id = :id AND status = 'DISPATCHED' RETURNING id",
-        id=job_id,
-    )
-    await sql(
-        parts.sessions,
-        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => :s) "
-        "WHERE id = :id RETURNING id",
         id=job_id,
         s=lease_s,
     )
+
+
+async def set_lease(parts, table: str, job_id, seconds: float) -> None:
+    """The lease of the job's row in `table` (jobs: the dispatch lease; executions: the running
+    lease) to expire `seconds` from now (in the past when negative)."""
+    column = "id" if table == "jobs" else "job_id"
+    await sql(
+        parts.sessions,
+        f"UPDATE {table} SET lease_expires_at = now() + make_interval(secs => :s) "  # noqa: S608
+        f"WHERE {column} = :id RETURNING 1",
+        id=job_id,
+        s=seconds,
+    )
+
+
+async def test_a_started_attempt_is_held_by_its_running_lease_not_by_the_dispatch_lease(
+    database_url, kafka_bootstrap_servers, unique_name
+):
+    settings = settings_for(database_url, kafka_bootstrap_servers, unique_name, **SHORT_LEASE)
+    async with scheduler_parts(settings) as parts:
+        now = await db_now(parts.sessions)
+        rows = [job_row(next_run_at=now, timeout_s=TIMEOUT_S) for _ in range(2)]
+        current, older = await insert_jobs(parts.sessions, rows)
+        scheduler = parts.scheduler()
+        assert (await dispatch_batch(scheduler.dispatcher)).published == 2
+        await started(parts, current, lease_s=60)
+        # Started before the running lease was the execution's: its start extended the job's.
+        await started(parts, older, lease_s=None)
+        await set_lease(parts, "jobs", older, 60)
+        await set_lease(parts, "jobs", current, -1)  # the dispatch lease, long over
+
+        assert await scheduler.recovery.recover_batch() == 0
+        for job_id in (current, older):
+            [execution] = await executions(parts.sessions, job_id)
+            assert execution.status == ExecutionStatus.RUNNING
+
+        await set_lease(parts, "executions", current, -1)
+        await set_lease(parts, "jobs", older, -1)
+        assert await scheduler.recovery.recover_batch() == 2
+        for job_id in (current, older):
+            [execution] = await executions(parts.sessions, job_id)
+            assert execution.status == ExecutionStatus.LOST
 
 
 async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_attempt(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -351,7 +352,7 @@ async def test_the_executor_starts_no_execution_that_is_not_dispatched(sessions,
     execution_id = await _execution(sessions, job_id, status)
     _, executions = await _rows(sessions, job_id)
     assert (await _start(sessions, job_id, execution_id)).started == frozenset()
-    # The execution is as it was (the job's lease, current, is extended as for any delivery).
+    # The execution is as it was, its running lease included.
     assert (await _rows(sessions, job_id))[1] == executions
 
 
@@ -369,8 +370,15 @@ async def test_the_executor_starts_nothing_of_a_job_that_is_not_running(sessions
 async def test_the_executor_starts_a_dispatched_execution(sessions) -> None:
     job_id = await _job(sessions, JobStatus.RUNNING)
     execution_id = await _execution(sessions, job_id, _one_of(_START_FROM))
+    job, _ = await _rows(sessions, job_id)
     assert (await _start(sessions, job_id, execution_id)).started == {execution_id}
-    assert await _execution_status(sessions, execution_id) == ExecutionStatus.RUNNING
+    # Started with a running lease of the job's timeout plus the margin (5 s) of its own; the
+    # job's row, only locked, keeps its dispatch lease.
+    [started] = (await _rows(sessions, job_id))[1]
+    assert started["status"] == ExecutionStatus.RUNNING
+    running_lease = started["lease_expires_at"] - started["started_at"]
+    assert running_lease == timedelta(seconds=job["timeout_s"] + 5)
+    assert (await _rows(sessions, job_id))[0] == job
 
 
 async def _finish(sessions, job_id, execution_id) -> set[uuid.UUID]:
