@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts import channels
-from libs.infra import errors
+from libs.infra import errors, notifications
 from libs.scheduling import backoff, occurrences, schedule, states
 from libs.scheduling.occurrences import UnreadableSchedule
 from libs.scheduling.states import ExecutionStatus, JobStatus
@@ -601,7 +601,7 @@ UPDATE jobs AS j
 SET {_UNDO_CLAIM}
 FROM expired AS x
 WHERE j.id = x.id AND j.status = CAST(:withdrawn_from AS text)
-RETURNING j.id, j.lease_version, j.next_run_at, j.attempt
+RETURNING now() AS db_now, j.id, j.lease_version, j.next_run_at, j.attempt
 """)  # noqa: S608 (a constant subquery)
 
 
@@ -613,10 +613,6 @@ class Redispatched:
     attempt: int
 
 
-# The payload is the earliest time now due, ISO 8601 (`libs.contracts.channels`): now.
-_NOTIFY_DUE = text("SELECT pg_notify(:channel, to_json(now()) #>> '{}')")
-
-
 async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Redispatched]:
     """Undo up to `batch` claims whose dispatch lease expired with no executor having started
     the dispatch (by the database clock, skipping rows another scheduler holds): each job back
@@ -624,5 +620,6 @@ async def redispatch_unstarted(session: AsyncSession, *, batch: int) -> list[Red
     execution deleted. A copy of the dispatch that arrives later finds nothing to start."""
     rows = (await session.execute(_REDISPATCH_UNSTARTED, {"batch": batch, **_WITHDRAWAL})).all()
     if rows:  # due again now: every scheduler may look at once
-        await session.execute(_NOTIFY_DUE, {"channel": channels.JOBS_DUE})
+        # The payload is the earliest time now due (`libs.contracts.channels`): now.
+        await notifications.send(session, channels.JOBS_DUE, rows[0].db_now.isoformat())
     return [Redispatched(row.id, row.lease_version, row.next_run_at, row.attempt) for row in rows]

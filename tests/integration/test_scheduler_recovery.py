@@ -5,8 +5,9 @@ publish is handed back at once; all are fenced by the lease version."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import asyncpg
 import pytest
 from scheduler_support import (
     Dispatches,
@@ -24,6 +25,7 @@ from scheduler_support import (
     sql,
 )
 
+from libs.contracts import channels
 from libs.infra import db, kafka
 from libs.infra.errors import BrokerUnavailable
 from libs.infra.notifications import Wakeup
@@ -124,10 +126,19 @@ async def test_a_dispatch_nobody_started_is_dispatched_again_without_using_an_at
         [first] = await executions(parts.sessions, job_id)
         wakeup = scheduler.dispatcher._wakeup  # the recovery's too (app.build_scheduler)
         rings = wakeup.rings
-
-        await recovered(scheduler.recovery)
-        # The dispatcher is told at once, not left to its capped sleep.
+        listener = await asyncpg.connect(database_url)
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        await listener.add_listener(channels.JOBS_DUE, lambda *args: heard.put_nowait(args[3]))
+        try:
+            await recovered(scheduler.recovery)
+            async with asyncio.timeout(5):
+                payload = await heard.get()
+        finally:
+            await listener.close()
+        # The dispatcher is told at once, not left to its capped sleep, and so is every other
+        # scheduler: the job is due again now.
         assert wakeup.rings == rings + 1
+        assert now < datetime.fromisoformat(payload) <= await db_now(parts.sessions)
 
         stored = await job(parts.sessions, job_id)
         assert (stored.status, stored.next_run_at) == (JobStatus.SCHEDULED, row["next_run_at"])
